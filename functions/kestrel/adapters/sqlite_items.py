@@ -1,0 +1,208 @@
+"""Item store on SQLite (WAL): the embedded default for the local runtime.
+
+One table of (pk, sk) -> JSON, with an index on (pk, ord). Each thread has its own connection;
+multi-item writes run in ``BEGIN IMMEDIATE`` transactions, so they serialise against every
+other writer (threads and processes alike) and either all land or none do."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from kestrel.adapters.item_rules import apply_update, condition_holds, item_key
+from kestrel.ports.items import (
+    ORD,
+    PK,
+    SK,
+    Condition,
+    ConditionFailed,
+    Delete,
+    Item,
+    Key,
+    Put,
+    Update,
+    Write,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    ord TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_ord ON items (pk, ord) WHERE ord IS NOT NULL;
+"""
+_PAGE = 500  # rows fetched per round trip while iterating a query
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string that starts with ``prefix``."""
+    return prefix + "\U0010ffff"
+
+
+class SqliteItemStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connection() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _row_to_item(pk: str, sk: str, ord_: str | None, data: str) -> Item:
+        item: Item = json.loads(data)
+        item[PK], item[SK] = pk, sk
+        if ord_ is not None:
+            item[ORD] = ord_
+        return item
+
+    def _read(self, conn: sqlite3.Connection, key: Key) -> Item | None:
+        row = conn.execute("SELECT pk, sk, ord, data FROM items WHERE pk = ? AND sk = ?", key).fetchone()
+        return self._row_to_item(*row) if row else None
+
+    def get(self, key: Key) -> Item | None:
+        return self._read(self._connection(), key)
+
+    def batch_get(self, keys: Sequence[Key]) -> list[Item]:
+        conn = self._connection()
+        found = [self._read(conn, key) for key in keys]
+        return [item for item in found if item is not None]
+
+    def query(
+        self,
+        pk: str,
+        prefix: str = "",
+        *,
+        index: Literal["sk", "ord"] = "sk",
+        after: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Item]:
+        column = "sk" if index == "sk" else "ord"
+        direction = "DESC" if descending else "ASC"
+        low, high = prefix, _prefix_end(prefix)
+        produced = 0
+        conn = self._connection()
+        while True:
+            bounds = [pk, low, high]
+            extra = ""
+            if after is not None:
+                extra = f" AND {column} {'<' if descending else '>'} ?"
+                bounds.append(after)
+            rows = conn.execute(
+                f"SELECT pk, sk, ord, data FROM items WHERE pk = ? AND {column} >= ? AND {column} < ?"
+                f"{extra} ORDER BY {column} {direction} LIMIT {_PAGE}",
+                bounds,
+            ).fetchall()
+            for row in rows:
+                yield self._row_to_item(*row)
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1]
+            after = last[1] if column == "sk" else last[2]
+
+    def count(self, pk: str, prefix: str = "", *, index: Literal["sk", "ord"] = "sk") -> int:
+        column = "sk" if index == "sk" else "ord"
+        row = (
+            self._connection()
+            .execute(
+                f"SELECT COUNT(*) FROM items WHERE pk = ? AND {column} >= ? AND {column} < ?",
+                (pk, prefix, _prefix_end(prefix)),
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    # -- writes --------------------------------------------------------------------------
+
+    def transact(self, writes: Sequence[Write]) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for index, write in enumerate(writes):
+                self._apply(conn, index, write)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _apply(self, conn: sqlite3.Connection, index: int, write: Write) -> Item | None:
+        if isinstance(write, Put):
+            key = item_key(write.item)
+            self._check(conn, index, key, write.condition)
+            self._store(conn, write.item)
+            return write.item
+        if isinstance(write, Update):
+            current = self._read(conn, write.key)
+            if current is None and not write.upsert:
+                raise ConditionFailed(index, f"no item {write.key}")
+            if not condition_holds(current, write.condition):
+                raise ConditionFailed(index)
+            updated = apply_update(current, write)
+            self._store(conn, updated)
+            return updated
+        self._check(conn, index, write.key, write.condition)
+        conn.execute("DELETE FROM items WHERE pk = ? AND sk = ?", write.key)
+        return None
+
+    def _check(self, conn: sqlite3.Connection, index: int, key: Key, condition: Condition | None) -> None:
+        if condition is not None and not condition_holds(self._read(conn, key), condition):
+            raise ConditionFailed(index)
+
+    @staticmethod
+    def _store(conn: sqlite3.Connection, item: Item) -> None:
+        data: dict[str, Any] = {k: v for k, v in item.items() if k not in (PK, SK, ORD)}
+        conn.execute(
+            "INSERT OR REPLACE INTO items (pk, sk, ord, data) VALUES (?, ?, ?, ?)",
+            (item[PK], item[SK], item.get(ORD), json.dumps(data, separators=(",", ":"))),
+        )
+
+    def put(self, item: Item, condition: Condition | None = None) -> None:
+        self.transact([Put(item, condition)])
+
+    def update(self, update: Update) -> Item:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = self._apply(conn, 0, update)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        assert result is not None
+        return result
+
+    def delete(self, key: Key, condition: Condition | None = None) -> None:
+        self.transact([Delete(key, condition)])
+
+    def integrity_check(self) -> str:
+        row = self._connection().execute("PRAGMA integrity_check").fetchone()
+        return str(row[0])

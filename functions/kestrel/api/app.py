@@ -1,0 +1,81 @@
+"""The recognition API as one Powertools REST resolver: routes, validation, errors, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+
+from kestrel import __version__
+from kestrel.api import images, labels, models, tasks
+from kestrel.api.errors import describe_validation_errors, error_response, status_for
+from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
+from kestrel.domain.errors import KestrelError
+
+TITLE = "Kestrel recognition API"
+DESCRIPTION = (
+    "Trainable image recognition, wire-compatible with Ximilar's recognition v2 API. "
+    "Authenticate with the header `Authorization: Token <key>`. Every path answers with and "
+    'without its trailing slash; errors are `{"detail": "..."}`.'
+)
+OPENAPI_SETTINGS: dict[str, Any] = {
+    "title": TITLE,
+    "version": __version__,
+    "openapi_version": "3.1.0",
+    "description": DESCRIPTION,
+    "servers": [Server(url="/")],
+    "security_schemes": {
+        "token": APIKey(
+            name="Authorization",
+            in_=APIKeyIn.header,
+            description="the text 'Token ' followed by your API key",
+        )
+    },
+    "security": [{"token": []}],
+}
+
+
+def build_app(logger: Logger) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(
+        enable_validation=True,
+        # A response that breaks its own schema is our bug: answer 500 and log it, never 400.
+        response_validation_error_http_code=500,
+        cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"], max_age=600),
+    )
+    for module in (tasks, labels, images, models):
+        app.include_router(module.router)
+
+    @app.exception_handler(KestrelError)
+    def domain_error(error: KestrelError) -> Response[str]:
+        return error_response(status_for(error), error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[str]:
+        return error_response(400, describe_validation_errors(list(error.errors())))
+
+    @app.not_found
+    def no_route(_: Exception) -> Response[str]:
+        event = app.current_event
+        return error_response(
+            404, f"no route for {event.http_method} {event.path}; the API reference is at {DOCS_PATH}/"
+        )
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response[str]:
+        # The traceback goes to the log (with the request id); the client gets no internals.
+        logger.exception("unhandled error")
+        return error_response(500, "internal error; the server log has the details")
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def openapi_document() -> Response[str]:
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body=app.get_openapi_json_schema(**OPENAPI_SETTINGS),
+        )
+
+    app.enable_swagger(path=DOCS_PATH, **OPENAPI_SETTINGS)
+    return app

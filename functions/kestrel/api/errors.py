@@ -1,0 +1,71 @@
+"""The one place where domain errors become HTTP answers: ``{"detail": "..."}`` with a 4xx code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from kestrel.domain.errors import (
+    Conflict,
+    InvalidInput,
+    KestrelError,
+    NotFound,
+    NotImplementedYet,
+    TooLarge,
+    Unauthenticated,
+)
+
+STATUS_FOR_ERROR: dict[type[KestrelError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    NotImplementedYet: 501,
+}
+
+
+def status_for(error: KestrelError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_FOR_ERROR:
+            return STATUS_FOR_ERROR[kind]
+    return 400
+
+
+def error_response(status: int, detail: str) -> Response[str]:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"detail": detail})
+    )
+
+
+def proxy_error(status: int, detail: str) -> dict[str, Any]:
+    """The same answer as a raw API Gateway proxy response, for errors before routing."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"detail": detail}),
+        "isBase64Encoded": False,
+    }
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+    """pydantic's errors as one readable sentence: where, and what is wrong there."""
+    parts = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        kind = error.get("type", "")
+        if kind == "json_invalid":
+            parts.append('the body is not valid JSON; send a JSON object such as {"name": "..."}')
+            continue
+        where = location[0] if location else "body"
+        field = ".".join(location[1:])
+        if where == "body" and not field:
+            message = f"body: {error.get('msg', 'invalid')}"
+        elif where == "body":
+            message = f"field '{field}': {error.get('msg', 'invalid')}"
+        else:
+            message = f"{where} parameter '{field}': {error.get('msg', 'invalid')}"
+        parts.append(message)
+    return "; ".join(parts) or "the request is not valid"

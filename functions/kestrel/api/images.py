@@ -1,0 +1,256 @@
+"""Routes: training-image/ — upload (JSON, multipart, presigned), list with filters, labels, delete."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from kestrel.api.context import RequestScope
+from kestrel.api.docs import responses
+from kestrel.api.render import image_json, images_json
+from kestrel.api.schemas import (
+    BatchUpdateOut,
+    ImageBatchUpdate,
+    ImageOut,
+    ImagePage,
+    ImageUpdate,
+    ImageUpload,
+    LabelRef,
+    UploadUrlOut,
+    UploadUrlRequest,
+)
+from kestrel.domain.entities import new_id
+from kestrel.domain.errors import InvalidInput, TooLarge
+from kestrel.ports.blobs import BlobNotFound
+from kestrel.records import images, keys
+from kestrel.records.images import ImageFilter, UploadLimits
+
+router = APIGatewayRouter()
+BASE = "/recognition/v2/training-image"
+_DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
+_UPLOAD_URL_TTL = 900
+
+
+def decode_base64_image(text: str) -> bytes:
+    """Bytes from base64 text, with or without a ``data:image/...;base64,`` prefix."""
+    payload = _DATA_URL.sub("", text.strip(), count=1)
+    payload = re.sub(r"\s+", "", payload)
+    try:
+        return base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("field 'base64' is not valid base64 data") from None
+
+
+def _ids(scope: RequestScope, name: str) -> tuple[str, ...]:
+    """A list filter given as repeated parameters and/or comma-separated values."""
+    values = [v for k, v in scope.query_pairs() if k == name]
+    return tuple(dict.fromkeys(part.strip() for value in values for part in value.split(",") if part.strip()))
+
+
+@router.get(BASE, summary="List training images", tags=["training images"], responses=responses(ImagePage))
+def list_images(
+    page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
+    labels: Annotated[
+        str | None, Query(description="label id(s), comma-separated: images that have all")
+    ] = None,
+    not_labels: Annotated[str | None, Query(description="label id(s): images that have none of them")] = None,
+    test: Annotated[
+        bool | None, Query(description="true: only test images; false: only training images")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
+) -> dict[str, Any]:
+    scope = RequestScope(router)
+    flt = ImageFilter(labels=_ids(scope, "labels"), not_labels=_ids(scope, "not_labels"), test=test)
+    found = images.list_images(
+        scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), flt
+    )
+    return scope.page_body(
+        found, lambda items: images_json(scope.ports, scope.owner_id, items, scope.root_url)
+    )
+
+
+@router.post(
+    BASE,
+    summary="Upload a training image",
+    tags=["training images"],
+    status_code=201,
+    responses=responses(ImageOut, 201, (400, 401, 404, 409, 413)),
+)
+def upload_image(body: ImageUpload) -> dict[str, Any]:
+    scope = RequestScope(router)
+    sources = [name for name in ("base64", "img_path", "upload_id") if getattr(body, name)]
+    if len(sources) != 1:
+        raise InvalidInput(
+            "send exactly one image: 'base64' (JSON), 'img_path' (a multipart file field) or 'upload_id' "
+            f"(from training-image/upload-url/); got {', '.join(sources) or 'none'}"
+        )
+    upload_key = None
+    if body.upload_id:
+        upload_key = keys.upload_blob(scope.owner_id, body.upload_id)
+        try:
+            data = scope.ports.blobs.get(upload_key)
+        except BlobNotFound:
+            raise InvalidInput(
+                f"no upload with id {body.upload_id}: PUT the bytes to the URL from upload-url/ first"
+            ) from None
+    else:
+        data = decode_base64_image(body.base64 or body.img_path or "")
+    limits = scope.ports.settings.limits
+    image = images.add_image(
+        scope.ports.items,
+        scope.ports.blobs,
+        scope.owner_id,
+        data,
+        UploadLimits(max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels),
+        label_ids=body.labels,
+        meta_data=body.meta_data,
+        test_image=body.test_image,
+        noresize=body.noresize,
+    )
+    if upload_key:
+        scope.ports.blobs.delete(upload_key)
+    return image_json(scope.ports, image, scope.root_url)
+
+
+@router.post(
+    f"{BASE}/upload-url",
+    summary="Get a URL to PUT a large image to, then register it with upload_id",
+    tags=["training images"],
+    status_code=201,
+    responses=responses(UploadUrlOut, 201),
+)
+def upload_url(body: UploadUrlRequest) -> dict[str, Any]:
+    scope = RequestScope(router)
+    max_bytes = scope.ports.settings.limits.max_image_bytes
+    if body.size is not None and body.size > max_bytes:
+        raise TooLarge(f"the image is {body.size:,} bytes, over the limit of {max_bytes:,} bytes")
+    upload_id = new_id()
+    url = scope.ports.blobs.upload_url(
+        keys.upload_blob(scope.owner_id, upload_id), _UPLOAD_URL_TTL, scope.root_url, max_bytes
+    )
+    return {
+        "upload_id": upload_id,
+        "url": url,
+        "method": "PUT",
+        "max_bytes": max_bytes,
+        "expires_in": _UPLOAD_URL_TTL,
+    }
+
+
+@router.post(
+    f"{BASE}/update",
+    summary="Change labels and test marks of many images at once",
+    tags=["training images"],
+    responses=responses(BatchUpdateOut),
+)
+def batch_update(body: ImageBatchUpdate) -> dict[str, Any]:
+    scope = RequestScope(router)
+    store, owner = scope.ports.items, scope.owner_id
+    if not body.images and not body.labels:
+        raise InvalidInput("give 'images' (ids) or 'labels' (select the images that have them)")
+    if body.mark_test and body.unmark_test:
+        raise InvalidInput("'mark-test' and 'unmark-test' cannot both be true")
+    targets = list(dict.fromkeys([*body.images, *images.image_ids_with_labels(store, owner, body.labels)]))
+    for image_id in targets:
+        images.get_image(store, owner, image_id)  # every id must exist before anything changes
+    for image_id in targets:
+        for label_id in body.labels_add:
+            images.add_label_to_image(store, owner, image_id, label_id)
+        for label_id in body.labels_remove:
+            image = images.get_image(store, owner, image_id)
+            if label_id in image.label_ids:
+                images.remove_label_from_image(store, owner, image_id, label_id)
+        if body.mark_test or body.unmark_test:
+            images.update_image(store, owner, image_id, {"test_image": body.mark_test})
+    return {"status": "OK", "updated": len(targets)}
+
+
+@router.get(
+    f"{BASE}/<image_id>",
+    summary="Get a training image",
+    tags=["training images"],
+    responses=responses(ImageOut),
+)
+def get_image(image_id: str) -> dict[str, Any]:
+    scope = RequestScope(router)
+    return image_json(
+        scope.ports, images.get_image(scope.ports.items, scope.owner_id, image_id), scope.root_url
+    )
+
+
+def _change(image_id: str, body: ImageUpdate) -> dict[str, Any]:
+    scope = RequestScope(router)
+    changes: dict[str, Any] = {}
+    if "meta_data" in body.model_fields_set:
+        changes["meta_data"] = body.meta_data or {}
+    if body.test_image is not None:
+        changes["test_image"] = body.test_image
+    if not changes:
+        image = images.get_image(scope.ports.items, scope.owner_id, image_id)
+    else:
+        image = images.update_image(scope.ports.items, scope.owner_id, image_id, changes)
+    return image_json(scope.ports, image, scope.root_url)
+
+
+@router.put(
+    f"{BASE}/<image_id>",
+    summary="Replace an image's meta_data / test mark",
+    tags=["training images"],
+    responses=responses(ImageOut),
+)
+def put_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
+    return _change(image_id, body)
+
+
+@router.patch(
+    f"{BASE}/<image_id>",
+    summary="Change an image's meta_data / test mark",
+    tags=["training images"],
+    responses=responses(ImageOut),
+)
+def patch_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
+    return _change(image_id, body)
+
+
+@router.delete(
+    f"{BASE}/<image_id>",
+    summary="Delete a training image",
+    tags=["training images"],
+    status_code=204,
+    responses=responses(None, 204),
+)
+def delete_image(image_id: str) -> Response[None]:
+    scope = RequestScope(router)
+    images.delete_image(scope.ports.items, scope.ports.blobs, scope.owner_id, image_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    f"{BASE}/<image_id>/add-label",
+    summary="Put a label on an image",
+    tags=["training images"],
+    responses=responses(ImageOut),
+)
+def add_label(image_id: str, body: LabelRef) -> dict[str, Any]:
+    scope = RequestScope(router)
+    image = images.add_label_to_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
+    return image_json(scope.ports, image, scope.root_url)
+
+
+@router.post(
+    f"{BASE}/<image_id>/remove-label",
+    summary="Take a label off an image",
+    tags=["training images"],
+    responses=responses(ImageOut),
+)
+def remove_label(image_id: str, body: LabelRef) -> dict[str, Any]:
+    scope = RequestScope(router)
+    image = images.remove_label_from_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
+    return image_json(scope.ports, image, scope.root_url)

@@ -1,0 +1,91 @@
+"""Routes: label/ — create, list (by task, by name), read, change, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from kestrel.api.context import RequestScope
+from kestrel.api.docs import responses
+from kestrel.api.render import label_json, labels_json
+from kestrel.api.schemas import LabelCreate, LabelOut, LabelPage, LabelUpdate
+from kestrel.records import labels
+from kestrel.records.tasks import get_task
+
+router = APIGatewayRouter()
+BASE = "/recognition/v2/label"
+
+
+@router.get(BASE, summary="List labels", tags=["labels"], responses=responses(LabelPage))
+def list_labels(
+    page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
+    search: Annotated[
+        str | None, Query(max_length=255, description="case-insensitive substring of the name")
+    ] = None,
+    task: Annotated[str | None, Query(description="only the labels of this task")] = None,
+    cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
+) -> dict[str, Any]:
+    scope = RequestScope(router)
+    store = scope.ports.items
+    task_label_ids = list(get_task(store, scope.owner_id, task).label_ids) if task else None
+    found = labels.list_labels(
+        store, scope.owner_id, scope.page_request(page, page_size, cursor), search, task_label_ids
+    )
+    return scope.page_body(found, labels_json)
+
+
+@router.post(
+    BASE, summary="Create a label", tags=["labels"], status_code=201, responses=responses(LabelOut, 201)
+)
+def create_label(body: LabelCreate) -> dict[str, Any]:
+    scope = RequestScope(router)
+    label = labels.create_label(
+        scope.ports.items,
+        scope.owner_id,
+        body.name,
+        body.type,
+        body.description or "",
+        body.output_name or "",
+    )
+    return label_json(label)
+
+
+@router.get(f"{BASE}/<label_id>", summary="Get a label", tags=["labels"], responses=responses(LabelOut))
+def get_label(label_id: str) -> dict[str, Any]:
+    scope = RequestScope(router)
+    return label_json(labels.get_label(scope.ports.items, scope.owner_id, label_id))
+
+
+def _change(label_id: str, body: LabelUpdate) -> dict[str, Any]:
+    scope = RequestScope(router)
+    changes = {
+        name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None
+    }
+    return label_json(labels.update_label(scope.ports.items, scope.owner_id, label_id, changes))
+
+
+@router.put(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses(LabelOut))
+def put_label(label_id: str, body: LabelUpdate) -> dict[str, Any]:
+    return _change(label_id, body)
+
+
+@router.patch(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses(LabelOut))
+def patch_label(label_id: str, body: LabelUpdate) -> dict[str, Any]:
+    return _change(label_id, body)
+
+
+@router.delete(
+    f"{BASE}/<label_id>",
+    summary="Delete a label (images keep their other labels)",
+    tags=["labels"],
+    status_code=204,
+    responses=responses(None, 204),
+)
+def delete_label(label_id: str) -> Response[None]:
+    scope = RequestScope(router)
+    labels.delete_label(scope.ports.items, scope.owner_id, label_id)
+    return Response(status_code=204)

@@ -1,0 +1,58 @@
+"""Routes: model/ — the trained versions of tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from kestrel.api.context import RequestScope
+from kestrel.api.docs import responses
+from kestrel.api.render import model_json, models_json
+from kestrel.api.schemas import ModelOut, ModelPage
+from kestrel.records import models
+from kestrel.records.model_files import delete_model_files
+from kestrel.records.tasks import get_task
+
+router = APIGatewayRouter()
+BASE = "/recognition/v2/model"
+
+
+@router.get(BASE, summary="List model versions", tags=["models"], responses=responses(ModelPage))
+def list_models(
+    page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
+    task: Annotated[str | None, Query(description="only the versions of this task")] = None,
+    cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
+) -> dict[str, Any]:
+    scope = RequestScope(router)
+    if task:
+        get_task(scope.ports.items, scope.owner_id, task)
+    found = models.list_models(
+        scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), task
+    )
+    return scope.page_body(found, models_json)
+
+
+@router.get(
+    f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses(ModelOut)
+)
+def get_model(model_id: str) -> dict[str, Any]:
+    scope = RequestScope(router)
+    return model_json(models.get_model(scope.ports.items, scope.owner_id, model_id))
+
+
+@router.delete(
+    f"{BASE}/<model_id>",
+    summary="Delete a model version that is not deployed",
+    tags=["models"],
+    status_code=204,
+    responses=responses(None, 204, (401, 404, 409)),
+)
+def delete_model(model_id: str) -> Response[None]:
+    scope = RequestScope(router)
+    model = models.delete_model(scope.ports.items, scope.owner_id, model_id)
+    delete_model_files(scope.ports.blobs, scope.owner_id, [model.id])
+    return Response(status_code=204)

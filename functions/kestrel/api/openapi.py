@@ -1,0 +1,18 @@
+"""Print the OpenAPI document: `python -m kestrel.api.openapi > docs/openapi.json`."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+
+from kestrel.api.app import OPENAPI_SETTINGS, build_app
+
+
+def document() -> str:
+    app = build_app(Logger(service="kestrel-openapi"))
+    return json.dumps(json.loads(app.get_openapi_json_schema(**OPENAPI_SETTINGS)), indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    print(document())

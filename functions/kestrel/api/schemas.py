@@ -1,0 +1,190 @@
+"""Request and response models: they validate input and document the API (OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from kestrel.domain.entities import LabelType, TaskType
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Text = Annotated[str, StringConstraints(max_length=10_000)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class Request(BaseModel):
+    # Unknown fields (e.g. the ximilar client's "workspace") are ignored, as Ximilar does.
+    model_config = ConfigDict(extra="ignore")
+
+
+class TaskCreate(Request):
+    name: Name
+    description: Text | None = None
+    type: TaskType = TaskType.MULTI_CLASS
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Scenes", "type": "multi_class"}]})
+
+
+class TaskUpdate(Request):
+    name: Name | None = None
+    description: Text | None = None
+    type: TaskType | None = None
+    production_version: int | None = Field(None, ge=-1, description="deploy this trained version")
+    auto_deploy: bool | None = Field(None, description="deploy each successful training automatically")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"production_version": 2}]})
+
+
+class LabelRef(Request):
+    label_id: Id
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"label_id": "5b3e7c9e-2f4e-4a43-9f0e-1c2d3e4f5a6b"}]}
+    )
+
+
+class LabelCreate(Request):
+    name: Name
+    type: LabelType = LabelType.CATEGORY
+    description: Text | None = None
+    output_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "forest", "type": "category"}]})
+
+
+class LabelUpdate(Request):
+    name: Name | None = None
+    type: LabelType | None = None
+    description: Text | None = None
+    output_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
+
+
+class ImageUpload(Request):
+    base64: str | None = Field(
+        None, description="the image's bytes in base64, with or without a data: prefix"
+    )
+    img_path: str | None = Field(None, description="multipart file field (curl -F img_path=@photo.jpg)")
+    upload_id: Id | None = Field(None, description="an upload made through training-image/upload-url/")
+    noresize: bool = False
+    test_image: bool = Field(False, description="always keep this image in the evaluation part")
+    meta_data: dict[str, Any] | None = None
+    labels: list[Id] | None = Field(None, description="label ids to put on the image at once")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"base64": "iVBORw0KGgo...", "labels": []}]})
+
+
+class ImageUpdate(Request):
+    meta_data: dict[str, Any] | None = None
+    test_image: bool | None = None
+
+
+class UploadUrlRequest(Request):
+    size: int | None = Field(None, ge=1, description="the number of bytes you will PUT (optional)")
+
+
+class ImageBatchUpdate(Request):
+    images: list[Id] = Field(default_factory=list)
+    labels: list[Id] = Field(default_factory=list, description="select images that have any of these")
+    labels_add: list[Id] = Field(default_factory=list, alias="labels-add")
+    labels_remove: list[Id] = Field(default_factory=list, alias="labels-remove")
+    mark_test: bool = Field(False, alias="mark-test")
+    unmark_test: bool = Field(False, alias="unmark-test")
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+class LabelOut(BaseModel):
+    id: str
+    name: str
+    type: LabelType
+    description: str
+    output_name: str
+    images_count: int
+    tasks_count: int
+    negative_for_task: str | None = None
+    workspace: str
+    created: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    type: TaskType
+    production_version: int = Field(description="-1 until a first successful training")
+    last_train_status: str | None
+    auto_deploy: bool
+    labels: list[LabelOut]
+    workspace: str
+    created: str
+
+
+class ImageOut(BaseModel):
+    id: str
+    created: str
+    img_path: str = Field(description="a URL that serves the original for a limited time")
+    thumb_img_path: str
+    img_width: int
+    img_height: int
+    labels: list[LabelOut]
+    meta_data: dict[str, Any]
+    test_image: bool
+    noresize: bool
+    workspace: str
+
+
+class ModelOut(BaseModel):
+    id: str
+    task: str
+    task_name: str
+    version: int
+    train_status: str
+    accuracy: float | None
+    metrics: dict[str, Any]
+    created: str
+    started: str | None
+    trained: str | None
+    failure_reason: str | None
+
+
+class UploadUrlOut(BaseModel):
+    upload_id: str
+    url: str
+    method: str
+    max_bytes: int
+    expires_in: int
+
+
+class PageOut(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+
+
+class TaskPage(PageOut):
+    results: list[TaskOut]
+
+
+class LabelPage(PageOut):
+    results: list[LabelOut]
+
+
+class ImagePage(PageOut):
+    results: list[ImageOut]
+
+
+class ModelPage(PageOut):
+    results: list[ModelOut]
+
+
+class BatchUpdateOut(BaseModel):
+    status: str
+    updated: int
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,158 @@
+"""Owners and their API tokens. Only a SHA-256 hash of a token is ever stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from kestrel.domain.entities import Owner, new_id, now_iso
+from kestrel.domain.errors import InvalidInput, NotFound, Unauthenticated
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put
+from kestrel.records import keys
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# 40 hex characters: under the 70 characters at which the ximilar client switches to "JWT".
+_TOKEN = re.compile(r"^[0-9a-f]{40}$")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token_id: str
+    owner_id: str
+    email: str
+    name: str
+    created: str
+
+
+def _owner_from_item(item: Item) -> Owner:
+    return Owner(id=item["id"], email=item["email"], name=item.get("name", ""), created=item["created"])
+
+
+def get_owner(store: ItemStore, owner_id: str) -> Owner:
+    item = store.get(keys.owner_key(owner_id))
+    if item is None:
+        raise NotFound(f"owner {owner_id} not found")
+    return _owner_from_item(item)
+
+
+def ensure_owner(store: ItemStore, email: str, name: str = "") -> Owner:
+    """The owner with this email, created if there is none yet (safe under races)."""
+    email = email.strip()
+    if not _EMAIL.match(email):
+        raise InvalidInput(f"{email!r} is not an email address; give one like you@example.com")
+    existing = store.get(keys.email_key(email))
+    if existing is not None:
+        return get_owner(store, existing["owner_id"])
+    owner = Owner(id=new_id(), email=email, name=name or email.split("@")[0], created=now_iso())
+    profile = {
+        PK: keys.owner_key(owner.id)[0],
+        SK: keys.PROFILE_SK,
+        "id": owner.id,
+        "email": email,
+        "name": owner.name,
+        "created": owner.created,
+    }
+    try:
+        store.transact(
+            [
+                Put(
+                    {PK: keys.email_key(email)[0], SK: keys.email_key(email)[1], "owner_id": owner.id},
+                    Condition(exists=False),
+                ),
+                Put(profile, Condition(exists=False)),
+                Put({PK: keys.OWNERS_PK, SK: owner.id, "email": email, "created": owner.created}),
+            ]
+        )
+    except ConditionFailed:
+        # Another request created the same email first: use that owner.
+        return ensure_owner(store, email, name)
+    return owner
+
+
+def create_token(store: ItemStore, owner: Owner, name: str = "") -> tuple[str, TokenInfo]:
+    """A new random token for ``owner``: (the token, shown once; what is stored about it)."""
+    token = secrets.token_hex(20)
+    info = TokenInfo(
+        token_id=secrets.token_hex(4),
+        owner_id=owner.id,
+        email=owner.email,
+        name=name or "default",
+        created=now_iso(),
+    )
+    token_hash = hash_token(token)
+    fields = {
+        "token_id": info.token_id,
+        "owner_id": owner.id,
+        "email": owner.email,
+        "name": info.name,
+        "created": info.created,
+        "token_hash": token_hash,
+    }
+    store.transact(
+        [
+            Put(
+                {PK: keys.token_key(token_hash)[0], SK: keys.token_key(token_hash)[1], **fields},
+                Condition(exists=False),
+            ),
+            Put({PK: keys.owner_pk(owner.id), SK: keys.token_ref_key(owner.id, info.token_id)[1], ORD: f"K#{info.created}", **fields}),
+        ]
+    )
+    return token, info
+
+
+def list_tokens(store: ItemStore) -> list[TokenInfo]:
+    """Every token of every owner (an operator's view; tokens themselves are never stored)."""
+    found: list[TokenInfo] = []
+    for owner_item in store.query(keys.OWNERS_PK):
+        for item in store.query(keys.owner_pk(owner_item[SK]), "K#"):
+            found.append(
+                TokenInfo(item["token_id"], item["owner_id"], item["email"], item["name"], item["created"])
+            )
+    return sorted(found, key=lambda t: t.created)
+
+
+def revoke_token(store: ItemStore, token_id: str) -> TokenInfo:
+    for info in list_tokens(store):
+        if info.token_id == token_id:
+            ref = store.get(keys.token_ref_key(info.owner_id, token_id))
+            assert ref is not None
+            store.transact(
+                [
+                    Delete(keys.token_key(ref["token_hash"])),
+                    Delete(keys.token_ref_key(info.owner_id, token_id)),
+                ]
+            )
+            return info
+    raise NotFound(f"no token with id {token_id}; `kestrel token list` shows the ids")
+
+
+def parse_authorization(header: str | None) -> str:
+    """The token from an ``Authorization: Token <key>`` header."""
+    if not header or not header.strip():
+        raise Unauthenticated(
+            "Authentication credentials were not provided: send the header 'Authorization: Token <your key>'"
+        )
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "token" or not value.strip():
+        raise Unauthenticated("The Authorization header must look like 'Token <your key>'")
+    return value.strip()
+
+
+def authenticate(store: ItemStore, header: str | None) -> str:
+    """The owner id that the header's token belongs to."""
+    token = parse_authorization(header)
+    if not _TOKEN.match(token):
+        raise Unauthenticated("Invalid token: it is not a Kestrel API token (40 hexadecimal characters)")
+    token_hash = hash_token(token)
+    item = store.get(keys.token_key(token_hash))
+    # The lookup is by hash; compare again in constant time so no timing reveals a near match.
+    if item is None or not hmac.compare_digest(item["token_hash"], token_hash):
+        raise Unauthenticated("Invalid token: it is unknown or was revoked")
+    return str(item["owner_id"])

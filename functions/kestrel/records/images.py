@@ -1,0 +1,310 @@
+"""Training images: upload with duplicate detection, labels, metadata, listing and deletion."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kestrel.domain.entities import TrainingImage, new_id, now_iso
+from kestrel.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
+from kestrel.ports.blobs import BlobStore
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.records import keys
+from kestrel.records.labels import get_label
+from kestrel.records.paging import Page, PageRequest, paginate
+from kestrel.vision.imagefile import ImageRejected, inspect_image, make_thumbnail
+
+IMAGE_PREFIX = "I#"
+
+
+def duplicate_detail(image_id: str) -> str:
+    """The ximilar client finds the existing image's id in this sentence with a regular expression."""
+    return f"Training image ID: {image_id} already exists (the same bytes were uploaded before)"
+
+
+def image_from_item(item: Item) -> TrainingImage:
+    return TrainingImage(
+        id=item["id"],
+        owner_id=item["owner_id"],
+        created=item["created"],
+        content_hash=item["content_hash"],
+        format=item["format"],
+        width=int(item["width"]),
+        height=int(item["height"]),
+        size_bytes=int(item.get("size_bytes", 0)),
+        label_ids=dict(item.get("labels") or {}),
+        meta_data=dict(item.get("meta_data") or {}),
+        test_image=bool(item.get("test_image", False)),
+        noresize=bool(item.get("noresize", False)),
+    )
+
+
+def get_image(store: ItemStore, owner_id: str, image_id: str) -> TrainingImage:
+    item = store.get(keys.image_key(owner_id, image_id))
+    if item is None:
+        raise NotFound(f"Training image {image_id} not found")
+    return image_from_item(item)
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_pixels: int
+
+
+def add_image(
+    store: ItemStore,
+    blobs: BlobStore,
+    owner_id: str,
+    data: bytes,
+    limits: UploadLimits,
+    *,
+    label_ids: list[str] | None = None,
+    meta_data: dict[str, Any] | None = None,
+    test_image: bool = False,
+    noresize: bool = False,
+) -> TrainingImage:
+    """Validate, store the bytes and a thumbnail, then record the image (with its labels) at once."""
+    if len(data) > limits.max_bytes:
+        raise TooLarge(
+            f"the image is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes; "
+            "compress or scale it down"
+        )
+    content_hash = hashlib.sha256(data).hexdigest()
+    existing = store.get(keys.content_key(owner_id, content_hash))
+    if existing is not None:
+        raise Conflict(duplicate_detail(str(existing["image_id"])))
+    try:
+        info = inspect_image(data, limits.max_pixels)
+        thumbnail = make_thumbnail(data, max_pixels=limits.max_pixels)
+    except ImageRejected as rejected:
+        raise InvalidInput(f"not a usable image: {rejected}") from None
+    labels = [get_label(store, owner_id, label_id) for label_id in dict.fromkeys(label_ids or [])]
+
+    image = TrainingImage(
+        id=new_id(),
+        owner_id=owner_id,
+        created=now_iso(),
+        content_hash=content_hash,
+        format=info.format,
+        width=info.width,
+        height=info.height,
+        size_bytes=len(data),
+        meta_data=dict(meta_data or {}),
+        test_image=test_image,
+        noresize=noresize,
+    )
+    image.label_ids = {label.id: image.created for label in labels}
+    # Bytes first: an item that is visible always has its files; a crash in between leaves only
+    # unreferenced blobs, never a record pointing at nothing.
+    blobs.put(keys.image_blob(owner_id, image.id), data, info.mime)
+    blobs.put(keys.thumb_blob(owner_id, image.id), thumbnail, "image/jpeg")
+    pk, sk = keys.image_key(owner_id, image.id)
+    item = {
+        PK: pk,
+        SK: sk,
+        ORD: keys.image_ord(image.created, image.id),
+        "id": image.id,
+        "owner_id": owner_id,
+        "created": image.created,
+        "content_hash": content_hash,
+        "format": info.format,
+        "mime": info.mime,
+        "width": info.width,
+        "height": info.height,
+        "size_bytes": len(data),
+        "labels": dict(image.label_ids),
+        "meta_data": image.meta_data,
+        "test_image": test_image,
+        "noresize": noresize,
+    }
+    hash_pk, hash_sk = keys.content_key(owner_id, content_hash)
+    writes: list[Put | Update | Delete] = [
+        Put({PK: hash_pk, SK: hash_sk, "image_id": image.id}, Condition(exists=False)),
+        Put(item, Condition(exists=False)),
+    ]
+    for label in labels:
+        writes.extend(_label_writes(owner_id, image, label.id, adding=True))
+    try:
+        store.transact(writes)
+    except ConditionFailed as failed:
+        _remove_blobs(blobs, owner_id, image.id)
+        if failed.index == 0:  # the same bytes were stored by a concurrent request
+            winner = store.get((hash_pk, hash_sk))
+            raise Conflict(duplicate_detail(str(winner["image_id"]) if winner else "unknown")) from None
+        raise NotFound("a label given for the image was deleted meanwhile; try again") from None
+    return image
+
+
+def _label_writes(
+    owner_id: str, image: TrainingImage, label_id: str, adding: bool
+) -> list[Put | Update | Delete]:
+    membership_pk, membership_sk = keys.membership_key(owner_id, label_id, image.id)
+    label_key = keys.label_key(owner_id, label_id)
+    if adding:
+        return [
+            Put(
+                {
+                    PK: membership_pk,
+                    SK: membership_sk,
+                    ORD: keys.membership_ord(label_id, image.created, image.id),
+                    "image_id": image.id,
+                    "label_id": label_id,
+                }
+            ),
+            Update(label_key, increment={"images_count": 1}, condition=Condition(exists=True)),
+        ]
+    return [
+        Delete((membership_pk, membership_sk)),
+        Update(label_key, increment={"images_count": -1}, condition=Condition(exists=True)),
+    ]
+
+
+def add_label_to_image(store: ItemStore, owner_id: str, image_id: str, label_id: str) -> TrainingImage:
+    """Label an image; labelling it again changes nothing."""
+    image = get_image(store, owner_id, image_id)
+    get_label(store, owner_id, label_id)
+    if label_id in image.label_ids:
+        return image
+    when = now_iso()
+    try:
+        store.transact(
+            [
+                Update(
+                    keys.image_key(owner_id, image_id),
+                    map_set={"labels": {label_id: when}},
+                    condition=Condition(map_lacks=("labels", label_id)),
+                ),
+                *_label_writes(owner_id, image, label_id, adding=True),
+            ]
+        )
+    except ConditionFailed as failed:
+        if failed.index == 0:
+            # Either labelled concurrently (fine) or the image was deleted meanwhile.
+            return get_image(store, owner_id, image_id)
+        raise NotFound(f"Label {label_id} not found") from None
+    return get_image(store, owner_id, image_id)
+
+
+def remove_label_from_image(store: ItemStore, owner_id: str, image_id: str, label_id: str) -> TrainingImage:
+    image = get_image(store, owner_id, image_id)
+    if label_id not in image.label_ids:
+        get_label(store, owner_id, label_id)
+        raise InvalidInput(f"image {image_id} does not have label {label_id}")
+    # Removed concurrently by another request: the same end state.
+    with contextlib.suppress(ConditionFailed):
+        store.transact(
+            [
+                Update(
+                    keys.image_key(owner_id, image_id),
+                    map_remove={"labels": [label_id]},
+                    condition=Condition(map_has=("labels", label_id)),
+                ),
+                *_label_writes(owner_id, image, label_id, adding=False),
+            ]
+        )
+    return get_image(store, owner_id, image_id)
+
+
+def update_image(store: ItemStore, owner_id: str, image_id: str, changes: dict[str, Any]) -> TrainingImage:
+    try:
+        item = store.update(
+            Update(keys.image_key(owner_id, image_id), set=changes, condition=Condition(exists=True))
+        )
+    except ConditionFailed:
+        raise NotFound(f"Training image {image_id} not found") from None
+    return image_from_item(item)
+
+
+def delete_image(store: ItemStore, blobs: BlobStore, owner_id: str, image_id: str) -> None:
+    image = get_image(store, owner_id, image_id)
+    writes: list[Put | Update | Delete] = [
+        Delete(keys.image_key(owner_id, image_id), Condition(exists=True)),
+        Delete(keys.content_key(owner_id, image.content_hash)),
+    ]
+    for label_id in image.label_ids:
+        if store.get(keys.label_key(owner_id, label_id)) is not None:
+            writes.extend(_label_writes(owner_id, image, label_id, adding=False))
+    try:
+        store.transact(writes)
+    except ConditionFailed as failed:
+        if failed.index == 0:
+            raise NotFound(f"Training image {image_id} not found") from None
+        raise Conflict("the image's labels changed while it was being deleted; try again") from None
+    _remove_blobs(blobs, owner_id, image_id)
+
+
+def _remove_blobs(blobs: BlobStore, owner_id: str, image_id: str) -> None:
+    blobs.delete(keys.image_blob(owner_id, image_id))
+    blobs.delete(keys.thumb_blob(owner_id, image_id))
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    labels: tuple[str, ...] = ()  # the image has every one of these
+    not_labels: tuple[str, ...] = ()  # the image has none of these
+    test: bool | None = None
+
+    def keep(self, item: Item) -> bool:
+        have = item.get("labels") or {}
+        if any(label_id not in have for label_id in self.labels):
+            return False
+        if any(label_id in have for label_id in self.not_labels):
+            return False
+        return self.test is None or bool(item.get("test_image", False)) == self.test
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.labels and not self.not_labels and self.test is None
+
+
+def list_images(store: ItemStore, owner_id: str, request: PageRequest, flt: ImageFilter) -> Page:
+    pk = keys.owner_pk(owner_id)
+    if flt.labels:
+        # Walk the first label's memberships (newest image first) and fetch those images.
+        first = flt.labels[0]
+        anchor = get_label(store, owner_id, first)
+        for label_id in flt.labels[1:] + flt.not_labels:
+            get_label(store, owner_id, label_id)
+
+        def walk_label(after: str | None) -> Iterator[Item]:
+            memberships = store.query(
+                pk, keys.membership_ord_prefix(first), index="ord", after=after, descending=True
+            )
+            while True:
+                batch = [m for _, m in zip(range(100), memberships, strict=False)]
+                if not batch:
+                    return
+                images = store.batch_get([keys.image_key(owner_id, str(m["image_id"])) for m in batch])
+                by_id = {image["id"]: image for image in images}
+                for membership in batch:
+                    image = by_id.get(membership["image_id"])
+                    if image is not None:
+                        # Continue the listing from the membership's position, not the image's.
+                        yield {**image, ORD: membership[ORD]}
+
+        simple = len(flt.labels) == 1 and not flt.not_labels and flt.test is None
+        count = anchor.images_count if simple else sum(1 for item in walk_label(None) if flt.keep(item))
+        return paginate(walk_label, request, count, None if simple else flt.keep)
+
+    for label_id in flt.not_labels:
+        get_label(store, owner_id, label_id)
+
+    def walk(after: str | None) -> Iterator[Item]:
+        return store.query(pk, IMAGE_PREFIX, index="ord", after=after, descending=True)
+
+    if flt.is_empty:
+        return paginate(walk, request, store.count(pk, IMAGE_PREFIX, index="ord"))
+    return paginate(walk, request, sum(1 for item in walk(None) if flt.keep(item)), flt.keep)
+
+
+def image_ids_with_labels(store: ItemStore, owner_id: str, label_ids: list[str]) -> list[str]:
+    """Every image that has any of ``label_ids`` (for batch updates by label)."""
+    found: dict[str, None] = {}
+    for label_id in label_ids:
+        for membership in store.query(keys.owner_pk(owner_id), keys.membership_ord_prefix(label_id)):
+            found[str(membership["image_id"])] = None
+    return list(found)

@@ -1,0 +1,159 @@
+"""Labels: categories (for multi_class tasks) and tags (for multi_label tasks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from kestrel.domain.entities import Label, LabelType, new_id, now_iso
+from kestrel.domain.errors import InvalidInput, NotFound
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Update
+from kestrel.records import keys
+from kestrel.records.paging import Page, PageRequest, paginate
+
+LABEL_PREFIX = "L#"
+# Writes per transaction when a label is removed from its images: 2 per image + the counter.
+_IMAGES_PER_CHUNK = 45
+
+
+def label_from_item(item: Item) -> Label:
+    return Label(
+        id=item["id"],
+        owner_id=item["owner_id"],
+        name=item["name"],
+        type=LabelType(item["type"]),
+        description=item.get("description") or "",
+        output_name=item.get("output_name") or item["name"],
+        created=item["created"],
+        images_count=int(item.get("images_count", 0)),
+        task_ids=dict(item.get("tasks") or {}),
+    )
+
+
+def get_label(store: ItemStore, owner_id: str, label_id: str) -> Label:
+    item = store.get(keys.label_key(owner_id, label_id))
+    if item is None:
+        raise NotFound(f"Label {label_id} not found")
+    return label_from_item(item)
+
+
+def get_labels(store: ItemStore, owner_id: str, label_ids: list[str]) -> list[Label]:
+    """The labels that exist among ``label_ids``, in that order."""
+    items = store.batch_get([keys.label_key(owner_id, label_id) for label_id in label_ids])
+    return [label_from_item(item) for item in items]
+
+
+def create_label(
+    store: ItemStore, owner_id: str, name: str, label_type: LabelType, description: str, output_name: str
+) -> Label:
+    label = Label(
+        id=new_id(),
+        owner_id=owner_id,
+        name=name,
+        type=label_type,
+        description=description,
+        output_name=output_name or name,
+        created=now_iso(),
+    )
+    pk, sk = keys.label_key(owner_id, label.id)
+    store.put(
+        {
+            PK: pk,
+            SK: sk,
+            ORD: keys.label_ord(label.created, label.id),
+            "id": label.id,
+            "owner_id": owner_id,
+            "name": name,
+            "name_lc": name.lower(),
+            "type": label_type.value,
+            "description": description,
+            "output_name": label.output_name,
+            "created": label.created,
+            "images_count": 0,
+            "tasks": {},
+        },
+        Condition(exists=False),
+    )
+    return label
+
+
+def update_label(store: ItemStore, owner_id: str, label_id: str, changes: dict[str, Any]) -> Label:
+    fields = dict(changes)
+    if "name" in fields:
+        fields["name_lc"] = str(fields["name"]).lower()
+    if "type" in fields:
+        fields["type"] = LabelType(fields["type"]).value
+        current = get_label(store, owner_id, label_id)
+        if fields["type"] != current.type.value and current.task_ids:
+            raise InvalidInput(
+                f"label '{current.name}' is attached to {len(current.task_ids)} task(s); detach it "
+                "before changing its type"
+            )
+    if not fields:
+        return get_label(store, owner_id, label_id)
+    try:
+        item = store.update(
+            Update(keys.label_key(owner_id, label_id), set=fields, condition=Condition(exists=True))
+        )
+    except ConditionFailed:
+        raise NotFound(f"Label {label_id} not found") from None
+    return label_from_item(item)
+
+
+def list_labels(
+    store: ItemStore,
+    owner_id: str,
+    request: PageRequest,
+    search: str | None,
+    task_label_ids: list[str] | None,
+) -> Page:
+    """All labels, or only ``task_label_ids`` (a task's), optionally matching ``search``."""
+    pk = keys.owner_pk(owner_id)
+    needle = search.lower() if search else None
+
+    def keep(item: Item) -> bool:
+        return needle is None or needle in str(item.get("name_lc", ""))
+
+    if task_label_ids is not None:
+        chosen = sorted(
+            store.batch_get([keys.label_key(owner_id, label_id) for label_id in task_label_ids]),
+            key=lambda item: str(item[ORD]),
+            reverse=True,
+        )
+
+        def walk_chosen(after: str | None) -> Iterator[Item]:
+            return (item for item in chosen if after is None or str(item[ORD]) < after)
+
+        return paginate(walk_chosen, request, sum(1 for item in chosen if keep(item)), keep)
+
+    def walk(after: str | None) -> Iterator[Item]:
+        return store.query(pk, LABEL_PREFIX, index="ord", after=after, descending=True)
+
+    if needle is None:
+        return paginate(walk, request, store.count(pk, LABEL_PREFIX, index="ord"))
+    return paginate(walk, request, sum(1 for item in walk(None) if keep(item)), keep)
+
+
+def delete_label(store: ItemStore, owner_id: str, label_id: str) -> None:
+    """Take the label off every image and task, then delete it."""
+    label = get_label(store, owner_id, label_id)
+    pk = keys.owner_pk(owner_id)
+    while True:
+        memberships = list(store.query(pk, keys.membership_ord_prefix(label_id), limit=_IMAGES_PER_CHUNK))
+        if not memberships:
+            break
+        writes: list[Update | Delete] = []
+        for membership in memberships:
+            image_id = str(membership["image_id"])
+            writes.append(Update(keys.image_key(owner_id, image_id), map_remove={"labels": [label_id]}))
+            writes.append(Delete((membership[PK], membership[SK])))
+        writes.append(
+            Update(keys.label_key(owner_id, label_id), increment={"images_count": -len(memberships)})
+        )
+        store.transact(writes)
+    writes = [
+        Update(keys.task_key(owner_id, task_id), map_remove={"labels": [label_id]})
+        for task_id in label.task_ids
+        if store.get(keys.task_key(owner_id, task_id)) is not None
+    ]
+    store.transact([*writes, Delete(keys.label_key(owner_id, label_id))])

@@ -1,0 +1,15 @@
+"""Where a model version's files live in the blob store."""
+
+from __future__ import annotations
+
+from kestrel.ports.blobs import BlobStore
+
+
+def model_prefix(owner_id: str, model_id: str) -> str:
+    return f"models/{owner_id}/{model_id}/"
+
+
+def delete_model_files(blobs: BlobStore, owner_id: str, model_ids: list[str]) -> None:
+    for model_id in model_ids:
+        for key in list(blobs.list_keys(model_prefix(owner_id, model_id))):
+            blobs.delete(key)

@@ -1,0 +1,87 @@
+"""Model versions of a task: what training produced, and which one is deployed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kestrel.domain.entities import Model, TrainStatus
+from kestrel.domain.errors import Conflict, NotFound
+from kestrel.ports.items import Condition, ConditionFailed, Delete, Item, ItemStore
+from kestrel.records import keys
+from kestrel.records.paging import Page, PageRequest, paginate
+
+MODEL_PREFIX = "V#"
+
+
+def model_from_item(item: Item) -> Model:
+    return Model(
+        id=item["id"],
+        owner_id=item["owner_id"],
+        task_id=item["task_id"],
+        task_name=item.get("task_name", ""),
+        version=int(item["version"]),
+        train_status=TrainStatus(item["train_status"]),
+        created=item["created"],
+        accuracy=item.get("accuracy"),
+        metrics=dict(item.get("metrics") or {}),
+        trained=item.get("trained"),
+        started=item.get("started"),
+        failure_reason=item.get("failure_reason"),
+    )
+
+
+def get_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
+    item = store.get(keys.model_key(owner_id, model_id))
+    if item is None:
+        raise NotFound(f"Model {model_id} not found")
+    return model_from_item(item)
+
+
+def get_model_by_version(store: ItemStore, owner_id: str, task_id: str, version: int) -> Model:
+    pointer = store.get(keys.model_version_key(owner_id, task_id, version))
+    if pointer is None:
+        raise NotFound(f"task {task_id} has no model version {version}")
+    return get_model(store, owner_id, str(pointer["model_id"]))
+
+
+def model_items_of_task(store: ItemStore, owner_id: str, task_id: str) -> Iterator[Item]:
+    return store.query(keys.owner_pk(owner_id), f"{MODEL_PREFIX}{task_id}#", index="ord")
+
+
+def list_models(store: ItemStore, owner_id: str, request: PageRequest, task_id: str | None) -> Page:
+    pk = keys.owner_pk(owner_id)
+    prefix = f"{MODEL_PREFIX}{task_id}#" if task_id else MODEL_PREFIX
+
+    def walk(after: str | None) -> Iterator[Item]:
+        return store.query(pk, prefix, index="ord", after=after, descending=True)
+
+    return paginate(walk, request, store.count(pk, prefix, index="ord"))
+
+
+def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
+    """Delete a version that is not deployed (and not being trained)."""
+    from kestrel.records.tasks import get_task
+
+    model = get_model(store, owner_id, model_id)
+    try:
+        task = get_task(store, owner_id, model.task_id)
+    except NotFound:
+        task = None
+    if task is not None and task.production_version == model.version:
+        raise Conflict(
+            f"version {model.version} is the task's production version; deploy another version "
+            "(PATCH task/{id}/ with production_version) before deleting it"
+        )
+    if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
+        raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
+    writes = [
+        Delete(
+            keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})
+        ),
+        Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
+    ]
+    try:
+        store.transact(writes)
+    except ConditionFailed:
+        raise Conflict(f"version {model.version} changed while being deleted; try again") from None
+    return model

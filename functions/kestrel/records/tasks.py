@@ -1,0 +1,216 @@
+"""Tasks and which labels they have."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, Task, TaskType, new_id, now_iso
+from kestrel.domain.errors import InvalidInput, NotFound
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.records import keys
+from kestrel.records.labels import get_label
+from kestrel.records.paging import Page, PageRequest, paginate
+
+TASK_PREFIX = "T#"
+
+
+def task_from_item(item: Item) -> Task:
+    return Task(
+        id=item["id"],
+        owner_id=item["owner_id"],
+        name=item["name"],
+        description=item.get("description") or "",
+        type=TaskType(item["type"]),
+        created=item["created"],
+        production_version=int(item.get("production_version", -1)),
+        last_train_status=item.get("last_train_status"),
+        auto_deploy=bool(item.get("auto_deploy", False)),
+        label_ids=dict(item.get("labels") or {}),
+        versions_created=int(item.get("versions_created", 0)),
+    )
+
+
+def get_task(store: ItemStore, owner_id: str, task_id: str) -> Task:
+    item = store.get(keys.task_key(owner_id, task_id))
+    if item is None:
+        raise NotFound(f"Task {task_id} not found")
+    return task_from_item(item)
+
+
+def create_task(store: ItemStore, owner_id: str, name: str, description: str, task_type: TaskType) -> Task:
+    task = Task(
+        id=new_id(), owner_id=owner_id, name=name, description=description, type=task_type, created=now_iso()
+    )
+    pk, sk = keys.task_key(owner_id, task.id)
+    store.put(
+        {
+            PK: pk,
+            SK: sk,
+            ORD: keys.task_ord(task.created, task.id),
+            "id": task.id,
+            "owner_id": owner_id,
+            "name": name,
+            "name_lc": name.lower(),
+            "description": description,
+            "type": task_type.value,
+            "created": task.created,
+            "production_version": -1,
+            "last_train_status": None,
+            "auto_deploy": False,
+            "labels": {},
+            "versions_created": 0,
+        },
+        Condition(exists=False),
+    )
+    return task
+
+
+def update_task(store: ItemStore, owner_id: str, task_id: str, changes: dict[str, Any]) -> Task:
+    """Rename, describe, toggle auto-deploy or retype an untrained task; other fields are not here."""
+    current = get_task(store, owner_id, task_id)
+    fields = dict(changes)
+    if "name" in fields:
+        fields["name_lc"] = str(fields["name"]).lower()
+    if "type" in fields:
+        new_type = TaskType(fields["type"])
+        if new_type != current.type:
+            if current.label_ids:
+                raise InvalidInput(
+                    f"the task has {len(current.label_ids)} label(s) of type "
+                    f"'{LABEL_TYPE_FOR_TASK[current.type].value}'; detach them before changing its type"
+                )
+            if current.versions_created:
+                raise InvalidInput("a task that has been trained cannot change its type; create a new task")
+        fields["type"] = new_type.value
+    if not fields:
+        return current
+    try:
+        item = store.update(
+            Update(keys.task_key(owner_id, task_id), set=fields, condition=Condition(exists=True))
+        )
+    except ConditionFailed:
+        raise NotFound(f"Task {task_id} not found") from None
+    return task_from_item(item)
+
+
+def set_production_version(store: ItemStore, owner_id: str, task_id: str, version: int) -> Task:
+    """Deploy ``version``: it must be a trained model of this task; -1 undeploys."""
+    from kestrel.records.models import get_model_by_version  # models import tasks
+
+    if version != -1:
+        model = get_model_by_version(store, owner_id, task_id, version)
+        if model.train_status != "Trained":
+            raise InvalidInput(
+                f"version {version} is {model.train_status}; only a Trained version can be deployed"
+            )
+    try:
+        item = store.update(
+            Update(
+                keys.task_key(owner_id, task_id),
+                set={"production_version": version},
+                condition=Condition(exists=True),
+            )
+        )
+    except ConditionFailed:
+        raise NotFound(f"Task {task_id} not found") from None
+    return task_from_item(item)
+
+
+def list_tasks(store: ItemStore, owner_id: str, request: PageRequest, search: str | None) -> Page:
+    pk = keys.owner_pk(owner_id)
+
+    def walk(after: str | None) -> Iterator[Item]:
+        return store.query(pk, TASK_PREFIX, index="ord", after=after, descending=True)
+
+    if search:
+        needle = search.lower()
+
+        def keep(item: Item) -> bool:
+            return needle in str(item.get("name_lc", ""))
+
+        count = sum(1 for item in walk(None) if keep(item))
+        return paginate(walk, request, count, keep)
+    return paginate(walk, request, store.count(pk, TASK_PREFIX, index="ord"))
+
+
+def attach_label(store: ItemStore, owner_id: str, task_id: str, label_id: str) -> Task:
+    """Add a label to a task; attaching it again changes nothing."""
+    task = get_task(store, owner_id, task_id)
+    label = get_label(store, owner_id, label_id)
+    _check_label_fits(task, label)
+    if label_id in task.label_ids:
+        return task
+    when = now_iso()
+    try:
+        store.transact(
+            [
+                Update(
+                    keys.task_key(owner_id, task_id),
+                    map_set={"labels": {label_id: when}},
+                    condition=Condition(map_lacks=("labels", label_id)),
+                ),
+                Update(
+                    keys.label_key(owner_id, label_id),
+                    map_set={"tasks": {task_id: when}},
+                    condition=Condition(exists=True),
+                ),
+            ]
+        )
+    except ConditionFailed as failed:
+        if failed.index == 1:
+            raise NotFound(f"Label {label_id} not found") from None
+        # index 0: attached concurrently by another request; the end state is what was asked.
+    return get_task(store, owner_id, task_id)
+
+
+def detach_label(store: ItemStore, owner_id: str, task_id: str, label_id: str) -> Task:
+    task = get_task(store, owner_id, task_id)
+    if label_id not in task.label_ids:
+        get_label(store, owner_id, label_id)  # 404 for an unknown label, else a clear 400
+        raise InvalidInput(f"label {label_id} is not attached to task {task_id}")
+    # Detached concurrently by another request: the same end state.
+    with contextlib.suppress(ConditionFailed):
+        store.transact(
+            [
+                Update(
+                    keys.task_key(owner_id, task_id),
+                    map_remove={"labels": [label_id]},
+                    condition=Condition(map_has=("labels", label_id)),
+                ),
+                Update(keys.label_key(owner_id, label_id), map_remove={"tasks": [task_id]}, upsert=False),
+            ]
+        )
+    return get_task(store, owner_id, task_id)
+
+
+def _check_label_fits(task: Task, label: Label) -> None:
+    wanted = LABEL_TYPE_FOR_TASK[task.type]
+    if label.type != wanted:
+        raise InvalidInput(
+            f"label '{label.name}' is a {label.type.value} label, but a {task.type.value} task takes "
+            f"'{wanted.value}' labels; create a label with type '{wanted.value}'"
+        )
+
+
+def delete_task(store: ItemStore, owner_id: str, task_id: str) -> list[str]:
+    """Delete the task and its models; returns the model ids so their files can be removed."""
+    from kestrel.records.models import model_items_of_task
+
+    task = get_task(store, owner_id, task_id)
+    models = list(model_items_of_task(store, owner_id, task_id))
+    writes: list[Put | Update | Delete] = [
+        Update(keys.label_key(owner_id, label_id), map_remove={"tasks": [task_id]})
+        for label_id in task.label_ids
+        if store.get(keys.label_key(owner_id, label_id)) is not None
+    ]
+    for model in models:
+        writes.append(Delete((model[PK], model[SK])))
+        writes.append(Delete(keys.model_version_key(owner_id, task_id, int(model["version"]))))
+    # The task item goes last, in the final chunk: until then the task is still whole and visible.
+    chunks = [writes[i : i + 90] for i in range(0, len(writes), 90)] or [[]]
+    for chunk in chunks[:-1]:
+        store.transact(chunk)
+    store.transact([*chunks[-1], Delete(keys.task_key(owner_id, task_id))])
+    return [str(model["id"]) for model in models]
