@@ -13,7 +13,8 @@ from kestrel.domain.errors import InvalidInput, NotFound, Unauthenticated
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put
 from kestrel.records import keys
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Dotless domains are allowed: the first local account is admin@localhost.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.][^@\s]*$")
 # 40 hex characters: under the 70 characters at which the ximilar client switches to "JWT".
 _TOKEN = re.compile(r"^[0-9a-f]{40}$")
 
@@ -76,6 +77,10 @@ def ensure_owner(store: ItemStore, email: str, name: str = "") -> Owner:
     return owner
 
 
+def has_owners(store: ItemStore) -> bool:
+    return next(iter(store.query(keys.OWNERS_PK, limit=1)), None) is not None
+
+
 def create_token(store: ItemStore, owner: Owner, name: str = "") -> tuple[str, TokenInfo]:
     """A new random token for ``owner``: (the token, shown once; what is stored about it)."""
     token = secrets.token_hex(20)
@@ -101,7 +106,14 @@ def create_token(store: ItemStore, owner: Owner, name: str = "") -> tuple[str, T
                 {PK: keys.token_key(token_hash)[0], SK: keys.token_key(token_hash)[1], **fields},
                 Condition(exists=False),
             ),
-            Put({PK: keys.owner_pk(owner.id), SK: keys.token_ref_key(owner.id, info.token_id)[1], ORD: f"K#{info.created}", **fields}),
+            Put(
+                {
+                    PK: keys.owner_pk(owner.id),
+                    SK: keys.token_ref_key(owner.id, info.token_id)[1],
+                    ORD: f"K#{info.created}",
+                    **fields,
+                }
+            ),
         ]
     )
     return token, info
