@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import kestrel.composition as composition
 import pytest
 import requests
+from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
+
+import kestrel.composition as composition
 from kestrel.composition import Ports, build_ports, set_ports
 from kestrel.config import Limits, Settings
 from kestrel.local.gateway import GatewayServer, make_server
 from kestrel.records.accounts import create_token, ensure_owner
-from moto import mock_aws
-from moto.core.botocore_stubber import BotocoreStubber
 
 OWNER_A = "owner-a@example.com"
 AWS_REGION = "us-east-1"

@@ -15,6 +15,21 @@ ENV_MAX_IMAGE_BYTES = "KESTREL_MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "KESTREL_MAX_IMAGE_PIXELS"
 ENV_MAX_REQUEST_BYTES = "KESTREL_MAX_REQUEST_BYTES"
 ENV_URL_TTL = "KESTREL_URL_TTL_SECONDS"
+# Training flow (AWS): the queue, and what CreateTrainingJob needs.
+ENV_QUEUE_URL = "KESTREL_QUEUE_URL"
+ENV_TRAINING_IMAGE = "KESTREL_TRAINING_IMAGE_URI"
+ENV_TRAINING_ROLE = "KESTREL_TRAINING_ROLE_ARN"
+ENV_TRAINING_INSTANCE = "KESTREL_TRAINING_INSTANCE_TYPE"
+ENV_TRAINING_MAX_SECONDS = "KESTREL_TRAINING_MAX_SECONDS"
+# Mail: the sender, SES's configuration set (AWS), or an SMTP server (local, optional).
+ENV_MAIL_FROM = "KESTREL_MAIL_FROM"
+ENV_SES_CONFIGURATION_SET = "KESTREL_SES_CONFIGURATION_SET"
+ENV_SMTP_HOST = "KESTREL_SMTP_HOST"
+ENV_SMTP_PORT = "KESTREL_SMTP_PORT"
+ENV_SMTP_USER = "KESTREL_SMTP_USER"
+ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
+# Where the console is, for links in emails.
+ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
 
 MB = 1024 * 1024
 
@@ -44,12 +59,34 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class TrainingSettings:
+    queue_url: str = ""
+    image_uri: str = ""
+    role_arn: str = ""
+    instance_type: str = "ml.m5.large"
+    max_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    sender: str = "kestrel@localhost"
+    ses_configuration_set: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    console_url: str = "http://127.0.0.1:8000/"
+
+
+@dataclass(frozen=True)
 class Settings:
     runtime: str
     data_dir: Path
     table: str
     bucket: str
     limits: Limits
+    training: TrainingSettings = TrainingSettings()
+    mail: MailSettings = MailSettings()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,4 +105,20 @@ class Settings:
             table=os.environ.get(ENV_TABLE, ""),
             bucket=os.environ.get(ENV_BUCKET, ""),
             limits=limits,
+            training=TrainingSettings(
+                queue_url=os.environ.get(ENV_QUEUE_URL, ""),
+                image_uri=os.environ.get(ENV_TRAINING_IMAGE, ""),
+                role_arn=os.environ.get(ENV_TRAINING_ROLE, ""),
+                instance_type=os.environ.get(ENV_TRAINING_INSTANCE, TrainingSettings.instance_type),
+                max_seconds=_int(ENV_TRAINING_MAX_SECONDS, TrainingSettings.max_seconds),
+            ),
+            mail=MailSettings(
+                sender=os.environ.get(ENV_MAIL_FROM, MailSettings.sender),
+                ses_configuration_set=os.environ.get(ENV_SES_CONFIGURATION_SET, ""),
+                smtp_host=os.environ.get(ENV_SMTP_HOST, ""),
+                smtp_port=_int(ENV_SMTP_PORT, MailSettings.smtp_port),
+                smtp_user=os.environ.get(ENV_SMTP_USER, ""),
+                smtp_password=os.environ.get(ENV_SMTP_PASSWORD, ""),
+                console_url=os.environ.get(ENV_CONSOLE_URL, MailSettings.console_url),
+            ),
         )

@@ -42,7 +42,9 @@ def test_tasks_of_both_types_and_their_labels(client: RecognitionClient) -> None
     assert status["status"] == "OK"
     assert {task.name for task in tasks} == {"Scenes", "Tagging"}
     all_labels, _ = client.get_all_labels()
-    assert {label.name for label in all_labels} == {"forest", "sea", "striped"}
+    assert {label.name for label in all_labels} == {"forest", "sea", "striped", "Tagging (negative)"}
+    negative, _ = client.get_task(tagging.id)[0].get_negative_label()
+    assert negative is not None and negative.negative_for_task == tagging.id
     found, _ = client.get_labels_by_substring("EA")  # case-insensitive substring
     assert [label.name for label in found] == ["sea"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-from kestrel.local.cli import ADMIN_EMAIL, main
 from moto import mock_aws
 
+from kestrel.local.cli import ADMIN_EMAIL, main
 from tests.conftest import RunningServer
 
 KESTREL = str(Path(sys.executable).parent / "kestrel")  # the installed console script

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import pytest
+
 from kestrel.local.events import (
     MalformedResponse,
     authorizer_event,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from kestrel.composition import build_ports
 from kestrel.local.gateway import make_server
-
 from tests.conftest import RunningServer, local_settings
 
 

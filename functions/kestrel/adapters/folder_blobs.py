@@ -47,6 +47,12 @@ class FolderBlobStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFound(key) from None
 
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobNotFound(key) from None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 

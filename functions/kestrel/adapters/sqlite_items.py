@@ -39,11 +39,21 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_by_ord ON items (pk, ord) WHERE ord IS NOT NULL;
 """
 _PAGE = 500  # rows fetched per round trip while iterating a query
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
 
 
 def _prefix_end(prefix: str) -> str:
     """The smallest string greater than every string that starts with ``prefix``."""
     return prefix + "\U0010ffff"
+
+
+def _check_transaction(writes: Sequence[Write]) -> None:
+    """Refuse what DynamoDB refuses, so code that works locally also works on AWS."""
+    if len(writes) > MAX_TRANSACTION_ITEMS:
+        raise ValueError(f"a transaction takes at most {MAX_TRANSACTION_ITEMS} writes, not {len(writes)}")
+    keys = [item_key(write.item) if isinstance(write, Put) else write.key for write in writes]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a transaction may write each item only once")
 
 
 class SqliteItemStore:
@@ -103,21 +113,25 @@ class SqliteItemStore:
         descending: bool = False,
         limit: int | None = None,
     ) -> Iterator[Item]:
+        if limit is not None and limit <= 0:
+            return
         column = "sk" if index == "sk" else "ord"
         direction = "DESC" if descending else "ASC"
-        low, high = prefix, _prefix_end(prefix)
+        past = "<" if descending else ">"
+        bounds: list[str] = [pk, prefix, _prefix_end(prefix)]
+        start = ""
+        if after is not None:
+            start = f" AND {column} {past} ?"
+            bounds.append(after)
         produced = 0
+        resume = ""  # internal pages continue at (column, sk), so equal column values are never lost
+        resume_bounds: list[str] = []
         conn = self._connection()
         while True:
-            bounds = [pk, low, high]
-            extra = ""
-            if after is not None:
-                extra = f" AND {column} {'<' if descending else '>'} ?"
-                bounds.append(after)
             rows = conn.execute(
                 f"SELECT pk, sk, ord, data FROM items WHERE pk = ? AND {column} >= ? AND {column} < ?"
-                f"{extra} ORDER BY {column} {direction} LIMIT {_PAGE}",
-                bounds,
+                f"{start}{resume} ORDER BY {column} {direction}, sk {direction} LIMIT {_PAGE}",
+                bounds + resume_bounds,
             ).fetchall()
             for row in rows:
                 yield self._row_to_item(*row)
@@ -126,8 +140,9 @@ class SqliteItemStore:
                     return
             if len(rows) < _PAGE:
                 return
-            last = rows[-1]
-            after = last[1] if column == "sk" else last[2]
+            last_value = rows[-1][1] if column == "sk" else rows[-1][2]
+            resume = f" AND ({column} {past} ? OR ({column} = ? AND sk {past} ?))"
+            resume_bounds = [last_value, last_value, rows[-1][1]]
 
     def count(self, pk: str, prefix: str = "", *, index: Literal["sk", "ord"] = "sk") -> int:
         column = "sk" if index == "sk" else "ord"
@@ -144,6 +159,7 @@ class SqliteItemStore:
     # -- writes --------------------------------------------------------------------------
 
     def transact(self, writes: Sequence[Write]) -> None:
+        _check_transaction(writes)
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -91,18 +91,13 @@ def upload_image(body: ImageUpload) -> dict[str, Any]:
             "send exactly one image: 'base64' (JSON), 'img_path' (a multipart file field) or 'upload_id' "
             f"(from training-image/upload-url/); got {', '.join(sources) or 'none'}"
         )
+    limits = scope.ports.settings.limits
     upload_key = None
     if body.upload_id:
         upload_key = keys.upload_blob(scope.owner_id, body.upload_id)
-        try:
-            data = scope.ports.blobs.get(upload_key)
-        except BlobNotFound:
-            raise InvalidInput(
-                f"no upload with id {body.upload_id}: PUT the bytes to the URL from upload-url/ first"
-            ) from None
+        data = _read_upload(scope, upload_key, body.upload_id, limits.max_image_bytes)
     else:
         data = decode_base64_image(body.base64 or body.img_path or "")
-    limits = scope.ports.settings.limits
     image = images.add_image(
         scope.ports.items,
         scope.ports.blobs,
@@ -117,6 +112,21 @@ def upload_image(body: ImageUpload) -> dict[str, Any]:
     if upload_key:
         scope.ports.blobs.delete(upload_key)
     return image_json(scope.ports, image, scope.root_url)
+
+
+def _read_upload(scope: RequestScope, key: str, upload_id: str, max_bytes: int) -> bytes:
+    """The bytes PUT to an upload URL; its size is checked before anything is read."""
+    blobs = scope.ports.blobs
+    try:
+        size = blobs.size(key)
+        if size > max_bytes:
+            blobs.delete(key)
+            raise TooLarge(f"the upload is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+        return blobs.get(key)
+    except BlobNotFound:
+        raise InvalidInput(
+            f"no upload with id {upload_id}: PUT the bytes to the URL from upload-url/ first"
+        ) from None
 
 
 @router.post(

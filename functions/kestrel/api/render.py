@@ -27,7 +27,7 @@ def label_json(label: Label) -> dict[str, Any]:
         "output_name": label.output_name,
         "images_count": label.images_count,
         "tasks_count": len(label.task_ids),
-        "negative_for_task": None,
+        "negative_for_task": label.negative_for_task,
         "workspace": workspace_of(label.owner_id),
         "created": label.created,
     }

@@ -66,6 +66,7 @@ class Task:
     auto_deploy: bool = False
     label_ids: dict[str, str] = field(default_factory=dict)  # label id -> when attached
     versions_created: int = 0
+    negative_label_id: str | None = None  # multi_label: images with this label carry no tag
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Label:
     created: str
     images_count: int = 0
     task_ids: dict[str, str] = field(default_factory=dict)  # task id -> when attached
+    negative_for_task: str | None = None  # set on the one negative label of a multi_label task
 
 
 @dataclass

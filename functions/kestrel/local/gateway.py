@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -477,6 +478,7 @@ def make_server(
     is the exception type the authorizer raises to refuse a request."""
     # No CloudWatch reads EMF metric lines locally; they would only bury the request log.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
     set_ports(ports)
     gateway = Gateway(ports, routes, authorizer, unauthorized)
     return GatewayServer(gateway, host, port, threads)

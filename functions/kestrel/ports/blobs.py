@@ -19,6 +19,10 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def size(self, key: str) -> int:
+        """The blob's length in bytes without reading it; raises BlobNotFound."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove the blob; a missing key is not an error."""
         ...

@@ -110,7 +110,7 @@ def create_token(store: ItemStore, owner: Owner, name: str = "") -> tuple[str, T
                 {
                     PK: keys.owner_pk(owner.id),
                     SK: keys.token_ref_key(owner.id, info.token_id)[1],
-                    ORD: f"K#{info.created}",
+                    ORD: f"K#{info.created}#{info.token_id}",
                     **fields,
                 }
             ),

@@ -27,6 +27,7 @@ def label_from_item(item: Item) -> Label:
         created=item["created"],
         images_count=int(item.get("images_count", 0)),
         task_ids=dict(item.get("tasks") or {}),
+        negative_for_task=item.get("negative_for_task"),
     )
 
 
@@ -43,6 +44,26 @@ def get_labels(store: ItemStore, owner_id: str, label_ids: list[str]) -> list[La
     return [label_from_item(item) for item in items]
 
 
+def label_item(label: Label, negative_for_task: str | None = None) -> Item:
+    pk, sk = keys.label_key(label.owner_id, label.id)
+    return {
+        PK: pk,
+        SK: sk,
+        ORD: keys.label_ord(label.created, label.id),
+        "id": label.id,
+        "owner_id": label.owner_id,
+        "name": label.name,
+        "name_lc": label.name.lower(),
+        "type": label.type.value,
+        "description": label.description,
+        "output_name": label.output_name,
+        "created": label.created,
+        "images_count": 0,
+        "tasks": dict(label.task_ids),
+        "negative_for_task": negative_for_task,
+    }
+
+
 def create_label(
     store: ItemStore, owner_id: str, name: str, label_type: LabelType, description: str, output_name: str
 ) -> Label:
@@ -55,25 +76,7 @@ def create_label(
         output_name=output_name or name,
         created=now_iso(),
     )
-    pk, sk = keys.label_key(owner_id, label.id)
-    store.put(
-        {
-            PK: pk,
-            SK: sk,
-            ORD: keys.label_ord(label.created, label.id),
-            "id": label.id,
-            "owner_id": owner_id,
-            "name": name,
-            "name_lc": name.lower(),
-            "type": label_type.value,
-            "description": description,
-            "output_name": label.output_name,
-            "created": label.created,
-            "images_count": 0,
-            "tasks": {},
-        },
-        Condition(exists=False),
-    )
+    store.put(label_item(label), Condition(exists=False))
     return label
 
 
@@ -134,9 +137,14 @@ def list_labels(
     return paginate(walk, request, sum(1 for item in walk(None) if keep(item)), keep)
 
 
-def delete_label(store: ItemStore, owner_id: str, label_id: str) -> None:
+def delete_label(store: ItemStore, owner_id: str, label_id: str, allow_negative: bool = False) -> None:
     """Take the label off every image and task, then delete it."""
     label = get_label(store, owner_id, label_id)
+    if label.negative_for_task and not allow_negative:
+        raise InvalidInput(
+            f"label '{label.name}' is the negative label of task {label.negative_for_task}; "
+            "it goes when the task is deleted"
+        )
     pk = keys.owner_pk(owner_id)
     while True:
         memberships = list(store.query(pk, keys.membership_ord_prefix(label_id), limit=_IMAGES_PER_CHUNK))

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, Task, TaskType, new_id, now_iso
+from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task, TaskType, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.records import keys
-from kestrel.records.labels import get_label
+from kestrel.records.labels import delete_label, get_label, label_item
 from kestrel.records.paging import Page, PageRequest, paginate
 
 TASK_PREFIX = "T#"
@@ -29,6 +29,7 @@ def task_from_item(item: Item) -> Task:
         auto_deploy=bool(item.get("auto_deploy", False)),
         label_ids=dict(item.get("labels") or {}),
         versions_created=int(item.get("versions_created", 0)),
+        negative_label_id=item.get("negative_label_id"),
     )
 
 
@@ -39,60 +40,99 @@ def get_task(store: ItemStore, owner_id: str, task_id: str) -> Task:
     return task_from_item(item)
 
 
+def _negative_label(owner_id: str, task: Task, when: str) -> Label:
+    return Label(
+        id=new_id(),
+        owner_id=owner_id,
+        name=f"{task.name} (negative)",
+        type=LabelType.TAG,
+        description="images that carry none of this task's tags",
+        output_name="negative",
+        created=when,
+        task_ids={task.id: when},
+        negative_for_task=task.id,
+    )
+
+
 def create_task(store: ItemStore, owner_id: str, name: str, description: str, task_type: TaskType) -> Task:
+    """A new task; a multi_label task gets its negative label with it (as Ximilar's do)."""
+    when = now_iso()
     task = Task(
-        id=new_id(), owner_id=owner_id, name=name, description=description, type=task_type, created=now_iso()
+        id=new_id(), owner_id=owner_id, name=name, description=description, type=task_type, created=when
     )
+    writes: list[Put | Update | Delete] = []
+    if task_type == TaskType.MULTI_LABEL:
+        negative = _negative_label(owner_id, task, when)
+        task.negative_label_id = negative.id
+        task.label_ids = {negative.id: when}
+        writes.append(Put(label_item(negative, negative_for_task=task.id), Condition(exists=False)))
     pk, sk = keys.task_key(owner_id, task.id)
-    store.put(
-        {
-            PK: pk,
-            SK: sk,
-            ORD: keys.task_ord(task.created, task.id),
-            "id": task.id,
-            "owner_id": owner_id,
-            "name": name,
-            "name_lc": name.lower(),
-            "description": description,
-            "type": task_type.value,
-            "created": task.created,
-            "production_version": -1,
-            "last_train_status": None,
-            "auto_deploy": False,
-            "labels": {},
-            "versions_created": 0,
-        },
-        Condition(exists=False),
-    )
+    task_item = {
+        PK: pk,
+        SK: sk,
+        ORD: keys.task_ord(task.created, task.id),
+        "id": task.id,
+        "owner_id": owner_id,
+        "name": name,
+        "name_lc": name.lower(),
+        "description": description,
+        "type": task_type.value,
+        "created": task.created,
+        "production_version": -1,
+        "last_train_status": None,
+        "auto_deploy": False,
+        "labels": dict(task.label_ids),
+        "negative_label_id": task.negative_label_id,
+        "versions_created": 0,
+    }
+    store.transact([Put(task_item, Condition(exists=False)), *writes])
     return task
 
 
 def update_task(store: ItemStore, owner_id: str, task_id: str, changes: dict[str, Any]) -> Task:
-    """Rename, describe, toggle auto-deploy or retype an untrained task; other fields are not here."""
+    """Rename, describe, toggle auto-deploy, or change the type of a task without labels."""
     current = get_task(store, owner_id, task_id)
     fields = dict(changes)
+    writes: list[Put | Update | Delete] = []
     if "name" in fields:
         fields["name_lc"] = str(fields["name"]).lower()
     if "type" in fields:
         new_type = TaskType(fields["type"])
-        if new_type != current.type:
-            if current.label_ids:
-                raise InvalidInput(
-                    f"the task has {len(current.label_ids)} label(s) of type "
-                    f"'{LABEL_TYPE_FOR_TASK[current.type].value}'; detach them before changing its type"
-                )
-            if current.versions_created:
-                raise InvalidInput("a task that has been trained cannot change its type; create a new task")
         fields["type"] = new_type.value
+        if new_type != current.type:
+            writes = _retype_writes(current, new_type, fields)
     if not fields:
         return current
     try:
-        item = store.update(
-            Update(keys.task_key(owner_id, task_id), set=fields, condition=Condition(exists=True))
+        store.transact(
+            [Update(keys.task_key(owner_id, task_id), set=fields, condition=Condition(exists=True)), *writes]
         )
     except ConditionFailed:
         raise NotFound(f"Task {task_id} not found") from None
-    return task_from_item(item)
+    return get_task(store, owner_id, task_id)
+
+
+def _retype_writes(task: Task, new_type: TaskType, fields: dict[str, Any]) -> list[Put | Update | Delete]:
+    """The writes that give or take the negative label when a task changes type."""
+    others = [label_id for label_id in task.label_ids if label_id != task.negative_label_id]
+    if others:
+        raise InvalidInput(
+            f"the task has {len(others)} label(s) of type '{LABEL_TYPE_FOR_TASK[task.type].value}'; "
+            "detach them before changing its type"
+        )
+    if task.versions_created:
+        raise InvalidInput("a task that has been trained cannot change its type; create a new task")
+    if new_type == TaskType.MULTI_LABEL:
+        when = now_iso()
+        negative = _negative_label(task.owner_id, task, when)
+        fields["negative_label_id"] = negative.id
+        fields["labels"] = {negative.id: when}
+        return [Put(label_item(negative, negative_for_task=task.id), Condition(exists=False))]
+    fields["negative_label_id"] = None
+    fields["labels"] = {}
+    if task.negative_label_id is None:
+        return []
+    return [Delete(keys.label_key(task.owner_id, task.negative_label_id))]
 
 
 def set_production_version(store: ItemStore, owner_id: str, task_id: str, version: int) -> Task:
@@ -167,6 +207,8 @@ def attach_label(store: ItemStore, owner_id: str, task_id: str, label_id: str) -
 
 def detach_label(store: ItemStore, owner_id: str, task_id: str, label_id: str) -> Task:
     task = get_task(store, owner_id, task_id)
+    if label_id == task.negative_label_id:
+        raise InvalidInput("the negative label stays with its multi_label task; it cannot be detached")
     if label_id not in task.label_ids:
         get_label(store, owner_id, label_id)  # 404 for an unknown label, else a clear 400
         raise InvalidInput(f"label {label_id} is not attached to task {task_id}")
@@ -186,6 +228,10 @@ def detach_label(store: ItemStore, owner_id: str, task_id: str, label_id: str) -
 
 
 def _check_label_fits(task: Task, label: Label) -> None:
+    if label.negative_for_task and label.negative_for_task != task.id:
+        raise InvalidInput(
+            f"label '{label.name}' is the negative label of another task; it cannot be attached"
+        )
     wanted = LABEL_TYPE_FOR_TASK[task.type]
     if label.type != wanted:
         raise InvalidInput(
@@ -213,4 +259,6 @@ def delete_task(store: ItemStore, owner_id: str, task_id: str) -> list[str]:
     for chunk in chunks[:-1]:
         store.transact(chunk)
     store.transact([*chunks[-1], Delete(keys.task_key(owner_id, task_id))])
+    if task.negative_label_id:
+        delete_label(store, owner_id, task.negative_label_id, allow_negative=True)
     return [str(model["id"]) for model in models]
