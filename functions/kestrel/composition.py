@@ -12,6 +12,7 @@ from pathlib import Path
 from kestrel.config import Settings
 from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ItemStore
+from kestrel.ports.training import JobLauncher, Mailer, TrainQueue
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Ports:
     settings: Settings
     items: ItemStore
     blobs: BlobStore
+    queue: TrainQueue
+    launcher: JobLauncher
+    mailer: Mailer
 
 
 def _local_secret(data_dir: Path) -> bytes:
@@ -34,21 +38,42 @@ def _local_secret(data_dir: Path) -> bytes:
 
 def build_ports(settings: Settings) -> Ports:
     if settings.runtime == "aws":
+        from kestrel.adapters.aws_training import SageMakerJobLauncher, SesMailer, SqsTrainQueue
         from kestrel.adapters.dynamo_items import DynamoItemStore
         from kestrel.adapters.s3_blobs import S3BlobStore
 
         if not settings.table or not settings.bucket:
             raise ValueError("KESTREL_TABLE and KESTREL_BUCKET must be set when KESTREL_RUNTIME=aws")
-        return Ports(settings, DynamoItemStore(settings.table), S3BlobStore(settings.bucket))
+        job_environment = {
+            "KESTREL_RUNTIME": "aws",
+            "KESTREL_TABLE": settings.table,
+            "KESTREL_BUCKET": settings.bucket,
+        }
+        return Ports(
+            settings,
+            DynamoItemStore(settings.table),
+            S3BlobStore(settings.bucket),
+            SqsTrainQueue(settings.training.queue_url),
+            SageMakerJobLauncher(settings.training, settings.bucket, job_environment),
+            SesMailer(settings.mail),
+        )
 
     from kestrel.adapters.folder_blobs import FolderBlobStore
+    from kestrel.adapters.local_training import LocalJobLauncher, SqliteTrainQueue
+    from kestrel.adapters.outbox_mailer import OutboxMailer
     from kestrel.adapters.sqlite_items import SqliteItemStore
     from kestrel.adapters.url_signing import UrlSigner
 
     data_dir = settings.data_dir
     signer = UrlSigner(_local_secret(data_dir))
+    database = data_dir / "kestrel.db"
     return Ports(
-        settings, SqliteItemStore(data_dir / "kestrel.db"), FolderBlobStore(data_dir / "blobs", signer)
+        settings,
+        SqliteItemStore(database),
+        FolderBlobStore(data_dir / "blobs", signer),
+        SqliteTrainQueue(database),
+        LocalJobLauncher(database),
+        OutboxMailer(data_dir / "outbox", settings.mail),
     )
 
 

@@ -166,8 +166,7 @@ def _condition_parts(expr: _Expr, condition: Condition | None, *, must_exist: bo
     """The parts (to be ANDed) that mean what ``item_rules.condition_holds`` means."""
     parts: list[str] = []
     needs_item = must_exist or (
-        condition is not None
-        and (condition.exists is True or bool(condition.equals) or bool(condition.map_has))
+        condition is not None and (condition.exists is True or bool(condition.equals) or bool(condition.map_has))
     )
     if needs_item:
         parts.append(f"attribute_exists({expr.name(PK)})")
@@ -365,9 +364,7 @@ class _Range:
     skip: frozenset[str] = frozenset()  # bound values the condition lets through but must not be returned
 
 
-def _key_range(
-    expr: _Expr, attribute: str, prefix: str, after: str | None, descending: bool
-) -> _Range | None:
+def _key_range(expr: _Expr, attribute: str, prefix: str, after: str | None, descending: bool) -> _Range | None:
     """The exact key condition for "starts with ``prefix`` and is past ``after``"; None if empty.
 
     ``begins_with`` cannot be combined with another range in a KeyConditionExpression, and
@@ -417,9 +414,7 @@ class DynamoItemStore:
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, key: Key) -> Item | None:
-        response = self._client.get_item(
-            TableName=self.table_name, Key=_key_to_dynamo(key), ConsistentRead=True
-        )
+        response = self._client.get_item(TableName=self.table_name, Key=_key_to_dynamo(key), ConsistentRead=True)
         raw = response.get("Item")
         return _item_from_dynamo(raw) if raw else None
 
@@ -646,9 +641,7 @@ class DynamoItemStore:
         for attempt in range(_ATTEMPTS):
             params = _update_params(update, changes, shapes)
             try:
-                response = self._client.update_item(
-                    TableName=self.table_name, ReturnValues="ALL_NEW", **params
-                )
+                response = self._client.update_item(TableName=self.table_name, ReturnValues="ALL_NEW", **params)
                 return _item_from_dynamo(response["Attributes"])
             except ClientError as error:
                 code = _error_code(error)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
 from kestrel import __version__
-from kestrel.api import images, labels, models, tasks
+from kestrel.api import classify, images, labels, models, tasks
 from kestrel.api.errors import describe_validation_errors, error_response, status_for
 from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
 from kestrel.domain.errors import KestrelError
@@ -45,7 +45,7 @@ def build_app(logger: Logger) -> APIGatewayRestResolver:
         response_validation_error_http_code=500,
         cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"], max_age=600),
     )
-    for module in (tasks, labels, images, models):
+    for module in (tasks, labels, images, models, classify):
         app.include_router(module.router)
 
     @app.exception_handler(KestrelError)

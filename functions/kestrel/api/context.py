@@ -33,9 +33,7 @@ class RequestScope:
         authorizer = (self.raw.get("requestContext") or {}).get("authorizer") or {}
         owner = authorizer.get("owner_id") or authorizer.get("principalId")
         if not owner:
-            raise Unauthenticated(
-                "the request carries no authenticated owner; send 'Authorization: Token <key>'"
-            )
+            raise Unauthenticated("the request carries no authenticated owner; send 'Authorization: Token <key>'")
         return str(owner)
 
     def _header(self, name: str) -> str | None:
@@ -87,9 +85,7 @@ class RequestScope:
     def page_body(self, page: Page, render: Callable[[list[dict[str, Any]]], list[Any]]) -> dict[str, Any]:
         next_url = None
         if page.next_after is not None:
-            next_url = self._page_url(
-                page.page + 1, encode_cursor(self.listing_tag(), page.page + 1, page.next_after)
-            )
+            next_url = self._page_url(page.page + 1, encode_cursor(self.listing_tag(), page.page + 1, page.next_after))
         previous_url = self._page_url(page.page - 1, None) if page.has_previous else None
         return {
             "count": page.count,

@@ -57,23 +57,15 @@ def _ids(scope: RequestScope, name: str) -> tuple[str, ...]:
 def list_images(
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
-    labels: Annotated[
-        str | None, Query(description="label id(s), comma-separated: images that have all")
-    ] = None,
+    labels: Annotated[str | None, Query(description="label id(s), comma-separated: images that have all")] = None,
     not_labels: Annotated[str | None, Query(description="label id(s): images that have none of them")] = None,
-    test: Annotated[
-        bool | None, Query(description="true: only test images; false: only training images")
-    ] = None,
+    test: Annotated[bool | None, Query(description="true: only test images; false: only training images")] = None,
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
 ) -> dict[str, Any]:
     scope = RequestScope(router)
     flt = ImageFilter(labels=_ids(scope, "labels"), not_labels=_ids(scope, "not_labels"), test=test)
-    found = images.list_images(
-        scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), flt
-    )
-    return scope.page_body(
-        found, lambda items: images_json(scope.ports, scope.owner_id, items, scope.root_url)
-    )
+    found = images.list_images(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), flt)
+    return scope.page_body(found, lambda items: images_json(scope.ports, scope.owner_id, items, scope.root_url))
 
 
 @router.post(
@@ -124,9 +116,7 @@ def _read_upload(scope: RequestScope, key: str, upload_id: str, max_bytes: int) 
             raise TooLarge(f"the upload is {size:,} bytes, over the limit of {max_bytes:,} bytes")
         return blobs.get(key)
     except BlobNotFound:
-        raise InvalidInput(
-            f"no upload with id {upload_id}: PUT the bytes to the URL from upload-url/ first"
-        ) from None
+        raise InvalidInput(f"no upload with id {upload_id}: PUT the bytes to the URL from upload-url/ first") from None
 
 
 @router.post(
@@ -190,9 +180,7 @@ def batch_update(body: ImageBatchUpdate) -> dict[str, Any]:
 )
 def get_image(image_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    return image_json(
-        scope.ports, images.get_image(scope.ports.items, scope.owner_id, image_id), scope.root_url
-    )
+    return image_json(scope.ports, images.get_image(scope.ports.items, scope.owner_id, image_id), scope.root_url)
 
 
 def _change(image_id: str, body: ImageUpdate) -> dict[str, Any]:

@@ -23,9 +23,7 @@ BASE = "/recognition/v2/label"
 def list_labels(
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
-    search: Annotated[
-        str | None, Query(max_length=255, description="case-insensitive substring of the name")
-    ] = None,
+    search: Annotated[str | None, Query(max_length=255, description="case-insensitive substring of the name")] = None,
     task: Annotated[str | None, Query(description="only the labels of this task")] = None,
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
 ) -> dict[str, Any]:
@@ -38,9 +36,7 @@ def list_labels(
     return scope.page_body(found, labels_json)
 
 
-@router.post(
-    BASE, summary="Create a label", tags=["labels"], status_code=201, responses=responses(LabelOut, 201)
-)
+@router.post(BASE, summary="Create a label", tags=["labels"], status_code=201, responses=responses(LabelOut, 201))
 def create_label(body: LabelCreate) -> dict[str, Any]:
     scope = RequestScope(router)
     label = labels.create_label(
@@ -62,9 +58,7 @@ def get_label(label_id: str) -> dict[str, Any]:
 
 def _change(label_id: str, body: LabelUpdate) -> dict[str, Any]:
     scope = RequestScope(router)
-    changes = {
-        name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None
-    }
+    changes = {name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None}
     return label_json(labels.update_label(scope.ports.items, scope.owner_id, label_id, changes))
 
 

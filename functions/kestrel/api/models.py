@@ -30,15 +30,11 @@ def list_models(
     scope = RequestScope(router)
     if task:
         get_task(scope.ports.items, scope.owner_id, task)
-    found = models.list_models(
-        scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), task
-    )
+    found = models.list_models(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), task)
     return scope.page_body(found, models_json)
 
 
-@router.get(
-    f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses(ModelOut)
-)
+@router.get(f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses(ModelOut))
 def get_model(model_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
     return model_json(models.get_model(scope.ports.items, scope.owner_id, model_id))

@@ -39,9 +39,7 @@ class TaskUpdate(Request):
 class LabelRef(Request):
     label_id: Id
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"label_id": "5b3e7c9e-2f4e-4a43-9f0e-1c2d3e4f5a6b"}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"label_id": "5b3e7c9e-2f4e-4a43-9f0e-1c2d3e4f5a6b"}]})
 
 
 class LabelCreate(Request):
@@ -61,9 +59,7 @@ class LabelUpdate(Request):
 
 
 class ImageUpload(Request):
-    base64: str | None = Field(
-        None, description="the image's bytes in base64, with or without a data: prefix"
-    )
+    base64: str | None = Field(None, description="the image's bytes in base64, with or without a data: prefix")
     img_path: str | None = Field(None, description="multipart file field (curl -F img_path=@photo.jpg)")
     upload_id: Id | None = Field(None, description="an upload made through training-image/upload-url/")
     noresize: bool = False

@@ -10,10 +10,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
-from kestrel.api.errors import error_response
-from kestrel.api.render import task_json, tasks_json
-from kestrel.api.schemas import LabelRef, TaskCreate, TaskOut, TaskPage, TaskUpdate
-from kestrel.records import tasks
+from kestrel.api.render import model_json, task_json, tasks_json
+from kestrel.api.schemas import LabelRef, ModelOut, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from kestrel.ports.training import TrainRequest
+from kestrel.records import tasks, training
 from kestrel.records.model_files import delete_model_files
 
 router = APIGatewayRouter()
@@ -24,21 +24,15 @@ BASE = "/recognition/v2/task"
 def list_tasks(
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
-    search: Annotated[
-        str | None, Query(max_length=255, description="case-insensitive substring of the name")
-    ] = None,
+    search: Annotated[str | None, Query(max_length=255, description="case-insensitive substring of the name")] = None,
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
 ) -> dict[str, Any]:
     scope = RequestScope(router)
-    found = tasks.list_tasks(
-        scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), search
-    )
+    found = tasks.list_tasks(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), search)
     return scope.page_body(found, lambda items: tasks_json(scope.ports, scope.owner_id, items))
 
 
-@router.post(
-    BASE, summary="Create a task", tags=["tasks"], status_code=201, responses=responses(TaskOut, 201)
-)
+@router.post(BASE, summary="Create a task", tags=["tasks"], status_code=201, responses=responses(TaskOut, 201))
 def create_task(body: TaskCreate) -> dict[str, Any]:
     scope = RequestScope(router)
     task = tasks.create_task(scope.ports.items, scope.owner_id, body.name, body.description or "", body.type)
@@ -54,16 +48,12 @@ def get_task(task_id: str) -> dict[str, Any]:
 def _change(task_id: str, body: TaskUpdate) -> dict[str, Any]:
     scope = RequestScope(router)
     changes = body.model_dump(exclude_unset=True, exclude={"production_version"})
-    changes = {
-        name: ("" if name == "description" and value is None else value) for name, value in changes.items()
-    }
+    changes = {name: ("" if name == "description" and value is None else value) for name, value in changes.items()}
     if changes.get("name", "") is None:
         del changes["name"]
     task = tasks.update_task(scope.ports.items, scope.owner_id, task_id, changes)
     if body.production_version is not None and body.production_version != task.production_version:
-        task = tasks.set_production_version(
-            scope.ports.items, scope.owner_id, task_id, body.production_version
-        )
+        task = tasks.set_production_version(scope.ports.items, scope.owner_id, task_id, body.production_version)
     return task_json(scope.ports, task)
 
 
@@ -109,9 +99,7 @@ def delete_task(task_id: str) -> Response[None]:
 )
 def add_label(task_id: str, body: LabelRef) -> dict[str, Any]:
     scope = RequestScope(router)
-    return task_json(
-        scope.ports, tasks.attach_label(scope.ports.items, scope.owner_id, task_id, body.label_id)
-    )
+    return task_json(scope.ports, tasks.attach_label(scope.ports.items, scope.owner_id, task_id, body.label_id))
 
 
 @router.post(
@@ -122,18 +110,25 @@ def add_label(task_id: str, body: LabelRef) -> dict[str, Any]:
 )
 def remove_label(task_id: str, body: LabelRef) -> dict[str, Any]:
     scope = RequestScope(router)
-    return task_json(
-        scope.ports, tasks.detach_label(scope.ports.items, scope.owner_id, task_id, body.label_id)
-    )
+    return task_json(scope.ports, tasks.detach_label(scope.ports.items, scope.owner_id, task_id, body.label_id))
 
 
 @router.post(
     f"{BASE}/<task_id>/train",
-    summary="Train a new model version",
+    summary="Train a new model version (answers at once; the version goes Waiting -> Training -> Trained)",
     tags=["training"],
-    responses=responses(None, 501, (401, 404)),
+    status_code=201,
+    responses=responses(ModelOut, 201, (400, 401, 404)),
 )
-def train(task_id: str) -> Response[str]:
+def train(task_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    tasks.get_task(scope.ports.items, scope.owner_id, task_id)
-    return error_response(501, "training is not available in this release yet")
+    model = training.create_version(scope.ports.items, scope.owner_id, task_id)
+    request = TrainRequest(owner_id=scope.owner_id, task_id=task_id, model_id=model.id, version=model.version)
+    try:
+        scope.ports.queue.send(request)
+    except Exception:
+        # Never leave a version Waiting for a request that was not queued.
+        ref = training.JobRef(scope.owner_id, task_id, model.id)
+        training.mark_failed(scope.ports.items, ref, "the train request could not be queued")
+        raise
+    return model_json(model)

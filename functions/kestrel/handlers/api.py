@@ -1,34 +1,7 @@
-"""Lambda entry point for the recognition API (everything but classify)."""
+"""Lambda entry point for the recognition API (every route but classify)."""
 
 from __future__ import annotations
 
-from typing import Any
+from kestrel.handlers.http import http_entry_point
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from kestrel.api.app import build_app
-from kestrel.api.body import normalise_body
-from kestrel.api.errors import proxy_error
-from kestrel.composition import get_ports
-from kestrel.domain.errors import KestrelError
-
-logger = Logger(service="kestrel-api")
-tracer = Tracer(service="kestrel-api")
-metrics = Metrics(namespace="Kestrel", service="api")
-app = build_app(logger)
-
-
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        event = normalise_body(event)
-    except KestrelError as error:
-        return proxy_error(400, error.detail)
-    app.append_context(ports=get_ports())
-    response = app.resolve(event, context)
-    metrics.add_metric(name=f"Http{int(response['statusCode']) // 100}xx", unit=MetricUnit.Count, value=1)
-    return response
+lambda_handler = http_entry_point("api")

@@ -105,6 +105,7 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one")
     parser.add_argument("--threads", type=int, default=8, help="requests served in parallel (default: 8)")
+    parser.add_argument("--no-worker", action="store_true", help="do not train here (run `kestrel worker` instead)")
     _add_data_dir(parser)
 
 
@@ -164,6 +165,12 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception:
         # Keep serving (the docs and the front page may still work); the log says what is broken.
         logger.exception("a handler failed to load; its requests will answer 500")
+    worker = None
+    if settings.runtime == "local" and not args.no_worker:
+        from kestrel.local.worker import LocalWorker
+
+        worker = LocalWorker(ports)
+        worker.start()
     _print_banner(server.url, settings, created)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -174,7 +181,32 @@ def _serve(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, stop)
     server.serve_forever()
+    if worker is not None:
+        worker.stop()
     print("Kestrel stopped.", flush=True)
+    return 0
+
+
+# --- kestrel worker ---
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from kestrel.local.worker import LocalWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    if settings.runtime != "local":
+        raise CliError("the worker runs training locally; on AWS, SQS, the launcher and SageMaker do its job")
+    worker = LocalWorker(_ports(settings))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s, stopping after the current step", signal.Signals(signum).name)
+        worker.stop(timeout=0)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    print(f"Kestrel training worker on {settings.data_dir}; Ctrl-C stops it.", flush=True)
+    worker.run_forever()
     return 0
 
 
@@ -224,16 +256,13 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Command] = [
-    Command(
-        "serve", "run the API, the console and signed blob URLs on this machine", _configure_serve, _serve
-    ),
+    Command("serve", "run the API, the console and signed blob URLs on this machine", _configure_serve, _serve),
+    Command("worker", "run the local training worker alone (serve starts one itself)", _add_data_dir, _worker),
     Command(
         "token",
         "manage API tokens",
         subcommands=(
-            Command(
-                "create", "create an API token (and its owner if new)", _configure_token_create, _token_create
-            ),
+            Command("create", "create an API token (and its owner if new)", _configure_token_create, _token_create),
             Command("list", "list tokens (ids, owners, names; never the tokens)", _add_data_dir, _token_list),
             Command("revoke", "revoke a token by id", _configure_token_revoke, _token_revoke),
         ),

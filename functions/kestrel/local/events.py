@@ -100,9 +100,7 @@ def raw_path(environ: Mapping[str, Any]) -> str:
 
 def request_path(environ: Mapping[str, Any]) -> str:
     """The decoded path (what routing and ``is_public`` look at)."""
-    return (
-        _wsgi_str(str(environ.get("SCRIPT_NAME", ""))) + _wsgi_str(str(environ.get("PATH_INFO", ""))) or "/"
-    )
+    return _wsgi_str(str(environ.get("SCRIPT_NAME", ""))) + _wsgi_str(str(environ.get("PATH_INFO", ""))) or "/"
 
 
 def _query(query_string: str) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
@@ -135,9 +133,7 @@ def event_from_wsgi(environ: Mapping[str, Any], body: bytes) -> dict[str, Any]:
     source_ip = str(environ.get("REMOTE_ADDR", "127.0.0.1"))
 
     headers = request_headers(environ)
-    host = (
-        headers.get("Host") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
-    )
+    host = headers.get("Host") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
     headers["Host"] = host
     domain_name, host_port = _split_host(host)
     # Like API Gateway: it terminates the connection, so it states the scheme and port the client

@@ -274,9 +274,7 @@ class Gateway:
                 policy = authorize(authorizer_event(event))
             except unauthorized as error:
                 detail = str(getattr(error, "detail", "Unauthorized"))
-                return _json(
-                    401, {"detail": detail}, [("WWW-Authenticate", "Token"), ("x-amzn-RequestId", request_id)]
-                )
+                return _json(401, {"detail": detail}, [("WWW-Authenticate", "Token"), ("x-amzn-RequestId", request_id)])
             event["requestContext"]["authorizer"] = {
                 **policy.get("context", {}),
                 "principalId": policy["principalId"],
@@ -296,9 +294,7 @@ class Gateway:
             status, headers, data = wsgi_response(result)
         except MalformedResponse as error:
             # API Gateway answers 502 when a Lambda returns something that is not a proxy response.
-            logger.error(
-                "%s %s: %s returned a malformed response: %s", method, path, route.function_name, error
-            )
+            logger.error("%s %s: %s returned a malformed response: %s", method, path, route.function_name, error)
             return _json(502, {"detail": "internal error: the handler's response was malformed"})
         if len(data) > LAMBDA_RESPONSE_BYTES:
             logger.warning("%s %s: response of %d bytes is over Lambda's 6 MB limit", method, path, len(data))
@@ -318,9 +314,7 @@ class Gateway:
                 [("Allow", "GET, PUT")],
             )
         if not key or not store.signer.verify(method, key, expires, sig, max_bytes):
-            return _json(
-                403, {"detail": "This URL's signature is invalid or has expired; ask the API for a new URL"}
-            )
+            return _json(403, {"detail": "This URL's signature is invalid or has expired; ask the API for a new URL"})
         if method == "GET":
             try:
                 data = store.get(key)
@@ -339,9 +333,7 @@ class Gateway:
         if length is None:
             return _json(411, {"detail": "Send the upload with a Content-Length header"})
         if length > limit:
-            return _json(
-                413, {"detail": f"The upload is {length} bytes; this URL accepts at most {limit} bytes"}
-            )
+            return _json(413, {"detail": f"The upload is {length} bytes; this URL accepts at most {limit} bytes"})
         data = _read_body(environ, length)
         store.put(key, data, str(environ.get("CONTENT_TYPE") or "application/octet-stream"))
         # S3 answers a PUT with the MD5 of the bytes as its ETag; clients may check it.
@@ -381,9 +373,7 @@ def _json_error_channel(limit: int) -> type[HTTPChannel]:
             detail = too_large_detail(None, limit) if error.code == 413 else f"{error.reason}: {error.body}"
             body = json.dumps({"detail": detail}).encode()
             self.status = f"{error.code} {error.reason}"
-            self.response_headers.extend(
-                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            )
+            self.response_headers.extend([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             self.set_close_on_finish()
             self.content_length = len(body)
             self.write(body)

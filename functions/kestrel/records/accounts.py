@@ -124,9 +124,7 @@ def list_tokens(store: ItemStore) -> list[TokenInfo]:
     found: list[TokenInfo] = []
     for owner_item in store.query(keys.OWNERS_PK):
         for item in store.query(keys.owner_pk(owner_item[SK]), "K#"):
-            found.append(
-                TokenInfo(item["token_id"], item["owner_id"], item["email"], item["name"], item["created"])
-            )
+            found.append(TokenInfo(item["token_id"], item["owner_id"], item["email"], item["name"], item["created"]))
     return sorted(found, key=lambda t: t.created)
 
 

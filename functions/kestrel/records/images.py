@@ -70,8 +70,7 @@ def add_image(
     """Validate, store the bytes and a thumbnail, then record the image (with its labels) at once."""
     if len(data) > limits.max_bytes:
         raise TooLarge(
-            f"the image is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes; "
-            "compress or scale it down"
+            f"the image is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes; compress or scale it down"
         )
     content_hash = hashlib.sha256(data).hexdigest()
     existing = store.get(keys.content_key(owner_id, content_hash))
@@ -139,9 +138,7 @@ def add_image(
     return image
 
 
-def _label_writes(
-    owner_id: str, image: TrainingImage, label_id: str, adding: bool
-) -> list[Put | Update | Delete]:
+def _label_writes(owner_id: str, image: TrainingImage, label_id: str, adding: bool) -> list[Put | Update | Delete]:
     membership_pk, membership_sk = keys.membership_key(owner_id, label_id, image.id)
     label_key = keys.label_key(owner_id, label_id)
     if adding:
@@ -211,9 +208,7 @@ def remove_label_from_image(store: ItemStore, owner_id: str, image_id: str, labe
 
 def update_image(store: ItemStore, owner_id: str, image_id: str, changes: dict[str, Any]) -> TrainingImage:
     try:
-        item = store.update(
-            Update(keys.image_key(owner_id, image_id), set=changes, condition=Condition(exists=True))
-        )
+        item = store.update(Update(keys.image_key(owner_id, image_id), set=changes, condition=Condition(exists=True)))
     except ConditionFailed:
         raise NotFound(f"Training image {image_id} not found") from None
     return image_from_item(item)
@@ -271,9 +266,7 @@ def list_images(store: ItemStore, owner_id: str, request: PageRequest, flt: Imag
             get_label(store, owner_id, label_id)
 
         def walk_label(after: str | None) -> Iterator[Item]:
-            memberships = store.query(
-                pk, keys.membership_ord_prefix(first), index="ord", after=after, descending=True
-            )
+            memberships = store.query(pk, keys.membership_ord_prefix(first), index="ord", after=after, descending=True)
             while True:
                 batch = [m for _, m in zip(range(100), memberships, strict=False)]
                 if not batch:

@@ -95,9 +95,7 @@ def update_label(store: ItemStore, owner_id: str, label_id: str, changes: dict[s
     if not fields:
         return get_label(store, owner_id, label_id)
     try:
-        item = store.update(
-            Update(keys.label_key(owner_id, label_id), set=fields, condition=Condition(exists=True))
-        )
+        item = store.update(Update(keys.label_key(owner_id, label_id), set=fields, condition=Condition(exists=True)))
     except ConditionFailed:
         raise NotFound(f"Label {label_id} not found") from None
     return label_from_item(item)
@@ -155,9 +153,7 @@ def delete_label(store: ItemStore, owner_id: str, label_id: str, allow_negative:
             image_id = str(membership["image_id"])
             writes.append(Update(keys.image_key(owner_id, image_id), map_remove={"labels": [label_id]}))
             writes.append(Delete((membership[PK], membership[SK])))
-        writes.append(
-            Update(keys.label_key(owner_id, label_id), increment={"images_count": -len(memberships)})
-        )
+        writes.append(Update(keys.label_key(owner_id, label_id), increment={"images_count": -len(memberships)}))
         store.transact(writes)
     writes = [
         Update(keys.task_key(owner_id, task_id), map_remove={"labels": [label_id]})

@@ -75,9 +75,7 @@ def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
     if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
         raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
     writes = [
-        Delete(
-            keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})
-        ),
+        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})),
         Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
     ]
     try:

@@ -58,9 +58,7 @@ def decode_cursor(cursor: str, tag: str) -> tuple[int, str]:
         data: dict[str, Any] = json.loads(raw)
         page, after, cursor_tag = int(data["p"]), str(data["a"]), str(data["t"])
     except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidInput(
-            "the cursor is not valid; follow the 'next' link as given, or use ?page=N"
-        ) from None
+        raise InvalidInput("the cursor is not valid; follow the 'next' link as given, or use ?page=N") from None
     if cursor_tag != tag or page < 2:
         raise InvalidInput(
             "the cursor belongs to another listing (other filters or another account); "
@@ -97,6 +95,4 @@ def paginate(
     window = list(islice(matching, request.page_size + 1))
     items = window[: request.page_size]
     next_after = str(items[-1][ORD]) if len(window) > request.page_size else None
-    return Page(
-        items=items, count=count, page=request.page, page_size=request.page_size, next_after=next_after
-    )
+    return Page(items=items, count=count, page=request.page, page_size=request.page_size, next_after=next_after)

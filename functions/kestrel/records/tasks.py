@@ -57,9 +57,7 @@ def _negative_label(owner_id: str, task: Task, when: str) -> Label:
 def create_task(store: ItemStore, owner_id: str, name: str, description: str, task_type: TaskType) -> Task:
     """A new task; a multi_label task gets its negative label with it (as Ximilar's do)."""
     when = now_iso()
-    task = Task(
-        id=new_id(), owner_id=owner_id, name=name, description=description, type=task_type, created=when
-    )
+    task = Task(id=new_id(), owner_id=owner_id, name=name, description=description, type=task_type, created=when)
     writes: list[Put | Update | Delete] = []
     if task_type == TaskType.MULTI_LABEL:
         negative = _negative_label(owner_id, task, when)
@@ -142,9 +140,7 @@ def set_production_version(store: ItemStore, owner_id: str, task_id: str, versio
     if version != -1:
         model = get_model_by_version(store, owner_id, task_id, version)
         if model.train_status != "Trained":
-            raise InvalidInput(
-                f"version {version} is {model.train_status}; only a Trained version can be deployed"
-            )
+            raise InvalidInput(f"version {version} is {model.train_status}; only a Trained version can be deployed")
     try:
         item = store.update(
             Update(
@@ -229,9 +225,7 @@ def detach_label(store: ItemStore, owner_id: str, task_id: str, label_id: str) -
 
 def _check_label_fits(task: Task, label: Label) -> None:
     if label.negative_for_task and label.negative_for_task != task.id:
-        raise InvalidInput(
-            f"label '{label.name}' is the negative label of another task; it cannot be attached"
-        )
+        raise InvalidInput(f"label '{label.name}' is the negative label of another task; it cannot be attached")
     wanted = LABEL_TYPE_FOR_TASK[task.type]
     if label.type != wanted:
         raise InvalidInput(

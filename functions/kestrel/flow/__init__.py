@@ -1,0 +1,1 @@
+"""The training flow's steps, shared by the Lambda handlers and the local worker."""

@@ -1,0 +1,105 @@
+"""Step 2 of a training: the job's completion event becomes a Trained or Failed version."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import Any
+from urllib.parse import urlparse
+
+from aws_lambda_powertools import Logger
+
+from kestrel.composition import Ports
+from kestrel.domain.errors import NotFound
+from kestrel.flow import mails
+from kestrel.records.accounts import get_owner
+from kestrel.records.model_files import model_prefix
+from kestrel.records.models import get_model
+from kestrel.records.tasks import get_task
+from kestrel.records.training import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
+
+logger = Logger(service="kestrel-finisher", child=True)
+
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+_MAX_MEMBER_BYTES = 200 * 1024 * 1024
+
+
+class BadArtefact(Exception):
+    """The job's output is not what a Kestrel training job writes."""
+
+
+def read_artefact(data: bytes) -> dict[str, bytes]:
+    """model.onnx and card.json from the job's model.tar.gz (nothing else is read)."""
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            for member in archive.getmembers():
+                name = member.name.removeprefix("./")
+                if name in (MODEL_FILE, CARD_FILE) and member.isfile() and member.size <= _MAX_MEMBER_BYTES:
+                    extracted = archive.extractfile(member)
+                    if extracted is not None:
+                        found[name] = extracted.read()
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise BadArtefact(f"the model archive cannot be read: {error}") from None
+    missing = {MODEL_FILE, CARD_FILE} - set(found)
+    if missing:
+        raise BadArtefact(f"the model archive lacks {', '.join(sorted(missing))}")
+    return found
+
+
+def blob_key_of(uri: str) -> str:
+    """s3://bucket/key -> key (the blob store is the bucket)."""
+    return urlparse(uri).path.lstrip("/")
+
+
+def finish(ports: Ports, event: dict[str, Any]) -> None:
+    """Handle one "SageMaker Training Job State Change" event (EventBridge's shape)."""
+    detail = event.get("detail") or {}
+    name = str(detail.get("TrainingJobName", ""))
+    status = str(detail.get("TrainingJobStatus", ""))
+    model_id = model_id_of_job(name)
+    if model_id is None or status not in ("Completed", "Failed", "Stopped"):
+        logger.info("event ignored", extra={"job": name, "status": status})
+        return
+    try:
+        ref = find_job(ports.items, model_id)
+    except NotFound:
+        logger.warning("event for an unknown job", extra={"job": name})
+        return
+    if status == "Completed":
+        try:
+            _complete(ports, ref, detail)
+        except BadArtefact as error:
+            _fail(ports, ref, str(error))
+    else:
+        reason = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
+        _fail(ports, ref, reason)
+
+
+def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> None:
+    uri = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
+    files = read_artefact(ports.blobs.get(blob_key_of(uri)))
+    card = json.loads(files[CARD_FILE])
+    prefix = model_prefix(ref.owner_id, ref.model_id)
+    # Files first: a model marked Trained can always be loaded.
+    ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
+    ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
+    metrics = {name: card[name] for name in card if name not in ("thresholds",)}
+    if not mark_trained(ports.items, ref, float(card["accuracy"]), metrics):
+        logger.info("repeated completion event ignored", extra={"model_id": ref.model_id})
+        return
+    model = get_model(ports.items, ref.owner_id, ref.model_id)
+    deployed = get_task(ports.items, ref.owner_id, ref.task_id).production_version == model.version
+    owner = get_owner(ports.items, ref.owner_id)
+    ports.mailer.send(mails.finished(owner.email, model, ports.settings.mail.console_url, deployed))
+
+
+def _fail(ports: Ports, ref: JobRef, reason: str) -> None:
+    if not mark_failed(ports.items, ref, reason):
+        logger.info("repeated failure event ignored", extra={"model_id": ref.model_id})
+        return
+    model = get_model(ports.items, ref.owner_id, ref.model_id)
+    owner = get_owner(ports.items, ref.owner_id)
+    ports.mailer.send(mails.failed(owner.email, model, reason, ports.settings.mail.console_url))

@@ -1,0 +1,28 @@
+"""Lambda entry point: "SageMaker Training Job State Change" (EventBridge) -> Trained/Failed + email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kestrel.composition import get_ports
+from kestrel.flow.finish import finish
+
+logger = Logger(service="kestrel-finisher")
+tracer = Tracer(service="kestrel-finisher")
+metrics = Metrics(namespace="Kestrel", service="finisher")
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    status = str((event.get("detail") or {}).get("TrainingJobStatus", ""))
+    finish(get_ports(), event)
+    if status in ("Failed", "Stopped"):
+        metrics.add_metric(name="TrainingFailed", unit=MetricUnit.Count, value=1)
+    elif status == "Completed":
+        metrics.add_metric(name="TrainingCompleted", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,41 @@
+"""What the two HTTP Lambdas (api, classify) share: body normalisation, the app, Powertools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kestrel.api.app import build_app
+from kestrel.api.body import normalise_body
+from kestrel.api.errors import proxy_error
+from kestrel.composition import get_ports
+from kestrel.domain.errors import KestrelError
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def http_entry_point(service: str) -> Handler:
+    """A Lambda handler serving the recognition API, logging and measuring as ``kestrel-<service>``."""
+    logger = Logger(service=f"kestrel-{service}")
+    tracer = Tracer(service=f"kestrel-{service}")
+    metrics = Metrics(namespace="Kestrel", service=service)
+    app = build_app(logger)
+
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            event = normalise_body(event)
+        except KestrelError as error:
+            return proxy_error(400, error.detail)
+        app.append_context(ports=get_ports())
+        response: dict[str, Any] = app.resolve(event, context)
+        metrics.add_metric(name=f"Http{int(response['statusCode']) // 100}xx", unit=MetricUnit.Count, value=1)
+        return response
+
+    return lambda_handler
