@@ -22,7 +22,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 import kestrel.composition as composition
 from kestrel.composition import Ports, build_ports, set_ports
-from kestrel.config import Limits, Settings
+from kestrel.config import Limits, MailSettings, Settings, TrainingSettings
 from kestrel.local.gateway import GatewayServer, make_server
 from kestrel.records.accounts import create_token, ensure_owner
 
@@ -30,6 +30,7 @@ OWNER_A = "owner-a@example.com"
 AWS_REGION = "us-east-1"
 AWS_TABLE = "kestrel-test"
 AWS_BUCKET = "kestrel-test-blobs"
+AWS_MAIL_FROM = "kestrel@example.com"
 
 _OWN_TOKEN: Any = object()  # ``request(token=...)`` default: the server's own token
 
@@ -51,9 +52,7 @@ class RunningServer:
         token, _ = create_token(self.ports.items, owner, name)
         return token
 
-    def request(
-        self, method: str, path: str, token: str | None = _OWN_TOKEN, **kwargs: Any
-    ) -> requests.Response:
+    def request(self, method: str, path: str, token: str | None = _OWN_TOKEN, **kwargs: Any) -> requests.Response:
         """``method`` on ``path`` (relative to ``url``, or a full URL) as owner A by default.
 
         ``token=None`` sends no Authorization header; any other string is sent as the token."""
@@ -71,9 +70,7 @@ def running_server(ports: Ports, runtime: str, **server_options: Any) -> Iterato
     """Serve ``ports`` on a free port until the block ends; restores the previous process ports."""
     previous = composition._ports  # another server's ports (e.g. an outer fixture), put back after
     server = make_server(ports, host="127.0.0.1", port=0, **server_options)
-    thread = threading.Thread(
-        target=server.serve_forever, name=f"kestrel-{runtime}-{server.port}", daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, name=f"kestrel-{runtime}-{server.port}", daemon=True)
     thread.start()
     owner = ensure_owner(ports.items, OWNER_A)
     token, _ = create_token(ports.items, owner, "tests")
@@ -116,8 +113,22 @@ def aws_ports(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Iterator[Ports
     with mock_aws():
         create_table(boto3.client("dynamodb", region_name=AWS_REGION), AWS_TABLE)
         boto3.client("s3", region_name=AWS_REGION).create_bucket(Bucket=AWS_BUCKET)
+        queue_url = boto3.client("sqs", region_name=AWS_REGION).create_queue(QueueName="kestrel-train")["QueueUrl"]
+        boto3.client("ses", region_name=AWS_REGION).verify_email_identity(EmailAddress=AWS_MAIL_FROM)
         settings = Settings(
-            runtime="aws", data_dir=data_dir, table=AWS_TABLE, bucket=AWS_BUCKET, limits=Limits()
+            runtime="aws",
+            data_dir=data_dir,
+            table=AWS_TABLE,
+            bucket=AWS_BUCKET,
+            limits=Limits(),
+            training=TrainingSettings(
+                queue_url=queue_url,
+                image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/kestrel-training:test",
+                role_arn="arn:aws:iam::123456789012:role/kestrel-training",
+                instance_type="ml.m5.large",
+                max_seconds=3600,
+            ),
+            mail=MailSettings(sender=AWS_MAIL_FROM, console_url="https://console.example.com/"),
         )
         yield build_ports(settings)
 

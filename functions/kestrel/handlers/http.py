@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,12 @@ from kestrel.composition import get_ports
 from kestrel.domain.errors import KestrelError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+# Powertools keeps the request being resolved in class attributes (BaseRouter.current_event) and in
+# the app's context dict. On Lambda an execution environment runs one request at a time; the local
+# gateway serves requests from several threads, so resolving is serialised here, process-wide (all
+# apps share those class attributes). Reading bodies and sending answers still runs in parallel.
+_RESOLVING = threading.Lock()
 
 
 def http_entry_point(service: str) -> Handler:
@@ -33,8 +40,9 @@ def http_entry_point(service: str) -> Handler:
             event = normalise_body(event)
         except KestrelError as error:
             return proxy_error(400, error.detail)
-        app.append_context(ports=get_ports())
-        response: dict[str, Any] = app.resolve(event, context)
+        with _RESOLVING:
+            app.append_context(ports=get_ports())
+            response: dict[str, Any] = app.resolve(event, context)
         metrics.add_metric(name=f"Http{int(response['statusCode']) // 100}xx", unit=MetricUnit.Count, value=1)
         return response
 

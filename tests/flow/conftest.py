@@ -1,0 +1,35 @@
+"""A task that may be trained: two labels with 20 real photos each (crops of two sample photos)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.api.http import Api
+from tests.photos import distinct_photos
+
+
+@dataclass
+class TrainableTask:
+    api: Api
+    task: dict[str, Any]
+    labels: list[dict[str, Any]]
+
+
+def make_trainable_task(api: Api, per_label: int = 20, name: str = "Cats and coffee") -> TrainableTask:
+    task = api.create_task(name)
+    labels = []
+    for label_name, sample in (("cat", "chelsea"), ("coffee", "coffee")):
+        label = api.create_label(label_name)
+        api.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]})
+        for data in distinct_photos(per_label, sample, side=64):
+            api.upload(data, labels=[label["id"]])
+        labels.append(label)
+    return TrainableTask(api, task, labels)
+
+
+@pytest.fixture
+def trainable(api_server: Any) -> TrainableTask:
+    return make_trainable_task(Api(api_server.url, api_server.token))
