@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
-from kestrel.composition import Ports
+from kestrel.composition import Ports, get_ports
 from kestrel.domain.errors import InvalidInput, Unauthenticated
 from kestrel.records.paging import Page, PageRequest, decode_cursor, encode_cursor, listing_tag
 
@@ -21,8 +21,10 @@ class RequestScope:
     """The current request as seen by a route: who asks, on which URL, with which ports."""
 
     def __init__(self, router: BaseRouter) -> None:
+        # Powertools keeps the current event on the class (one request at a time per process);
+        # the ports come from the composition root, like every other entry point's.
         self.event = router.current_event
-        self.ports: Ports = router.context["ports"]
+        self.ports: Ports = get_ports()
 
     @property
     def raw(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kestrel.api.app import build_app
 from kestrel.api.body import normalise_body
 from kestrel.api.errors import proxy_error
-from kestrel.composition import get_ports
 from kestrel.domain.errors import KestrelError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -41,7 +40,6 @@ def http_entry_point(service: str) -> Handler:
         except KestrelError as error:
             return proxy_error(400, error.detail)
         with _RESOLVING:
-            app.append_context(ports=get_ports())
             response: dict[str, Any] = app.resolve(event, context)
         metrics.add_metric(name=f"Http{int(response['statusCode']) // 100}xx", unit=MetricUnit.Count, value=1)
         return response

@@ -1,0 +1,51 @@
+"""The training job's entry point, following SageMaker's container conventions.
+
+    <root>/input/data/manifest/manifest.json     the manifest (channel "manifest")
+    <root>/input/config/hyperparameters.json     hyperparameters (all strings)
+    <root>/model/                                model.onnx + card.json (SageMaker uploads it as model.tar.gz)
+    <root>/output/failure                        the reason, when the job fails
+
+``<root>`` is /opt/ml on SageMaker; the local worker sets KESTREL_SM_ROOT to a temporary folder.
+Images and the embedding cache are read through the blob store (S3 on AWS, the data folder
+locally), chosen by the same composition root as every handler."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from kestrel.composition import build_ports
+from kestrel.config import Settings
+from kestrel.training.job import train
+
+ENV_SM_ROOT = "KESTREL_SM_ROOT"
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def main() -> int:
+    root = Path(os.environ.get(ENV_SM_ROOT, "/opt/ml"))
+    try:
+        manifest = json.loads((root / "input" / "data" / "manifest" / "manifest.json").read_text())
+        ports = build_ports(Settings.from_env())
+        result = train(manifest, ports.blobs, _say)
+        model_dir = root / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "model.onnx").write_bytes(result.model)
+        (model_dir / "card.json").write_text(json.dumps(result.card, indent=1))
+    except Exception as error:  # noqa: BLE001 - the job's last word: SageMaker reads output/failure
+        traceback.print_exc()
+        failure = root / "output" / "failure"
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(f"{type(error).__name__}: {error}"[:1000])
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Train one model version from its manifest: embed, fit the head, evaluate, export, describe."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kestrel.ports.blobs import BlobStore
+from kestrel.training.embeddings import AUGMENTED_VIEWS, Embedder, ImageRef
+from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
+from kestrel.training.head import train_head
+from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label
+from kestrel.vision.backbone import ensure_backbone
+from kestrel.vision.preprocess import preprocess
+from kestrel.vision.session import create_session
+
+Progress = Callable[[str], None]
+
+
+class TrainingError(Exception):
+    """The data cannot make a model; the message is the failure reason the owner reads."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: bytes  # the ONNX file
+    card: dict[str, Any]
+
+
+def _targets(manifest: dict[str, Any], rows: list[dict[str, Any]], multi_label: bool) -> np.ndarray:
+    index = {label["id"]: i for i, label in enumerate(manifest["labels"])}
+    if multi_label:
+        targets = np.zeros((len(rows), len(index)), dtype=np.float64)
+        for n, row in enumerate(rows):
+            for label_id in row["labels"]:
+                targets[n, index[label_id]] = 1.0
+        return targets
+    return np.array([index[row["labels"][0]] for row in rows], dtype=int)
+
+
+def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> TrainedModel:
+    started = time.perf_counter()
+    multi_label = manifest["task_type"] == "multi_label"
+    labels = manifest["labels"]
+    images = manifest["images"]
+    train_rows = [row for row in images if row["split"] == "train"]
+    test_rows = [row for row in images if row["split"] == "test"]
+    if not train_rows or not test_rows:
+        raise TrainingError(f"need images in both parts; got {len(train_rows)} to train and {len(test_rows)} to test")
+
+    say(f"backbone: loading ({len(images)} images, {len(labels)} labels, {manifest['task_type']})")
+    backbone = ensure_backbone()
+    session = create_session(backbone.path)
+    embedder = Embedder(backbone, session, blobs)
+    last_report = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done == total or now - last_report[0] > 2.0:
+            last_report[0] = now
+            say(f"embedding: {done}/{total} images ({embedder.computed} new, {done - embedder.computed} cached)")
+
+    ordered = train_rows + test_rows
+    views = embedder.embed_all([ImageRef(row["key"], row["sha256"]) for row in ordered], progress)
+    train_views, test_views = views[: len(train_rows)], views[len(train_rows) :]
+
+    say(f"head: fitting {'sigmoid' if multi_label else 'softmax'} regression on {len(train_rows)} images")
+    head = train_head(train_views, _targets(manifest, train_rows, multi_label), len(labels), multi_label)
+
+    test_plain = np.stack([v[0] for v in test_views])
+    probs = head.probabilities(test_plain)
+    label_ids = [label["id"] for label in labels]
+    test_ids = [row["id"] for row in test_rows]
+    if multi_label:
+        evaluation = evaluate_multi_label(
+            probs, _targets(manifest, test_rows, True), head.thresholds, label_ids, test_ids
+        )
+    else:
+        evaluation = evaluate_multi_class(probs, _targets(manifest, test_rows, False), label_ids, test_ids)
+    say(f"evaluation: accuracy {evaluation['accuracy']:.4f} on {len(test_rows)} test images")
+
+    model = export_model(backbone, head)
+    _check_export(model, blobs, test_rows[:2], head.probabilities(test_plain[:2]))
+    seconds = round(time.perf_counter() - started, 2)
+    say(f"done in {seconds} s")
+    return TrainedModel(
+        model,
+        _card(manifest, backbone.backbone_id, head, evaluation, train_rows, test_rows, embedder.computed, seconds),
+    )
+
+
+def _check_export(model: bytes, blobs: BlobStore, rows: list[dict[str, Any]], expected: np.ndarray) -> None:
+    """The exported file must give what the head gave: catches any mismatch before it ships."""
+    session = create_session(model)
+    batch = np.stack([preprocess(blobs.get(row["key"])) for row in rows])
+    probabilities, descriptor = session.run([PROBABILITIES, DESCRIPTOR], {"image": batch})
+    if not np.allclose(probabilities, expected, atol=1e-3):
+        raise TrainingError("the exported model does not reproduce the trained head (internal error)")
+    if not np.allclose(np.linalg.norm(descriptor, axis=1), 1.0, atol=1e-3):
+        raise TrainingError("the exported descriptor is not normalised (internal error)")
+
+
+def _card(
+    manifest: dict[str, Any],
+    backbone_id: str,
+    head: Any,
+    evaluation: dict[str, Any],
+    train_rows: list[dict[str, Any]],
+    test_rows: list[dict[str, Any]],
+    embedded: int,
+    seconds: float,
+) -> dict[str, Any]:
+    def per_label(rows: list[dict[str, Any]]) -> dict[str, int]:
+        counts = Counter(label_id for row in rows for label_id in row["labels"])
+        return {label["id"]: counts.get(label["id"], 0) for label in manifest["labels"]}
+
+    return {
+        "card_version": 1,
+        "model_id": manifest["model_id"],
+        "task_id": manifest["task_id"],
+        "task_name": manifest["task_name"],
+        "version": manifest["version"],
+        "task_type": manifest["task_type"],
+        "labels": [{"id": label["id"], "name": label["name"]} for label in manifest["labels"]],
+        "thresholds": list(head.thresholds) if head.multi_label else None,
+        "backbone_id": backbone_id,
+        "input": {
+            "name": "image",
+            "shape": ["N", 3, 224, 224],
+            "layout": "NCHW, RGB",
+            "preprocessing": "EXIF-upright RGB (alpha on white); shorter side to 256 (bilinear, antialiased); "
+            "centre crop 224x224; (pixel - 127) / 128",
+        },
+        "outputs": {PROBABILITIES: "softmax" if not head.multi_label else "sigmoid per label", DESCRIPTOR: "L2"},
+        **evaluation,
+        "counts": {
+            "train": per_label(train_rows),
+            "test": per_label(test_rows),
+            "images_train": len(train_rows),
+            "images_test": len(test_rows),
+            "negatives": sum(1 for row in train_rows + test_rows if not row["labels"]),
+            "skipped": len(manifest.get("skipped_images", [])),
+        },
+        "regularisation": head.strength,
+        "augmented_views": AUGMENTED_VIEWS,
+        "embedded_images": embedded,
+        "cached_images": len(train_rows) + len(test_rows) - embedded,
+        "training_seconds": seconds,
+    }
