@@ -40,9 +40,7 @@ def _bomb() -> bytes:
     return bytes(data)
 
 
-def test_each_bad_request_is_refused_clearly(
-    api: Api, api_server: Any, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_each_bad_request_is_refused_clearly(api: Api, api_server: Any, capfd: pytest.CaptureFixture[str]) -> None:
     task = api.create_task("T")
     tag = api.create_label("a tag", "tag")
     jpeg = photo("chelsea", 200)
@@ -113,9 +111,7 @@ def test_each_bad_request_is_refused_clearly(
     ]
     for client, method, path, kwargs, status, words in cases:
         response = client.call(method, path, **kwargs)
-        assert response.status_code == status, (
-            f"{method} {path} {kwargs}: {response.status_code} {response.text}"
-        )
+        assert response.status_code == status, f"{method} {path} {kwargs}: {response.status_code} {response.text}"
         detail = response.json()["detail"]
         assert words.lower() in detail.lower(), f"{method} {path}: {detail!r} should mention {words!r}"
         assert "Traceback" not in response.text

@@ -63,9 +63,7 @@ def test_second_owner_gets_404_everywhere_and_sees_nothing(api_server: Any) -> N
     # Alice's data is untouched by all of that.
     assert alice.get(f"task/{tid}")["name"] == "Alice's task"
     kept = alice.get(f"training-image/{iid}")
-    assert (
-        kept["meta_data"] == {} and kept["test_image"] is False and [x["id"] for x in kept["labels"]] == [lid]
-    )
+    assert kept["meta_data"] == {} and kept["test_image"] is False and [x["id"] for x in kept["labels"]] == [lid]
     assert alice.get(f"label/{lid}")["images_count"] == 1
 
 

@@ -71,9 +71,7 @@ def test_labels_search_filter_and_counts(api: Api) -> None:
     assert api.get(f"label/{labels['sea']['id']}")["tasks_count"] == 1
     assert [label["name"] for label in api.get(f"task/{task['id']}")["labels"]] == ["Forest", "sea"]
 
-    changed = api.ok(
-        "PUT", f"label/{labels['street']['id']}/", json={"output_name": "road", "description": "x"}
-    )
+    changed = api.ok("PUT", f"label/{labels['street']['id']}/", json={"output_name": "road", "description": "x"})
     assert (changed["name"], changed["output_name"]) == ("street", "road")
 
     api.post(f"task/{task['id']}/remove-label", {"label_id": labels["sea"]["id"]})
@@ -110,9 +108,7 @@ def test_images_labels_filters_and_metadata(api: Api) -> None:
     assert updated["meta_data"] == {"n": 2, "tags": ["a"]}
     assert api.get(f"training-image/{first['id']}/")["meta_data"] == {"n": 2, "tags": ["a"]}
 
-    batch = api.post(
-        "training-image/update", {"labels": [cat["id"]], "labels-add": [dog["id"]], "mark-test": True}
-    )
+    batch = api.post("training-image/update", {"labels": [cat["id"]], "labels-add": [dog["id"]], "mark-test": True})
     assert batch == {"status": "OK", "updated": 2}
     assert ids(labels=dog["id"]) == {first["id"], second["id"], third["id"]}
     assert ids(test="true") == {first["id"], second["id"], third["id"]}

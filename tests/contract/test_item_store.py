@@ -117,9 +117,7 @@ CONDITIONS = {
     "map-lacks": Condition(map_lacks=("labels", "L9")),
     "map-lacks-wrong": Condition(map_lacks=("labels", "L1")),
     "map-lacks-no-map": Condition(map_lacks=("tags", "L1")),
-    "all-parts": Condition(
-        exists=True, equals={"state": "open"}, map_has=("labels", "L1"), map_lacks=("labels", "X")
-    ),
+    "all-parts": Condition(exists=True, equals={"state": "open"}, map_has=("labels", "L1"), map_lacks=("labels", "X")),
     "all-parts-one-wrong": Condition(exists=True, equals={"state": "open"}, map_has=("labels", "X")),
 }
 
@@ -209,15 +207,9 @@ UPDATES = {
     "map-set-odd-keys": Update((P, "u"), map_set={"labels": {"a.b": 1, "#c": 2, ":d": 3, "e f": 4}}),
     "map-remove": Update((P, "u"), map_remove={"labels": ["L1", "absent"]}),
     "map-remove-missing-map": Update((P, "u"), map_remove={"tags": ["t1"]}),
-    "map-set-and-remove-one-map": Update(
-        (P, "u"), map_set={"labels": {"L3": 3}}, map_remove={"labels": ["L1"]}
-    ),
-    "map-set-and-remove-same-key": Update(
-        (P, "u"), map_set={"labels": {"L1": 9}}, map_remove={"labels": ["L1"]}
-    ),
-    "map-set-and-remove-missing-map": Update(
-        (P, "u"), map_set={"tags": {"a": 1, "b": 2}}, map_remove={"tags": ["a"]}
-    ),
+    "map-set-and-remove-one-map": Update((P, "u"), map_set={"labels": {"L3": 3}}, map_remove={"labels": ["L1"]}),
+    "map-set-and-remove-same-key": Update((P, "u"), map_set={"labels": {"L1": 9}}, map_remove={"labels": ["L1"]}),
+    "map-set-and-remove-missing-map": Update((P, "u"), map_set={"tags": {"a": 1, "b": 2}}, map_remove={"tags": ["a"]}),
     "set-ord": Update((P, "u"), set={"ord": "o2"}),
     "remove-ord": Update((P, "u"), remove=["ord"]),
     "everything": Update(
@@ -234,9 +226,7 @@ UPDATES = {
     "remove-then-increment": Update((P, "u"), remove=["n"], increment={"n": 4}),
     "set-map-then-map-set": Update((P, "u"), set={"labels": {"A": 1}}, map_set={"labels": {"B": 2}}),
     "remove-map-then-map-set": Update((P, "u"), remove=["labels"], map_set={"labels": {"B": 2}}),
-    "set-map-then-map-remove": Update(
-        (P, "u"), set={"labels": {"A": 1, "B": 2}}, map_remove={"labels": ["A"]}
-    ),
+    "set-map-then-map-remove": Update((P, "u"), set={"labels": {"A": 1, "B": 2}}, map_remove={"labels": ["A"]}),
     "nothing": Update((P, "u")),
 }
 
@@ -672,9 +662,7 @@ class _Faulty:
 
 def _cancelled(*codes: str, message: str = "") -> Callable[[dict[str, Any]], Any]:
     def fault(_: dict[str, Any]) -> Any:
-        reasons = [
-            {"Code": code, "Message": message} if code != "None" else {"Code": "None"} for code in codes
-        ]
+        reasons = [{"Code": code, "Message": message} if code != "None" else {"Code": "None"} for code in codes]
         raise ClientError(
             {
                 "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
@@ -771,9 +759,7 @@ def test_dynamodb_retries_a_conflicting_single_update(
     store, client, backoffs = faulty
 
     def conflict(_: dict[str, Any]) -> Any:
-        raise ClientError(
-            {"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem"
-        )
+        raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem")
 
     client.faults["update_item"] = [conflict]
     assert store.update(Update((P, "c"), increment={"n": 1}, upsert=True))["n"] == 1

@@ -54,9 +54,7 @@ def test_host_and_forwarding_headers_let_a_handler_rebuild_public_urls() -> None
 
 def test_paths_keep_their_encoding_and_parameters_are_decoded() -> None:
     event = event_from_wsgi(
-        environ(
-            "/recognition/v2/label/a b/", "search=caf%C3%A9&x", REQUEST_URI="/recognition/v2/label/a%20b/?q"
-        ),
+        environ("/recognition/v2/label/a b/", "search=caf%C3%A9&x", REQUEST_URI="/recognition/v2/label/a%20b/?q"),
         b"",
     )
     assert event["path"] == "/recognition/v2/label/a%20b/"
@@ -125,9 +123,7 @@ def test_responses_merge_headers_and_decode_bodies() -> None:
     assert all(name.lower() != "connection" for name, _ in headers)  # hop-by-hop: the server's business
 
     assert wsgi_response({"statusCode": 204})[2] == b""
-    binary = wsgi_response(
-        {"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True}
-    )
+    binary = wsgi_response({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True})
     assert binary[2] == b"\x00\x01"
 
 

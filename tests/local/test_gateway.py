@@ -64,9 +64,7 @@ def serve(ports: Ports) -> Iterator[Callable[..., RunningServer]]:
     with_servers: list[Any] = []
 
     def start(handler: Handler = echo, *, routes: list[Route] | None = None, **options: Any) -> RunningServer:
-        context = running_server(
-            ports, "local", routes=routes or [Route.of("/", "stub-api", handler)], **options
-        )
+        context = running_server(ports, "local", routes=routes or [Route.of("/", "stub-api", handler)], **options)
         with_servers.append(context)
         return context.__enter__()
 
@@ -101,9 +99,7 @@ def test_no_token_or_a_wrong_one_is_401_json_and_the_server_keeps_serving(
 
     wrong = server.request("GET", "recognition/v2/task/", token="0" * 40)
     assert wrong.status_code == 401 and "Invalid token" in wrong.json()["detail"]
-    malformed = server.request(
-        "GET", "recognition/v2/task/", headers={"Authorization": "Bearer abc"}, token=None
-    )
+    malformed = server.request("GET", "recognition/v2/task/", headers={"Authorization": "Bearer abc"}, token=None)
     assert malformed.status_code == 401 and "Token <your key>" in malformed.json()["detail"]
     assert called == []  # the handler never saw a refused request
 
@@ -186,17 +182,11 @@ def test_text_bodies_arrive_as_text_and_binary_ones_as_base64(serve: Callable[..
     form = echoed(server.request("POST", "recognition/v2/label/", data={"name": "cat"}))["event"]
     assert form["isBase64Encoded"] is False and form["body"] == "name=cat"
 
-    multipart = echoed(
-        server.request("POST", "recognition/v2/training-image/", files={"img_path": ("a.jpg", JPEG)})
-    )
+    multipart = echoed(server.request("POST", "recognition/v2/training-image/", files={"img_path": ("a.jpg", JPEG)}))
     event = multipart["event"]
-    assert event["isBase64Encoded"] is True and event["headers"]["Content-Type"].startswith(
-        "multipart/form-data"
-    )
+    assert event["isBase64Encoded"] is True and event["headers"]["Content-Type"].startswith("multipart/form-data")
     assert JPEG in base64.b64decode(event["body"])
-    raw = echoed(
-        server.request("POST", "recognition/v2/x/", data=JPEG, headers={"Content-Type": "image/jpeg"})
-    )
+    raw = echoed(server.request("POST", "recognition/v2/x/", data=JPEG, headers={"Content-Type": "image/jpeg"}))
     assert raw["event"]["isBase64Encoded"] is True and base64.b64decode(raw["event"]["body"]) == JPEG
 
 
@@ -236,9 +226,7 @@ def test_routes_go_to_their_function_by_prefix(serve: Callable[..., RunningServe
 
 
 def test_a_body_over_the_limit_is_413_with_the_upload_flow(tmp_path: Path) -> None:
-    ports = build_ports(
-        local_settings(tmp_path / "data", Limits(max_request_bytes=1000, max_image_bytes=2000))
-    )
+    ports = build_ports(local_settings(tmp_path / "data", Limits(max_request_bytes=1000, max_image_bytes=2000)))
     called: list[bool] = []
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -277,11 +265,7 @@ def _read_http_reply(sock: socket.socket) -> bytes:
         data += chunk
         head, sep, body = data.partition(b"\r\n\r\n")
         length = next(
-            (
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            ),
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")),
             None,
         )
         if sep and length is not None and len(body) >= length:
@@ -354,10 +338,7 @@ def test_bad_blob_urls_are_refused(serve: Callable[..., RunningServer], ports: P
     assert requests.get(put_url, timeout=10).status_code == 403
     # A larger max_bytes than was signed does not verify.
     assert (
-        requests.put(
-            put_url.replace("max_bytes=10", "max_bytes=1000"), data=b"x" * 50, timeout=10
-        ).status_code
-        == 403
+        requests.put(put_url.replace("max_bytes=10", "max_bytes=1000"), data=b"x" * 50, timeout=10).status_code == 403
     )
 
     too_big = requests.put(put_url, data=b"x" * 11, timeout=10)
@@ -404,9 +385,7 @@ def test_one_log_line_per_request_without_tokens(
     assert len(lines) == 2
     assert lines[0].startswith("GET /recognition/v2/task/ 200 ") and lines[0].endswith("ms")
     assert lines[1].startswith("GET /recognition/v2/task/ 401 ")
-    assert (
-        server.token not in caplog.text and "f" * 40 not in caplog.text and "Authorization" not in caplog.text
-    )
+    assert server.token not in caplog.text and "f" * 40 not in caplog.text and "Authorization" not in caplog.text
 
 
 # --- front page, concurrency, restarts ---

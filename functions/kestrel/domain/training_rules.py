@@ -49,9 +49,7 @@ class SplitImage:
     forced_test: bool  # marked test_image by the user
 
 
-def split(
-    images: Sequence[SplitImage], test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED
-) -> dict[str, str]:
+def split(images: Sequence[SplitImage], test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> dict[str, str]:
     """image id -> "train" | "test": stratified by label set, fixed seed, user's test images kept in test.
 
     Within each stratum (same label set) the images are ordered by a hash of their id and then
