@@ -67,8 +67,10 @@ def model_cache() -> Any:
         from kestrel.composition import get_ports
         from kestrel.vision.classifier import ModelCache
 
-        blobs = get_ports().blobs
-        _cache = ModelCache(blobs.get, capacity=int(os.environ.get("KESTREL_MODEL_CACHE_SIZE", "8")))
+        # Read through the composition root on every load, never a blob store captured once.
+        _cache = ModelCache(
+            lambda key: get_ports().blobs.get(key), capacity=int(os.environ.get("KESTREL_MODEL_CACHE_SIZE", "8"))
+        )
     return _cache
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -11,9 +12,11 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
 from kestrel.api.render import model_json, models_json
-from kestrel.api.schemas import ModelOut, ModelPage
+from kestrel.api.schemas import ModelDownloadOut, ModelOut, ModelPage
+from kestrel.domain.entities import TrainStatus
+from kestrel.domain.errors import InvalidInput
 from kestrel.records import models
-from kestrel.records.model_files import delete_model_files
+from kestrel.records.model_files import CARD_FILE, MODEL_FILE, delete_model_files, model_prefix
 from kestrel.records.tasks import get_task
 
 router = APIGatewayRouter()
@@ -38,6 +41,30 @@ def list_models(
 def get_model(model_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
     return model_json(models.get_model(scope.ports.items, scope.owner_id, model_id))
+
+
+@router.get(
+    f"{BASE}/<model_id>/download",
+    summary="Export a trained version: its ONNX file (the one classify runs) and its card",
+    tags=["models"],
+    responses=responses(ModelDownloadOut, 200, (400, 401, 404)),
+)
+def download_model(model_id: str) -> dict[str, Any]:
+    scope = RequestScope(router)
+    model = models.get_model(scope.ports.items, scope.owner_id, model_id)
+    if model.train_status != TrainStatus.TRAINED:
+        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a Trained version has files")
+    prefix = model_prefix(scope.owner_id, model.id)
+    ttl = scope.ports.settings.limits.url_ttl_seconds
+    card = json.loads(scope.ports.blobs.get(prefix + CARD_FILE))
+    return {
+        "id": model.id,
+        "version": model.version,
+        "model_url": scope.ports.blobs.download_url(prefix + MODEL_FILE, ttl, scope.root_url),
+        "card_url": scope.ports.blobs.download_url(prefix + CARD_FILE, ttl, scope.root_url),
+        "expires_in": ttl,
+        "card": card,
+    }
 
 
 @router.delete(

@@ -147,6 +147,15 @@ class ModelOut(BaseModel):
     failure_reason: str | None
 
 
+class ModelDownloadOut(BaseModel):
+    id: str
+    version: int
+    model_url: str = Field(description="the ONNX file classify runs; input 'image' [N,3,224,224], see the card")
+    card_url: str
+    expires_in: int
+    card: dict[str, Any] = Field(description="labels in output order, thresholds, preprocessing, metrics")
+
+
 class UploadUrlOut(BaseModel):
     upload_id: str
     url: str

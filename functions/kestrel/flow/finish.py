@@ -14,15 +14,13 @@ from kestrel.composition import Ports
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
 from kestrel.records.accounts import get_owner
-from kestrel.records.model_files import model_prefix
+from kestrel.records.model_files import CARD_FILE, MODEL_FILE, model_prefix
 from kestrel.records.models import get_model
 from kestrel.records.tasks import get_task
 from kestrel.records.training import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
 
 logger = Logger(service="kestrel-finisher", child=True)
 
-MODEL_FILE = "model.onnx"
-CARD_FILE = "card.json"
 _MAX_MEMBER_BYTES = 200 * 1024 * 1024
 
 

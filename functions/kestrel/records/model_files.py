@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from kestrel.ports.blobs import BlobStore
 
+MODEL_FILE = "model.onnx"  # backbone + head, the file classify runs
+CARD_FILE = "card.json"  # labels in output order, thresholds, preprocessing, metrics
+
 
 def model_prefix(owner_id: str, model_id: str) -> str:
     return f"models/{owner_id}/{model_id}/"

@@ -1,0 +1,201 @@
+"""classify/ with a real trained model: formats, colour modes, bad records, URLs, versions, export."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from kestrel.local.worker import LocalWorker
+from tests.api.http import Api
+from tests.conftest import build_ports, local_settings, running_server
+from tests.flow.conftest import TrainableTask, make_trainable_task
+from tests.photos import encode, photo, sample
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, TrainableTask]]:
+    """One local server with a trained cat/coffee task, shared by the tests of this module."""
+    ports = build_ports(local_settings(tmp_path_factory.mktemp("classify") / "data"))
+    with running_server(ports, "local") as server:
+        trainable = make_trainable_task(Api(server.url, server.token))
+        trainable.api.post(f"task/{trainable.task['id']}/train/", status=201)
+        LocalWorker(ports).run_until_idle()
+        yield server, trainable
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _classify(trainable: TrainableTask, records: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return trainable.api.post("classify/", {"task_id": trainable.task["id"], "records": records, **extra})  # type: ignore[no-any-return]
+
+
+def _variants() -> dict[str, bytes]:
+    """The same cat photo in every accepted format and colour mode."""
+    cat = sample("chelsea").copy()
+    cat.thumbnail((200, 200))
+    rgba = cat.convert("RGBA")
+    rgba.putalpha(200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° to display
+    rotated = io.BytesIO()
+    cat.rotate(90, expand=True).save(rotated, "JPEG", exif=exif)
+    grey16 = Image.fromarray((np.asarray(cat.convert("L"), dtype=np.uint16) * 256).astype(np.uint16))
+    return {
+        "jpeg": encode(cat, "JPEG"),
+        "png": encode(cat, "PNG"),
+        "png-rgba": encode(rgba, "PNG"),
+        "png-palette": encode(cat.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        "png-grey16": encode(grey16, "PNG"),
+        "webp": encode(cat, "WEBP"),
+        "gif": encode(cat.convert("P"), "GIF"),
+        "bmp": encode(cat, "BMP"),
+        "tiff": encode(cat, "TIFF"),
+        "jpeg-cmyk": encode(cat.convert("CMYK"), "JPEG"),
+        "jpeg-grey": encode(cat.convert("L"), "JPEG"),
+        "jpeg-exif-rotated": rotated.getvalue(),
+    }
+
+
+def test_every_format_and_colour_mode(trained: tuple[Any, TrainableTask]) -> None:
+    _, trainable = trained
+    variants = _variants()
+    names = list(variants)
+    answers: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(names), 10):
+        batch = names[start : start + 10]
+        result = _classify(trainable, [{"_base64": _b64(variants[n]), "name": n} for n in batch])
+        answers.update({record["name"]: record for record in result["records"]})
+    for name in names:
+        record = answers[name]
+        assert record["_status"]["code"] == 200, (name, record["_status"])
+        assert record["best_label"]["name"] == "cat", (name, record["labels"])
+    assert (answers["jpeg-exif-rotated"]["_width"], answers["jpeg-exif-rotated"]["_height"]) == (
+        answers["jpeg"]["_width"],
+        answers["jpeg"]["_height"],
+    )
+
+
+def test_bad_records_get_their_own_status(trained: tuple[Any, TrainableTask]) -> None:
+    _, trainable = trained
+    good = _b64(photo("coffee", 150))
+    jpeg = photo("chelsea", 150)
+    records = [
+        {"_base64": good, "_id": 1},
+        {"_base64": _b64(b"plain text, not a picture"), "_id": 2},
+        {"_base64": _b64(jpeg[: len(jpeg) // 2]), "_id": 3},
+        {"_base64": "!!!not base64", "_id": 4},
+        {"_url": "http://127.0.0.1:9/refused.jpg", "_id": 5},
+        {"_url": "ftp://example.com/a.jpg", "_id": 6},
+        {"_id": 7},
+        {"_base64": _b64(b""), "_id": 8},
+    ]
+    result = _classify(trainable, records)
+    by_id = {record["_id"]: record for record in result["records"]}
+    assert by_id[1]["_status"]["code"] == 200 and by_id[1]["best_label"]["name"] == "coffee"
+    for bad in range(2, 9):
+        status = by_id[bad]["_status"]
+        assert 400 <= status["code"] < 500 and status["text"], (bad, status)
+        assert "best_label" not in by_id[bad]
+    assert "private" in by_id[5]["_status"]["text"] or "loopback" in by_id[5]["_status"]["text"]
+
+
+class _ImageHandler(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_url_records_from_an_allowed_local_host(
+    trained: tuple[Any, TrainableTask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, trainable = trained
+    _ImageHandler.body = photo("coffee", 180)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://localhost:{server.server_address[1]}/coffee.jpg"
+        refused = _classify(trainable, [{"_url": url}])["records"][0]
+        assert refused["_status"]["code"] == 400  # loopback is refused unless explicitly allowed
+        monkeypatch.setenv("KESTREL_FETCH_ALLOW_HOSTS", "localhost")
+        record = _classify(trainable, [{"_url": url}])["records"][0]
+        assert record["_status"]["code"] == 200 and record["best_label"]["name"] == "coffee"
+        assert record["_url"] == url
+    finally:
+        server.shutdown()
+
+
+def test_request_level_errors(trained: tuple[Any, TrainableTask]) -> None:
+    server, trainable = trained
+    api = trainable.api
+    one = {"_base64": _b64(photo("chelsea", 100))}
+    cases = [
+        ({"task_id": trainable.task["id"], "records": []}, 400, "1 to 10"),
+        ({"task_id": trainable.task["id"], "records": [one] * 11}, 400, "1 to 10"),
+        ({"records": [one]}, 400, "task_id"),
+        ({"task_id": "00000000-0000-4000-8000-000000000000", "records": [one]}, 404, "not found"),
+        ({"task_id": trainable.task["id"], "version": 7, "records": [one]}, 404, "version 7"),
+    ]
+    for body, status, words in cases:
+        response = api.call("POST", "classify/", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert words in response.json()["detail"]
+    untrained = api.create_task("Untrained")
+    response = api.call("POST", "classify", json={"task_id": untrained["id"], "records": [one]})
+    assert response.status_code == 400 and "no trained model" in response.json()["detail"]
+    other = Api(server.url, server.new_token("intruder@example.com"))
+    assert other.call("POST", "classify/", json={"task_id": trainable.task["id"], "records": [one]}).status_code == 404
+
+
+def test_the_model_cache_loads_each_model_once(trained: tuple[Any, TrainableTask]) -> None:
+    from kestrel.api.classify import model_cache
+
+    _, trainable = trained
+    _classify(trainable, [{"_base64": _b64(photo("chelsea", 80))}])
+    before = model_cache().loads
+    for _ in range(3):
+        _classify(trainable, [{"_base64": _b64(photo("chelsea", 80))}])
+    assert model_cache().loads == before
+
+
+def test_download_gives_the_file_classify_runs(trained: tuple[Any, TrainableTask], tmp_path: Path) -> None:
+    from kestrel.vision.preprocess import preprocess
+    from kestrel.vision.session import create_session
+
+    _, trainable = trained
+    model = trainable.api.get("model/", params={"task": trainable.task["id"]})["results"][0]
+    export = trainable.api.get(f"model/{model['id']}/download/")
+    onnx_bytes = requests.get(export["model_url"], timeout=30).content
+    card = requests.get(export["card_url"], timeout=30).json()
+    assert card == export["card"] and [label["name"] for label in card["labels"]] == ["cat", "coffee"]
+    picture = photo("chelsea", 222)
+    session = create_session(onnx_bytes)
+    probabilities, descriptor = session.run(["probabilities", "descriptor"], {"image": preprocess(picture)[None]})
+    served = _classify(trainable, [{"_base64": _b64(picture)}], descriptor=1)["records"][0]
+    by_name = {label["name"]: label["prob"] for label in served["labels"]}
+    assert by_name["cat"] == pytest.approx(float(probabilities[0][0]), abs=1e-5)
+    assert served["_descriptor"] == pytest.approx(descriptor[0].tolist(), abs=1e-5)
+    assert json.dumps(card)  # the card is plain JSON
