@@ -84,7 +84,7 @@ def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> None:
     # Files first: a model marked Trained can always be loaded.
     ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
     ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
-    metrics = {name: card[name] for name in card if name not in ("thresholds",)}
+    metrics = dict(card)  # the whole card: the console shows its evaluation
     if not mark_trained(ports.items, ref, float(card["accuracy"]), metrics):
         logger.info("repeated completion event ignored", extra={"model_id": ref.model_id})
         return
