@@ -1,9 +1,9 @@
 """The head on top of frozen backbone features: softmax (multi_class) or per-label sigmoid
 (multi_label) regression, L2-regularised, fitted with L-BFGS.
 
-The regularisation strength is chosen by stratified cross-validation on the training part
-(augmented views train, plain views validate), so the same code suits 20 images a label and
-2,000. Multi-label thresholds are tuned for F1 on the out-of-fold predictions, so the test part
+The regularisation strength is chosen by stratified cross-validation on the training part's
+plain views, so the same code suits 20 images a label and 2,000; the final fit then learns
+from the plain and the augmented views. Multi-label thresholds are tuned for F1 on the out-of-fold predictions, so the test part
 stays unseen until the final evaluation."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 
 STRENGTHS = (1e-4, 1e-3, 1e-2, 1e-1)
 MAX_FOLDS = 3
-_MAX_ITERATIONS = 400
+_MAX_ITERATIONS = 300
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,8 @@ def train_head(
             oof = np.zeros_like(out_of_fold)
             for held in folds:
                 keep = np.setdiff1d(np.arange(len(views)), held)
-                head = _fit([views[i] for i in keep], targets[keep], outputs, multi_label, strength)
+                # Plain views only: choosing the strength is 5x cheaper, and the choice carries over.
+                head = _fit([views[i][:1] for i in keep], targets[keep], outputs, multi_label, strength)
                 scores.append(_score(head, plain[held], targets[held]))
                 oof[held] = head.probabilities(plain[held])
             score = float(np.mean(scores))
