@@ -52,31 +52,33 @@ def blob_key_of(uri: str) -> str:
     return urlparse(uri).path.lstrip("/")
 
 
-def finish(ports: Ports, event: dict[str, Any]) -> None:
-    """Handle one "SageMaker Training Job State Change" event (EventBridge's shape)."""
+def finish(ports: Ports, event: dict[str, Any]) -> str | None:
+    """Handle one "SageMaker Training Job State Change" event (EventBridge's shape).
+
+    Returns the state the model reached ("Trained" or "Failed"), or None when the event changed
+    nothing (not Kestrel's job, an unknown model, or a repeated event)."""
     detail = event.get("detail") or {}
     name = str(detail.get("TrainingJobName", ""))
     status = str(detail.get("TrainingJobStatus", ""))
     model_id = model_id_of_job(name)
     if model_id is None or status not in ("Completed", "Failed", "Stopped"):
         logger.info("event ignored", extra={"job": name, "status": status})
-        return
+        return None
     try:
         ref = find_job(ports.items, model_id)
     except NotFound:
         logger.warning("event for an unknown job", extra={"job": name})
-        return
+        return None
     if status == "Completed":
         try:
-            _complete(ports, ref, detail)
+            return "Trained" if _complete(ports, ref, detail) else None
         except BadArtefact as error:
-            _fail(ports, ref, str(error))
-    else:
-        reason = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
-        _fail(ports, ref, reason)
+            return "Failed" if _fail(ports, ref, str(error)) else None
+    reason = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
+    return "Failed" if _fail(ports, ref, reason) else None
 
 
-def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> None:
+def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
     uri = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
     files = read_artefact(ports.blobs.get(blob_key_of(uri)))
     card = json.loads(files[CARD_FILE])
@@ -87,17 +89,19 @@ def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> None:
     metrics = dict(card)  # the whole card: the console shows its evaluation
     if not mark_trained(ports.items, ref, float(card["accuracy"]), metrics):
         logger.info("repeated completion event ignored", extra={"model_id": ref.model_id})
-        return
+        return False
     model = get_model(ports.items, ref.owner_id, ref.model_id)
     deployed = get_task(ports.items, ref.owner_id, ref.task_id).production_version == model.version
     owner = get_owner(ports.items, ref.owner_id)
     ports.mailer.send(mails.finished(owner.email, model, ports.settings.mail.console_url, deployed))
+    return True
 
 
-def _fail(ports: Ports, ref: JobRef, reason: str) -> None:
+def _fail(ports: Ports, ref: JobRef, reason: str) -> bool:
     if not mark_failed(ports.items, ref, reason):
         logger.info("repeated failure event ignored", extra={"model_id": ref.model_id})
-        return
+        return False
     model = get_model(ports.items, ref.owner_id, ref.model_id)
     owner = get_owner(ports.items, ref.owner_id)
     ports.mailer.send(mails.failed(owner.email, model, reason, ports.settings.mail.console_url))
+    return True

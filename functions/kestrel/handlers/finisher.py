@@ -20,9 +20,9 @@ metrics = Metrics(namespace="Kestrel", service="finisher")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    status = str((event.get("detail") or {}).get("TrainingJobStatus", ""))
-    finish(get_ports(), event)
-    if status in ("Failed", "Stopped"):
+    # Counted only when one of this stage's models changed state: repeats and other jobs are not.
+    outcome = finish(get_ports(), event)
+    if outcome == "Failed":
         metrics.add_metric(name="TrainingFailed", unit=MetricUnit.Count, value=1)
-    elif status == "Completed":
+    elif outcome == "Trained":
         metrics.add_metric(name="TrainingCompleted", unit=MetricUnit.Count, value=1)

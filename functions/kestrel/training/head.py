@@ -3,8 +3,8 @@
 
 The regularisation strength is chosen by stratified cross-validation on the training part's
 plain views, so the same code suits 20 images a label and 2,000; the final fit then learns
-from the plain and the augmented views. Multi-label thresholds are tuned for F1 on the out-of-fold predictions, so the test part
-stays unseen until the final evaluation."""
+from the plain and the augmented views. Multi-label thresholds are tuned for F1 on the
+out-of-fold predictions, so the test part stays unseen until the final evaluation."""
 
 from __future__ import annotations
 
