@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kestrel.adapters.sqlite_db import SqliteDatabase
 from kestrel.ports.training import JobSpec, TrainRequest
 
 _SCHEMA = """
@@ -56,24 +55,6 @@ def _holder_is_gone(holder: str) -> bool:
     return False
 
 
-class _Database:
-    """One connection per thread to the data folder's SQLite file (WAL), as the item store does."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self.connect().executescript(_SCHEMA)
-
-    def connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
-
-
 @dataclass(frozen=True)
 class Received:
     receipt: int
@@ -85,7 +66,7 @@ class SqliteTrainQueue:
     """SQS semantics: a received message is hidden for ``lease`` seconds; deleted when handled."""
 
     def __init__(self, path: Path, max_receives: int = 3) -> None:
-        self._db = _Database(path)
+        self._db = SqliteDatabase(path, _SCHEMA)
         self.max_receives = max_receives
 
     def send(self, request: TrainRequest) -> None:
@@ -99,17 +80,14 @@ class SqliteTrainQueue:
         """The oldest visible message, now hidden for ``lease`` seconds; None if there is none.
 
         A message received ``max_receives`` times without being deleted goes to the dead letters."""
-        conn = self._db.connect()
         while True:
             now = time.time()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._db.writing() as conn:
                 row = conn.execute(
                     "SELECT id, body, receive_count FROM train_queue WHERE visible_at <= ? ORDER BY id LIMIT 1",
                     (now,),
                 ).fetchone()
                 if row is None:
-                    conn.execute("COMMIT")
                     return None
                 message_id, body, count = row
                 if count >= self.max_receives:
@@ -119,16 +97,11 @@ class SqliteTrainQueue:
                         (message_id, body, count, now),
                     )
                     conn.execute("DELETE FROM train_queue WHERE id = ?", (message_id,))
-                    conn.execute("COMMIT")
                     continue
                 conn.execute(
                     "UPDATE train_queue SET visible_at = ?, receive_count = receive_count + 1 WHERE id = ?",
                     (now + lease, message_id),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return Received(message_id, TrainRequest.from_message(json.loads(body)), count + 1)
 
     def delete(self, receipt: int) -> None:
@@ -152,7 +125,7 @@ class LocalJobLauncher:
     """Records jobs for the local worker to run; a name is launched once, like SageMaker's."""
 
     def __init__(self, path: Path) -> None:
-        self._db = _Database(path)
+        self._db = SqliteDatabase(path, _SCHEMA)
 
     def launch(self, spec: JobSpec) -> bool:
         cursor = self._db.connect().execute(
@@ -163,26 +136,19 @@ class LocalJobLauncher:
 
     def claim(self, lease: float, holder: str) -> LocalJob | None:
         """An InProgress job nobody holds (new, its lease run out, or its holder process gone)."""
-        conn = self._db.connect()
         now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.writing() as conn:
             rows = conn.execute(
                 "SELECT name, spec, attempts, lease_until, holder FROM train_jobs WHERE status = 'InProgress' "
                 "ORDER BY created"
             ).fetchall()
             chosen = next((row for row in rows if row[3] <= now or _holder_is_gone(row[4])), None)
-            if chosen is not None:
-                conn.execute(
-                    "UPDATE train_jobs SET lease_until = ?, attempts = attempts + 1, holder = ? WHERE name = ?",
-                    (now + lease, holder, chosen[0]),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        if chosen is None:
-            return None
+            if chosen is None:
+                return None
+            conn.execute(
+                "UPDATE train_jobs SET lease_until = ?, attempts = attempts + 1, holder = ? WHERE name = ?",
+                (now + lease, holder, chosen[0]),
+            )
         return LocalJob(JobSpec(**json.loads(chosen[1])), attempts=int(chosen[2]) + 1)
 
     def renew(self, name: str, lease: float) -> None:

@@ -1,19 +1,18 @@
 """Item store on SQLite (WAL): the embedded default for the local runtime.
 
-One table of (pk, sk) -> JSON, with an index on (pk, ord). Each thread has its own connection;
-multi-item writes run in ``BEGIN IMMEDIATE`` transactions, so they serialise against every
-other writer (threads and processes alike) and either all land or none do."""
+One table of (pk, sk) -> JSON, with an index on (pk, ord); connections and write transactions
+come from ``SqliteDatabase``."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from kestrel.adapters.item_rules import apply_update, condition_holds, item_key
+from kestrel.adapters.sqlite_db import SqliteDatabase
 from kestrel.ports.items import (
     ORD,
     PK,
@@ -59,27 +58,13 @@ def _check_transaction(writes: Sequence[Write]) -> None:
 class SqliteItemStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        with self._connection() as conn:
-            conn.executescript(_SCHEMA)
+        self._db = SqliteDatabase(path, _SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+        return self._db.connect()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -160,15 +145,9 @@ class SqliteItemStore:
 
     def transact(self, writes: Sequence[Write]) -> None:
         _check_transaction(writes)
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.writing() as conn:
             for index, write in enumerate(writes):
                 self._apply(conn, index, write)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _apply(self, conn: sqlite3.Connection, index: int, write: Write) -> Item | None:
         if isinstance(write, Put):
@@ -205,14 +184,8 @@ class SqliteItemStore:
         self.transact([Put(item, condition)])
 
     def update(self, update: Update) -> Item:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.writing() as conn:
             result = self._apply(conn, 0, update)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         assert result is not None
         return result
 
