@@ -1,8 +1,8 @@
-"""The ``kestrel`` command: run the local service and manage API tokens.
+"""The ``kestrel`` command: run the local service, manage API tokens, and work with any
+Kestrel API over HTTP (import, train, models, deploy, classify; see docs/cli.md).
 
-Commands live in one registry (``COMMANDS``); a later command (import, train, classify, models,
-deploy, worker) is one more ``Command`` appended there. User errors print one line on stderr
-and exit with status 2; tracebacks are for bugs only.
+Commands live in one registry (``COMMANDS``); a new command is one more ``Command`` there.
+User errors print one line on stderr and exit with status 2; tracebacks are for bugs only.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from types import FrameType
 from kestrel.composition import Ports, build_ports
 from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, Settings
 from kestrel.domain.errors import KestrelError
+from kestrel.local import cli_classify, cli_import, cli_models
+from kestrel.local.cli_common import CliError, add_connection_options
+from kestrel.local.client import ClientError as HttpClientError
 from kestrel.records.accounts import (
     TokenInfo,
     create_token,
@@ -38,12 +41,11 @@ EXIT_USAGE = 2
 logger = logging.getLogger("kestrel.cli")
 
 
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
+__all__ = ["ADMIN_EMAIL", "COMMANDS", "CliError", "Command", "build_parser", "main"]
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (CliError, KestrelError, OSError, sqlite3.Error)
+    errors: tuple[type[BaseException], ...] = (CliError, HttpClientError, KestrelError, OSError, sqlite3.Error)
     try:  # only installed where the AWS runtime is used
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
@@ -267,6 +269,32 @@ COMMANDS: list[Command] = [
             Command("revoke", "revoke a token by id", _configure_token_revoke, _token_revoke),
         ),
     ),
+    # These talk HTTP to any Kestrel API (--endpoint, --token): local or deployed.
+    Command("tasks", "list the tasks", add_connection_options, cli_models.run_tasks),
+    Command(
+        "import",
+        "upload a folder tree (one sub-folder per label) into a task; safe to run again",
+        cli_import.configure,
+        cli_import.run,
+    ),
+    Command(
+        "train",
+        "train a new version of a task (--wait: follow it and show its evaluation)",
+        cli_models.configure_train,
+        cli_models.run_train,
+    ),
+    Command(
+        "models", "list a task's versions, or show one's evaluation", cli_models.configure_models, cli_models.run_models
+    ),
+    Command(
+        "deploy", "make a trained version the one classify uses", cli_models.configure_deploy, cli_models.run_deploy
+    ),
+    Command(
+        "classify",
+        "classify image files (in batches of 10) and print table, JSON or CSV",
+        cli_classify.configure,
+        cli_classify.run,
+    ),
 ]
 
 
@@ -286,6 +314,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     parser = argparse.ArgumentParser(
         prog="kestrel", description="Kestrel: trainable image recognition, on this machine or on AWS."
     )
+    add_connection_options(parser)  # also accepted before the command name
     _add_commands(parser, commands, 0)
     parser.set_defaults(run=None, help_parser=parser)
     return parser
@@ -305,7 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except _expected_errors() as error:
-        message = getattr(error, "detail", None) or str(error) or type(error).__name__
+        # A ClientError's message adds hints (e.g. where the token comes from) to the API's detail.
+        detail = None if isinstance(error, HttpClientError) else getattr(error, "detail", None)
+        message = detail or str(error) or type(error).__name__
         print(f"kestrel: error: {' '.join(str(message).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
