@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm  # no stubs; only requirements.txt may change
+from tqdm import tqdm
 
 from kestrel.local.client import ApiError, KestrelClient
 
