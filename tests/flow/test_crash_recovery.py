@@ -99,6 +99,7 @@ def test_sigkill_during_training_then_restart(server: Server) -> None:
     counts_before = [api.get(f"label/{label['id']}")["images_count"] for label in trainable.labels]
     model = api.post(f"task/{trainable.task['id']}/train/", status=201)
     _wait_for(api, model["id"], {"Training"}, timeout=60)
+    _wait_for_training_process(timeout=120)
     server.kill()  # mid-training: the job's subprocess dies with the server
 
     with sqlite3.connect(server.data_dir / "kestrel.db") as db:
@@ -113,7 +114,20 @@ def test_sigkill_during_training_then_restart(server: Server) -> None:
     assert [api.get(f"label/{label['id']}")["images_count"] for label in trainable.labels] == counts_before
     assert api.get(f"task/{trainable.task['id']}")["production_version"] == 1
     # Nothing is left running from the killed server.
-    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and "kestrel.training.entry" in _cmdline(pid)]
+    assert not _training_processes()
+
+
+def _training_processes() -> list[str]:
+    return [pid for pid in os.listdir("/proc") if pid.isdigit() and "kestrel.training.entry" in _cmdline(pid)]
+
+
+def _wait_for_training_process(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _training_processes():
+            return
+        time.sleep(0.02)
+    raise AssertionError("the worker never started the training process")
 
 
 def _cmdline(pid: str) -> str:

@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from kestrel.composition import Ports
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
+from kestrel.ports.blobs import BlobNotFound
 from kestrel.records.accounts import get_owner
 from kestrel.records.model_files import CARD_FILE, MODEL_FILE, model_prefix
 from kestrel.records.models import get_model
@@ -80,14 +81,22 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
 
 def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
     uri = str((detail.get("ModelArtifacts") or {}).get("S3ModelArtifacts", ""))
-    files = read_artefact(ports.blobs.get(blob_key_of(uri)))
-    card = json.loads(files[CARD_FILE])
+    try:
+        data = ports.blobs.get(blob_key_of(uri))
+    except BlobNotFound:
+        raise BadArtefact(f"the job's model archive is missing: {uri}") from None
+    files = read_artefact(data)
+    try:
+        card = json.loads(files[CARD_FILE])
+        accuracy = float(card["accuracy"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadArtefact(f"card.json is not a Kestrel model card: {error!r}") from None
     prefix = model_prefix(ref.owner_id, ref.model_id)
     # Files first: a model marked Trained can always be loaded.
     ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
     ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
     metrics = dict(card)  # the whole card: the console shows its evaluation
-    if not mark_trained(ports.items, ref, float(card["accuracy"]), metrics):
+    if not mark_trained(ports.items, ref, accuracy, metrics):
         logger.info("repeated completion event ignored", extra={"model_id": ref.model_id})
         return False
     model = get_model(ports.items, ref.owner_id, ref.model_id)

@@ -114,13 +114,15 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
     return model
 
 
-def _set_task_status(store: ItemStore, owner_id: str, task_id: str, status: TrainStatus) -> None:
-    with contextlib.suppress(ConditionFailed):  # the task may have been deleted meanwhile
+def _set_task_status(store: ItemStore, owner_id: str, task_id: str, status: TrainStatus, version: int) -> None:
+    """The task shows the state of its newest version only: an older version finishing late,
+    or the task having been deleted meanwhile, changes nothing."""
+    with contextlib.suppress(ConditionFailed):
         store.update(
             Update(
                 keys.task_key(owner_id, task_id),
                 set={"last_train_status": status.value},
-                condition=Condition(exists=True),
+                condition=Condition(equals={"versions_created": version}),
             )
         )
 
@@ -131,7 +133,7 @@ def _transition(
     """Move the model to ``to`` if it is in one of ``froms``; False if it was not (a repeat)."""
     for state in froms:
         try:
-            store.update(
+            item = store.update(
                 Update(
                     keys.model_key(ref.owner_id, ref.model_id),
                     set={"train_status": to.value, **fields},
@@ -140,7 +142,7 @@ def _transition(
             )
         except ConditionFailed:
             continue
-        _set_task_status(store, ref.owner_id, ref.task_id, to)
+        _set_task_status(store, ref.owner_id, ref.task_id, to, int(item["version"]))
         return True
     return False
 
