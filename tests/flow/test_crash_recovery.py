@@ -99,7 +99,7 @@ def test_sigkill_during_training_then_restart(server: Server) -> None:
     counts_before = [api.get(f"label/{label['id']}")["images_count"] for label in trainable.labels]
     model = api.post(f"task/{trainable.task['id']}/train/", status=201)
     _wait_for(api, model["id"], {"Training"}, timeout=60)
-    _wait_for_training_process(timeout=120)
+    _wait_for_training_process(server.data_dir, timeout=120)
     server.kill()  # mid-training: the job's subprocess dies with the server
 
     with sqlite3.connect(server.data_dir / "kestrel.db") as db:
@@ -114,17 +114,30 @@ def test_sigkill_during_training_then_restart(server: Server) -> None:
     assert [api.get(f"label/{label['id']}")["images_count"] for label in trainable.labels] == counts_before
     assert api.get(f"task/{trainable.task['id']}")["production_version"] == 1
     # Nothing is left running from the killed server.
-    assert not _training_processes()
+    assert not _training_processes(server.data_dir)
 
 
-def _training_processes() -> list[str]:
-    return [pid for pid in os.listdir("/proc") if pid.isdigit() and "kestrel.training.entry" in _cmdline(pid)]
+def _training_processes(data_dir: Path) -> list[str]:
+    """Training subprocesses working on ``data_dir`` (other tests may train at the same time)."""
+    mine = f"KESTREL_DATA_DIR={data_dir}".encode()
+    return [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and "kestrel.training.entry" in _cmdline(pid) and mine in _environ(pid)
+    ]
 
 
-def _wait_for_training_process(timeout: float) -> None:
+def _environ(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def _wait_for_training_process(data_dir: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _training_processes():
+        if _training_processes(data_dir):
             return
         time.sleep(0.02)
     raise AssertionError("the worker never started the training process")
