@@ -4,7 +4,7 @@ Each request becomes an API Gateway REST proxy event (``kestrel.local.events``);
 paths first go through the same ``authorize`` function as the Lambda authorizer; then the
 Lambda handler that the routing table names gets the event and a LambdaContext look-alike.
 The gateway itself only serves what S3 and CloudFront serve on AWS: signed blob URLs and the
-front page.
+console's static files (``web/``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from waitress import wasyncore
@@ -174,6 +175,50 @@ code{{background:#f3f3f3;padding:.1rem .3rem}}</style></head>
 """
 
 
+#: The console: static files served at "/" as CloudFront serves them on AWS (web/ in the repository).
+WEB_DIR = Path(__file__).resolve().parents[3] / "web"
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",  # ES modules load only with a JavaScript type
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def static_file(web_dir: Path, path: str) -> Path | None:
+    """The file under ``web_dir`` that a URL path names ("/" is index.html), or None.
+
+    Never a file outside ``web_dir`` (no "..", no symlink out) and never a hidden one."""
+    relative = path.lstrip("/") or "index.html"
+    parts = relative.split("/")
+    if any(not part or part.startswith(".") or "\\" in part or "\x00" in part for part in parts):
+        return None
+    root = web_dir.resolve()
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate
+
+
+def _static_response(environ: Mapping[str, Any], file: Path) -> Response:
+    data = file.read_bytes()
+    etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+    headers = [
+        ("Content-Type", _STATIC_TYPES.get(file.suffix.lower(), "application/octet-stream")),
+        ("ETag", etag),
+        # No build step, so file names carry no content hash: browsers revalidate (a cheap 304).
+        ("Cache-Control", "no-cache"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    if etag in str(environ.get("HTTP_IF_NONE_MATCH") or ""):
+        return status_line(304), headers, b""
+    return status_line(200), [*headers, ("Content-Length", str(len(data)))], data
+
+
 def _sniff_content_type(data: bytes, key: str) -> str:
     signatures = (
         (b"\xff\xd8\xff", "image/jpeg"),
@@ -250,7 +295,11 @@ class Gateway:
     def respond(self, environ: Mapping[str, Any], method: str, path: str) -> Response:
         if path.startswith(BLOB_ROUTE) and isinstance(self.ports.blobs, FolderBlobStore):
             return self._blob(environ, method, path[len(BLOB_ROUTE) :], self.ports.blobs)
-        if path == "/" and method in ("GET", "HEAD"):
+        if method in ("GET", "HEAD") and not path.startswith(API_PREFIX):
+            console_file = static_file(WEB_DIR, path)
+            if console_file is not None:
+                return _static_response(environ, console_file)
+        if path == "/" and method in ("GET", "HEAD"):  # no console in web/: a page of links instead
             page = _FRONT_PAGE.format(docs=DOCS_PATH, api=API_PREFIX).encode()
             return (
                 status_line(200),

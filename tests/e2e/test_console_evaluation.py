@@ -1,0 +1,87 @@
+"""The evaluation screen on models with mistakes (multi_class) and with tags (multi_label).
+
+The tasks are set up through the API (the story test covers doing it in the console); the
+console follows the training live and then shows the model card."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.api.http import Api
+from tests.e2e.conftest import Console
+from tests.photos import distinct_photos, photo
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TRAINING_TIMEOUT_MS = 300_000
+
+
+def test_misclassified_test_images_are_shown_with_what_they_were_taken_for(console: Console) -> None:
+    api = Api(console.url, console.server.token)
+    task = api.create_task("With mistakes")
+    cat, coffee = api.create_label("cat"), api.create_label("coffee")
+    for label, sample in ((cat, "chelsea"), (coffee, "coffee")):
+        api.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]})
+        for data in distinct_photos(20, sample, side=64):
+            api.upload(data, labels=[label["id"]])
+    # Photos of coffee labelled "cat" and kept for evaluation: the model will call them coffee.
+    wrong = [api.upload(data, labels=[cat["id"]], test_image=True)["id"] for data in distinct_photos(23, "coffee")[20:]]
+    model = api.post(f"task/{task['id']}/train/", status=201)
+
+    page = console.page
+    console.sign_in()
+    page.goto(f"{console.url}#/tasks/{task['id']}/models/{model['id']}")  # followed live until trained
+    mistakes = page.locator(".image-card.mistake")
+    expect(mistakes.first).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name=re.compile(r"Misclassified test images \(\d+\)"))).to_be_visible()
+    shown = page.locator(".image-card.mistake", has_text="Is: cat").filter(has_text="Taken for: coffee")
+    expect(shown).to_have_count(len(wrong))
+    # Each one shows its thumbnail, fetched through training-image/{id}.
+    for index in range(len(wrong)):
+        thumbnail = shown.nth(index).locator("img")
+        expect(thumbnail).to_have_attribute("src", re.compile(r"/blobs/"))
+        expect(thumbnail).to_have_js_property("complete", True)
+        assert thumbnail.evaluate("img => img.naturalWidth") > 0
+    # The confusion matrix counts them off the diagonal, in red.
+    off = page.locator("table.confusion td.off").first
+    expect(off).to_have_text(str(len(wrong)))
+    colour = off.evaluate("td => getComputedStyle(td).backgroundColor")
+    red, green, _ = (float(c) for c in re.findall(r"[\d.]+", colour)[:3])
+    assert red > green, f"a mistake cell should be red, got {colour}"
+    console.screenshot("evaluation-mistakes")
+
+
+def test_a_multi_label_card_and_its_tags(console: Console, tmp_path: Path) -> None:
+    api = Api(console.url, console.server.token)
+    task = api.create_task("Tags", "multi_label")
+    negative = next(label for label in api.get(f"task/{task['id']}")["labels"] if label["negative_for_task"])
+    for name, sample in (("cat", "chelsea"), ("coffee", "coffee")):
+        label = api.create_label(name, "tag")
+        api.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]})
+        for data in distinct_photos(20, sample, side=64):
+            api.upload(data, labels=[label["id"]])
+    for data in distinct_photos(8, "rocket", side=64):
+        api.upload(data, labels=[negative["id"]])
+
+    page = console.page
+    console.sign_in()
+    page.goto(f"{console.url}#/tasks/{task['id']}/train")
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator(".stepper li.current.trained")).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    page.get_by_role("link", name="See the evaluation").click()
+    expect(page.locator(".stat", has_text="Micro F1")).to_be_visible()
+    expect(page.get_by_role("columnheader", name="Threshold")).to_be_visible()
+    expect(page.locator("table.numbers tbody tr")).to_have_count(2)  # the negative label is no output
+    expect(page.locator("table.confusion")).to_have_count(0)
+
+    page.locator("nav.tabs").get_by_role("link", name="Classify").click()
+    new_photo = tmp_path / "cat.jpg"
+    new_photo.write_bytes(photo("chelsea", 200))
+    page.get_by_label("Choose images to classify").set_input_files(new_photo)
+    tags = page.locator(".result .best")
+    expect(tags).to_contain_text("Tags:", timeout=60_000)
+    expect(tags.locator(".chip")).to_have_text(["cat"])

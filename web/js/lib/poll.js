@@ -1,0 +1,29 @@
+// Polling without reloading: call `step()` every `intervalMs` until it answers false or the
+// screen goes away (its AbortSignal). A failed step is reported and retried, not fatal.
+
+/**
+ * @param {Function} step        async () => boolean: true to go on
+ * @param {number} intervalMs    pause between the end of one step and the next
+ * @param {AbortSignal} signal   stops the loop
+ * @param {Function} onError     (error) => void, called for a failed step
+ */
+export function poll(step, intervalMs, signal, onError = () => {}) {
+  let timer = null;
+  async function run() {
+    if (signal.aborted) return;
+    let goOn = true;
+    try {
+      goOn = await step();
+    } catch (error) {
+      onError(error);
+    }
+    if (goOn && !signal.aborted) timer = setTimeout(run, intervalMs);
+  }
+  signal.addEventListener("abort", () => clearTimeout(timer));
+  timer = setTimeout(run, intervalMs);
+}
+
+/** True while a model version is still on its way (not Trained or Failed yet). */
+export function isRunning(model) {
+  return model && (model.train_status === "Waiting" || model.train_status === "Training");
+}

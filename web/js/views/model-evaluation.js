@@ -1,0 +1,258 @@
+// The evaluation of one version, from its model card (`model/{id}` -> `metrics`): accuracy,
+// per-label precision/recall/F1, the confusion matrix as a coloured grid, and the test images
+// it got wrong, with what it took them for.
+
+import { get } from "../api.js";
+import { append, formatDate, formatDuration, formatPercent, h, plural, replace } from "../lib/dom.js";
+import { labelNamer, stateBadge } from "../lib/models.js";
+import { isRunning, poll } from "../lib/poll.js";
+import { emptyState, errorBox, loading } from "../lib/ui.js";
+import { taskShell } from "./task-common.js";
+import { deployControl } from "./task-models.js";
+
+const MAX_MISTAKES_SHOWN = 60;
+const THUMB_FETCHES_AT_ONCE = 6;
+
+export async function renderModelEvaluation(container, { taskId, modelId }, scope) {
+  const shell = await taskShell(container, taskId, "models");
+  if (!shell) return;
+  let task = shell.task;
+  const body = h("div", {}, loading());
+  shell.panel.append(h("p", {}, h("a", { href: `#/tasks/${task.id}/models` }, "← All versions")), body);
+
+  let model;
+  try {
+    model = await get(`model/${encodeURIComponent(modelId)}/`);
+  } catch (error) {
+    replace(body, errorBox(error, "load this version"));
+    return;
+  }
+
+  function draw() {
+    const heading = h(
+      "div",
+      { class: "evaluation-heading" },
+      h("h2", {}, `Version ${model.version}`),
+      stateBadge(model.train_status),
+      deployControl(task, model, (changed) => {
+        task = changed;
+        shell.updateMeta(task);
+        draw();
+      }),
+    );
+    if (model.train_status === "Failed") {
+      replace(body, heading, errorBox({ detail: model.failure_reason || "no reason given" }, `train version ${model.version}`));
+      return;
+    }
+    if (!model.metrics || model.train_status !== "Trained") {
+      replace(body, heading, emptyState(`Version ${model.version} is ${model.train_status}.`, "Its evaluation appears here when training ends."));
+      return;
+    }
+    const name = labelNamer(model, task);
+    const metrics = model.metrics;
+    const multiLabel = metrics.task_type === "multi_label" || Boolean(metrics.thresholds);
+    replace(
+      body,
+      heading,
+      summary(model, multiLabel),
+      perLabelTable(metrics, name, multiLabel),
+      multiLabel ? null : confusionMatrix(metrics.confusion_matrix, name),
+      mistakes(metrics, name, multiLabel, scope.signal),
+    );
+  }
+
+  draw();
+  if (isRunning(model)) {
+    poll(
+      async () => {
+        model = await get(`model/${model.id}/`);
+        if (isRunning(model)) return true;
+        task = await get(`task/${task.id}/`);
+        shell.updateMeta(task);
+        draw();
+        return false;
+      },
+      2000,
+      scope.signal,
+    );
+  }
+}
+
+function stat(label, value, note = "") {
+  return h("div", { class: "stat" }, h("dt", {}, label), h("dd", {}, value, note ? h("span", { class: "hint" }, ` ${note}`) : null));
+}
+
+function summary(model, multiLabel) {
+  const metrics = model.metrics;
+  const counts = metrics.counts || {};
+  return h(
+    "dl",
+    { class: "stats" },
+    stat("Accuracy", formatPercent(model.accuracy ?? metrics.accuracy), multiLabel ? "(every tag right)" : ""),
+    multiLabel ? stat("Micro F1", formatPercent(metrics.micro_f1)) : null,
+    stat("Test images", String(counts.images_test ?? "—")),
+    stat("Training images", String(counts.images_train ?? "—")),
+    stat("Trained", formatDate(model.trained), `in ${formatDuration(model.started, model.trained)}`),
+  );
+}
+
+function perLabelTable(metrics, name, multiLabel) {
+  const perLabel = metrics.per_label || {};
+  const order = (metrics.labels || []).map((l) => l.id).filter((id) => id in perLabel);
+  for (const id of Object.keys(perLabel)) if (!order.includes(id)) order.push(id);
+  const thresholds = metrics.thresholds || [];
+  const trainCounts = (metrics.counts && metrics.counts.train) || {};
+  return h(
+    "section",
+    { class: "panel", "aria-labelledby": "per-label-heading" },
+    h("h3", { id: "per-label-heading" }, "Per label"),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "data numbers" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, "Label"),
+            h("th", { scope: "col" }, "Precision"),
+            h("th", { scope: "col" }, "Recall"),
+            h("th", { scope: "col" }, "F1"),
+            h("th", { scope: "col", title: "test images that carry the label" }, "Test images"),
+            h("th", { scope: "col", class: "optional" }, "Training images"),
+            multiLabel ? h("th", { scope: "col" }, "Threshold") : null,
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          order.map((id) => {
+            const m = perLabel[id];
+            const index = (metrics.labels || []).findIndex((l) => l.id === id);
+            return h(
+              "tr",
+              {},
+              h("th", { scope: "row" }, name(id)),
+              h("td", {}, formatPercent(m.precision)),
+              h("td", {}, formatPercent(m.recall)),
+              h("td", {}, formatPercent(m.f1)),
+              h("td", {}, String(m.support)),
+              h("td", { class: "optional" }, String(trainCounts[id] ?? "—")),
+              multiLabel ? h("td", {}, thresholds[index] !== undefined ? Number(thresholds[index]).toFixed(2) : "—") : null,
+            );
+          }),
+        ),
+      ),
+    ),
+    h("p", { class: "hint" }, "Precision: of the images it gave this label, the share that had it. Recall: of the images that had it, the share it found."),
+  );
+}
+
+/** Rows: the true label; columns: the prediction. Each cell is coloured by its share of the row. */
+function confusionMatrix(matrix, name) {
+  if (!matrix || !matrix.labels || !matrix.rows) return null;
+  const { labels, rows } = matrix;
+  return h(
+    "section",
+    { class: "panel", "aria-labelledby": "confusion-heading" },
+    h("h3", { id: "confusion-heading" }, "Confusion matrix"),
+    h("p", { class: "hint" }, "Rows: what the test image is. Columns: what the model said. Green on the diagonal is right; red elsewhere is a mistake."),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "confusion" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "True label \\ predicted")),
+            labels.map((id) => h("th", { scope: "col" }, h("span", { class: "axis" }, "said "), name(id))),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          rows.map((row, i) => {
+            const total = row.reduce((sum, n) => sum + n, 0) || 1;
+            return h(
+              "tr",
+              {},
+              h("th", { scope: "row" }, h("span", { class: "axis" }, "is "), name(labels[i])),
+              row.map((count, j) => {
+                const share = count / total;
+                return h(
+                  "td",
+                  {
+                    class: `${i === j ? "diag" : "off"}${share > 0.55 ? " strong" : ""}${count ? "" : " zero"}`,
+                    style: { "--share": share.toFixed(3) },
+                    title: `${name(labels[i])} taken for ${name(labels[j])}: ${count} (${formatPercent(share, 0)} of the row)`,
+                  },
+                  String(count),
+                );
+              }),
+            );
+          }),
+        ),
+      ),
+    ),
+  );
+}
+
+/** The test images the model got wrong, as thumbnails (each fetched for its thumbnail URL). */
+function mistakes(metrics, name, multiLabel, signal) {
+  const wrong = metrics.misclassified || [];
+  const section = h(
+    "section",
+    { class: "panel", "aria-labelledby": "mistakes-heading" },
+    h("h3", { id: "mistakes-heading" }, `Misclassified test images (${wrong.length})`),
+  );
+  if (!wrong.length) {
+    section.append(emptyState("None: every test image was recognised."));
+    return section;
+  }
+  const shown = wrong.slice(0, MAX_MISTAKES_SHOWN);
+  const cards = shown.map((mistake) => {
+    const picture = h("div", { class: "thumb placeholder" }, "…");
+    const caption = multiLabel
+      ? [
+          h("p", {}, h("span", { class: "hint" }, "Has: "), mistake.labels.map(name).join(", ") || "none of the tags"),
+          h("p", {}, h("span", { class: "hint" }, "Predicted: "), mistake.predicted.map(name).join(", ") || "no tag"),
+        ]
+      : [
+          h("p", {}, h("span", { class: "hint" }, "Is: "), name(mistake.label)),
+          h("p", { class: "wrong" }, h("span", { class: "hint" }, "Taken for: "), `${name(mistake.predicted)} (${formatPercent(mistake.prob, 0)})`),
+        ];
+    return { mistake, picture, card: h("li", { class: "image-card mistake" }, picture, h("div", { class: "caption" }, caption)) };
+  });
+  append(section, [
+    h("ul", { class: "image-grid" }, cards.map((c) => c.card)),
+    wrong.length > shown.length ? h("p", { class: "hint" }, `${plural(wrong.length - shown.length, "more image")} not shown.`) : null,
+  ]);
+  loadThumbnails(cards, signal);
+  return section;
+}
+
+/** Fetch `training-image/{id}` for each mistake, a few at a time, and put its thumbnail in. */
+async function loadThumbnails(cards, signal) {
+  let next = 0;
+  async function worker() {
+    while (next < cards.length && !signal.aborted) {
+      const { mistake, picture } = cards[next++];
+      try {
+        const image = await get(`training-image/${mistake.image_id}/`);
+        picture.replaceWith(h("img", { src: image.thumb_img_path, alt: `Test image ${mistake.image_id.slice(0, 8)}`, loading: "lazy", width: 160, height: 160 }));
+      } catch (error) {
+        replace(picture, error.status === 404 ? "image deleted since" : "could not load");
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: THUMB_FETCHES_AT_ONCE }, () => worker()));
+}
