@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench backbone clean
+.PHONY: run test lint bench soak backbone clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Kestrel needs Python 3.11 or newer"'
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 test: lint backbone
 	$(BIN)/pytest
+
+# The fuzz and security suites at full length (make test runs their short profile).
+soak: $(STAMP) backbone
+	KESTREL_SOAK=1 $(BIN)/pytest tests/fuzz tests/security
 
 bench: $(STAMP) backbone
 	$(BIN)/python -m tests.bench.run

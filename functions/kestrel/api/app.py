@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
 from kestrel import __version__
@@ -38,6 +42,18 @@ OPENAPI_SETTINGS: dict[str, Any] = {
 }
 
 
+def openapi_document_of(app: APIGatewayRestResolver) -> dict[str, Any]:
+    """The OpenAPI document, with 204 answers declared without a body (Powertools would give
+    them an ``application/json`` null from the routes' ``Response[None]`` annotation)."""
+    document: dict[str, Any] = json.loads(app.get_openapi_json_schema(**OPENAPI_SETTINGS))
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("204")
+            if isinstance(answer, dict):
+                answer.pop("content", None)
+    return document
+
+
 def build_app(logger: Logger) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(
         enable_validation=True,
@@ -51,6 +67,13 @@ def build_app(logger: Logger) -> APIGatewayRestResolver:
     @app.exception_handler(KestrelError)
     def domain_error(error: KestrelError) -> Response[str]:
         return error_response(status_for(error), error.detail)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_body(_: RequestUnsupportedContentType) -> Response[str]:
+        return error_response(
+            415,
+            "unsupported Content-Type: send application/json, multipart/form-data or application/x-www-form-urlencoded",
+        )
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
@@ -74,7 +97,7 @@ def build_app(logger: Logger) -> APIGatewayRestResolver:
         return Response(
             status_code=200,
             content_type=content_types.APPLICATION_JSON,
-            body=app.get_openapi_json_schema(**OPENAPI_SETTINGS),
+            body=json.dumps(openapi_document_of(app)),
         )
 
     app.enable_swagger(path=DOCS_PATH, **OPENAPI_SETTINGS)

@@ -6,12 +6,12 @@ import json
 
 from aws_lambda_powertools import Logger
 
-from kestrel.api.app import OPENAPI_SETTINGS, build_app
+from kestrel.api.app import build_app, openapi_document_of
 
 
 def document() -> str:
     app = build_app(Logger(service="kestrel-openapi"))
-    return json.dumps(json.loads(app.get_openapi_json_schema(**OPENAPI_SETTINGS)), indent=2, sort_keys=True)
+    return json.dumps(openapi_document_of(app), indent=2, sort_keys=True)
 
 
 if __name__ == "__main__":

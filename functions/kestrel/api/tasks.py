@@ -48,9 +48,12 @@ def get_task(task_id: str) -> dict[str, Any]:
 def _change(task_id: str, body: TaskUpdate) -> dict[str, Any]:
     scope = RequestScope(router)
     changes = body.model_dump(exclude_unset=True, exclude={"production_version"})
-    changes = {name: ("" if name == "description" and value is None else value) for name, value in changes.items()}
-    if changes.get("name", "") is None:
-        del changes["name"]
+    # null clears a description; for every other field it means "leave as it is".
+    changes = {
+        name: ("" if value is None else value)
+        for name, value in changes.items()
+        if value is not None or name == "description"
+    }
     task = tasks.update_task(scope.ports.items, scope.owner_id, task_id, changes)
     if body.production_version is not None and body.production_version != task.production_version:
         task = tasks.set_production_version(scope.ports.items, scope.owner_id, task_id, body.production_version)

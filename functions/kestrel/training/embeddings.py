@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from kestrel.ports.blobs import BlobNotFound, BlobStore
 from kestrel.vision.backbone import Backbone
-from kestrel.vision.preprocess import augment_views, load_image, preprocess
+from kestrel.vision.preprocess import PREPROCESSING_ID, augment_views, fit, load_image, to_array
 
 AUGMENTED_VIEWS = 4
 _BATCH = 16
@@ -28,7 +28,8 @@ class ImageRef:
 
 
 def cache_key(backbone_id: str, sha256: str, views: int) -> str:
-    return f"embeddings/{backbone_id}/{views}/{sha256}.npy"
+    """Features depend on the backbone, the preprocessing and the views: all three are in the key."""
+    return f"embeddings/{backbone_id}/{PREPROCESSING_ID}/{views}/{sha256}.npy"
 
 
 def _to_npy(array: np.ndarray) -> bytes:
@@ -54,8 +55,8 @@ class Embedder:
 
     def _embed(self, data: bytes, seed: int) -> np.ndarray:
         """[1 + AUGMENTED_VIEWS, features]: the plain view first."""
-        picture = load_image(data)
-        plain = preprocess(data)[None]
+        picture = load_image(data)  # decoded once for the plain view and the augmented ones
+        plain = to_array(fit(picture))[None]
         views = augment_views(picture, AUGMENTED_VIEWS, seed)
         return self._features(np.concatenate([plain, views]))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-STRENGTHS = (1e-4, 1e-3, 1e-2, 1e-1)
+STRENGTHS = (1e-4, 1e-3, 1e-2, 1e-1, 3e-1)
 MAX_FOLDS = 3
 _MAX_ITERATIONS = 300
 

@@ -16,7 +16,7 @@ from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
 from kestrel.training.head import train_head
 from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label
 from kestrel.vision.backbone import ensure_backbone
-from kestrel.vision.preprocess import preprocess
+from kestrel.vision.preprocess import PREPROCESSING_ID, describe, preprocess
 from kestrel.vision.session import create_session
 
 Progress = Callable[[str], None]
@@ -133,8 +133,8 @@ def _card(
             "name": "image",
             "shape": ["N", 3, 224, 224],
             "layout": "NCHW, RGB",
-            "preprocessing": "EXIF-upright RGB (alpha on white); shorter side to 256 (bilinear, antialiased); "
-            "centre crop 224x224; (pixel - 127) / 128",
+            "preprocessing": describe(),
+            "preprocessing_id": PREPROCESSING_ID,
         },
         "outputs": {PROBABILITIES: "softmax" if not head.multi_label else "sigmoid per label", DESCRIPTOR: "L2"},
         **evaluation,

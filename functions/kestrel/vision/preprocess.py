@@ -1,11 +1,12 @@
 """Image bytes → backbone input. Training and classify both call this, so they see the same pixels.
 
-Policy (chosen by measurement, see docs/preprocessing.md): upright RGB, the WHOLE picture resized
-to 224x224 ("squash", antialiased bilinear), normalised ``(x - 127) / 128``, channels first. On
-square photos it ties with the reference's 256-resize + 224 centre crop; on 4:3 and 3:2 photos it
-is 2-2.5 points more accurate, because a centre crop throws away the sides of the scene.
+Policy (chosen by measurement, see docs/preprocessing.md): upright RGB; the whole picture resized
+to 256x256 ignoring its aspect ratio ("squash", antialiased bilinear); the centre 224x224 cut out;
+``(x - 127) / 128``; channels first. On square photos this is exactly the reference's
+256-resize + 224 centre crop; on 4:3, 3:2 and 2:3 photos it is about 2 points more accurate than
+that crop, because a square centre crop throws away the sides (or top and bottom) of the scene.
 JPEGs are decoded in Pillow's ``draft`` mode: the decoder scales by 1/2, 1/4 or 1/8 in the DCT
-while keeping both sides ≥ 224, which makes big photos 2-3x cheaper at no measurable accuracy cost.
+while keeping both sides ≥ 256, which makes big photos 2-3x cheaper at no measurable accuracy cost.
 """
 
 from __future__ import annotations
@@ -21,17 +22,35 @@ from kestrel.vision import imagefile
 from kestrel.vision.imagefile import DEFAULT_MAX_PIXELS, ImageRejected
 
 INPUT_SIZE = 224
-RESIZE = 224  # the first resize; with the default "squash" there is nothing left to crop
+RESIZE = 256  # the first resize, before the centre INPUT_SIZE crop
 MEAN = 127.0
 STD = 128.0
 RESAMPLE = Image.Resampling.BILINEAR  # antialiased when shrinking (Pillow scales the filter support)
 
 #: "squash": both sides to ``resize``; "crop": the shorter side to ``resize``, keeping the aspect
-#: ratio. Either way the centre ``INPUT_SIZE`` square is then cut (nothing, if resize == 224).
+#: ratio. Either way the centre ``INPUT_SIZE`` square is then cut.
 Policy = Literal["crop", "squash"]
 POLICY: Policy = "squash"
 
 _DRAFT_FORMATS = ("JPEG", "MPO")
+
+#: Changes whenever the pixels this module produces change (policy, sizes, filter, normalisation,
+#: augmentation): put it in embedding cache keys next to the backbone id.
+PREPROCESSING_ID = f"{POLICY}{RESIZE}-centre{INPUT_SIZE}-bilinear-m{MEAN:g}s{STD:g}-aug1"
+
+
+def describe(
+    *, policy: Policy = POLICY, input_size: int = INPUT_SIZE, resize: int = RESIZE, mean: float = MEAN, std: float = STD
+) -> str:
+    """One line for model cards: how an image becomes the model's input."""
+    if policy == "squash":
+        first = f"resize to {resize}x{resize} ignoring the aspect ratio"
+    else:
+        first = f"resize the shorter side to {resize}"
+    return (
+        f"EXIF-upright RGB (alpha on white); {first} (bilinear, antialiased); "
+        f"centre crop {input_size}x{input_size}; (pixel - {mean:g}) / {std:g}; NCHW float32"
+    )
 
 
 def _open_drafted(data: bytes, min_side: int, max_pixels: int) -> Image.Image:
@@ -88,7 +107,7 @@ def fit(
     image: Image.Image, *, policy: Policy = POLICY, input_size: int = INPUT_SIZE, resize: int = RESIZE
 ) -> Image.Image:
     """Resize (``resize``: both sides for "squash", the shorter for "crop"), then cut the centre
-    ``input_size`` square. Default: the whole picture squashed to 224x224."""
+    ``input_size`` square. Default: squashed to 256x256, centre 224x224."""
     if resize < input_size:
         raise ValueError("resize must be at least input_size")
     # One resize of the crop's source region (Pillow's ``box``) instead of resize-then-crop: the
