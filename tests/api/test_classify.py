@@ -16,10 +16,8 @@ import pytest
 import requests
 from PIL import Image
 
-from kestrel.local.worker import LocalWorker
 from tests.api.http import Api
-from tests.conftest import build_ports, local_settings, running_server
-from tests.flow.conftest import TrainableTask, make_trainable_task
+from tests.flow.conftest import TrainableTask, trained_server
 from tests.photos import encode, photo, sample
 
 pytestmark = pytest.mark.slow
@@ -27,13 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, TrainableTask]]:
-    """One local server with a trained cat/coffee task, shared by the tests of this module."""
-    ports = build_ports(local_settings(tmp_path_factory.mktemp("classify") / "data"))
-    with running_server(ports, "local") as server:
-        trainable = make_trainable_task(Api(server.url, server.token))
-        trainable.api.post(f"task/{trainable.task['id']}/train/", status=201)
-        LocalWorker(ports).run_until_idle()
-        yield server, trainable
+    with trained_server(tmp_path_factory.mktemp("classify") / "data") as trained_task:
+        yield trained_task
 
 
 def _b64(data: bytes) -> str:

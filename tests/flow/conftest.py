@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.api.http import Api
+from tests.conftest import RunningServer
 from tests.photos import distinct_photos
 
 
@@ -28,6 +32,20 @@ def make_trainable_task(api: Api, per_label: int = 20, name: str = "Cats and cof
             api.upload(data, labels=[label["id"]])
         labels.append(label)
     return TrainableTask(api, task, labels)
+
+
+@contextmanager
+def trained_server(data_dir: Path) -> Iterator[tuple[RunningServer, TrainableTask]]:
+    """A local server in ``data_dir`` with a trained cat/coffee task (version 1 in production)."""
+    from kestrel.local.worker import LocalWorker
+    from tests.conftest import build_ports, local_settings, running_server
+
+    ports = build_ports(local_settings(data_dir))
+    with running_server(ports, "local") as server:
+        trainable = make_trainable_task(Api(server.url, server.token))
+        trainable.api.post(f"task/{trainable.task['id']}/train/", status=201)
+        LocalWorker(ports).run_until_idle()
+        yield server, trainable
 
 
 @pytest.fixture

@@ -19,10 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from kestrel.local.worker import LocalWorker
 from tests.api.http import Api
-from tests.conftest import RunningServer, build_ports, local_settings, running_server
-from tests.flow.conftest import TrainableTask, make_trainable_task
+from tests.conftest import RunningServer
+from tests.flow.conftest import TrainableTask, trained_server
 from tests.fuzz.profile import SOAK, examples
 from tests.photos import encode, photo, sample
 
@@ -186,12 +185,8 @@ MUST_ACCEPT = {"1x1-png", "1x1-jpeg", "16-bit-png", "cmyk-tiff", "animated-gif",
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, TrainableTask]]:
-    ports = build_ports(local_settings(tmp_path_factory.mktemp("malformed") / "data"))
-    with running_server(ports, "local") as server:
-        trainable = make_trainable_task(Api(server.url, server.token))
-        trainable.api.post(f"task/{trainable.task['id']}/train/", status=201)
-        LocalWorker(ports).run_until_idle()
-        yield server, trainable
+    with trained_server(tmp_path_factory.mktemp("malformed") / "data") as trained_task:
+        yield trained_task
 
 
 def _b64(data: bytes) -> str:

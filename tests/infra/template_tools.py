@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from infra.iam_review import render
 from tests.infra.synth import Synth
 
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
-
-
-def render(value: Any) -> str:
-    """An intrinsic as readable text: ``<Logical.Arn>/images/*``, ``arn:<AWS::Partition>:...``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and len(value) == 1:
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            return f"<{argument}>"
-        if function == "Fn::GetAtt":
-            return f"<{argument[0]}.{argument[1]}>"
-        if function == "Fn::Sub" and isinstance(argument, str):
-            return re.sub(r"\$\{([^}]+)\}", r"<\1>", argument)
-        if function == "Fn::Join":
-            separator, parts = argument
-            return str(separator).join(render(part) for part in parts)
-    return json.dumps(value, sort_keys=True)
 
 
 def logical_id_of(synth: Synth, prefix: str, type_name: str) -> str:

@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 
-from kestrel.local.worker import LocalWorker
-from tests.api.http import Api
-from tests.conftest import RunningServer, build_ports, local_settings, running_server
-from tests.flow.conftest import TrainableTask, make_trainable_task
+from tests.conftest import RunningServer
+from tests.flow.conftest import TrainableTask, trained_server
 from tests.photos import photo
 
 pytestmark = pytest.mark.slow  # one model is trained per module
@@ -70,12 +68,8 @@ def recording_server(recorder: Recorder) -> Iterator[Recorder]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, TrainableTask]]:
-    ports = build_ports(local_settings(tmp_path_factory.mktemp("ssrf") / "data"))
-    with running_server(ports, "local") as server:
-        trainable = make_trainable_task(Api(server.url, server.token))
-        trainable.api.post(f"task/{trainable.task['id']}/train/", status=201)
-        LocalWorker(ports).run_until_idle()
-        yield server, trainable
+    with trained_server(tmp_path_factory.mktemp("ssrf") / "data") as trained_task:
+        yield trained_task
 
 
 @pytest.fixture
