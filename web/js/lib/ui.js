@@ -2,6 +2,27 @@
 
 import { h, replace } from "./dom.js";
 
+// --- tables ------------------------------------------------------------------------------
+
+/**
+ * A scrollable table: `columns` are heading contents (text or nodes), or `{ label, ...attrs }`
+ * for a heading with attributes; null columns are left out. `rows` are <tr> nodes.
+ */
+export function dataTable(columns, rows, tableClass = "data") {
+  const headings = columns
+    .filter((column) => column !== null && column !== undefined && column !== false)
+    .map((column) => {
+      const plain = typeof column === "string" || column instanceof Node || Array.isArray(column);
+      const { label, ...attrs } = plain ? { label: column } : column;
+      return h("th", { scope: "col", ...attrs }, label);
+    });
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h("table", { class: tableClass }, h("thead", {}, h("tr", {}, headings)), h("tbody", {}, rows)),
+  );
+}
+
 // --- messages ------------------------------------------------------------------------------
 
 /**

@@ -3,7 +3,7 @@
 
 import { listAll, post } from "../api.js";
 import { h, plural, replace, uid } from "../lib/dom.js";
-import { emptyState, errorBox, meter, toast } from "../lib/ui.js";
+import { dataTable, emptyState, errorBox, meter, toast } from "../lib/ui.js";
 import { MIN_IMAGES_PER_LABEL, negativeLabel, userLabels } from "./task-common.js";
 
 /** Create a label (tag or category, after the task's type) and attach it to the task. */
@@ -167,26 +167,14 @@ export function labelsPanel(task, changed) {
     }
     replace(
       table,
-      h(
-        "div",
-        { class: "table-wrap" },
-        h(
-          "table",
-          { class: "data" },
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              h("th", { scope: "col" }, "Label"),
-              h("th", { scope: "col" }, "Images"),
-              h("th", { scope: "col" }, `Toward training (${MIN_IMAGES_PER_LABEL} needed)`),
-              h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
-            ),
-          ),
-          h("tbody", {}, labels.map((label) => row(label, false)), negative ? row(negative, true) : null),
-        ),
+      dataTable(
+        [
+          "Label",
+          "Images",
+          `Toward training (${MIN_IMAGES_PER_LABEL} needed)`,
+          h("span", { class: "visually-hidden" }, "Actions"),
+        ],
+        [labels.map((label) => row(label, false)), negative ? row(negative, true) : null],
       ),
       labels.length
         ? null

@@ -6,7 +6,7 @@ import { get } from "../api.js";
 import { append, formatDate, formatDuration, formatPercent, h, plural, replace } from "../lib/dom.js";
 import { labelNamer, stateBadge } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
-import { emptyState, errorBox, loading } from "../lib/ui.js";
+import { dataTable, emptyState, errorBox, loading } from "../lib/ui.js";
 import { taskShell } from "./task-common.js";
 import { deployControl } from "./task-models.js";
 
@@ -106,47 +106,32 @@ function perLabelTable(metrics, name, multiLabel) {
     "section",
     { class: "panel", "aria-labelledby": "per-label-heading" },
     h("h3", { id: "per-label-heading" }, "Per label"),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        { class: "data numbers" },
-        h(
-          "thead",
+    dataTable(
+      [
+        "Label",
+        "Precision",
+        "Recall",
+        "F1",
+        { label: "Test images", title: "test images that carry the label" },
+        { label: "Training images", class: "optional" },
+        multiLabel ? "Threshold" : null,
+      ],
+      order.map((id) => {
+        const m = perLabel[id];
+        const index = (metrics.labels || []).findIndex((l) => l.id === id);
+        return h(
+          "tr",
           {},
-          h(
-            "tr",
-            {},
-            h("th", { scope: "col" }, "Label"),
-            h("th", { scope: "col" }, "Precision"),
-            h("th", { scope: "col" }, "Recall"),
-            h("th", { scope: "col" }, "F1"),
-            h("th", { scope: "col", title: "test images that carry the label" }, "Test images"),
-            h("th", { scope: "col", class: "optional" }, "Training images"),
-            multiLabel ? h("th", { scope: "col" }, "Threshold") : null,
-          ),
-        ),
-        h(
-          "tbody",
-          {},
-          order.map((id) => {
-            const m = perLabel[id];
-            const index = (metrics.labels || []).findIndex((l) => l.id === id);
-            return h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, name(id)),
-              h("td", {}, formatPercent(m.precision)),
-              h("td", {}, formatPercent(m.recall)),
-              h("td", {}, formatPercent(m.f1)),
-              h("td", {}, String(m.support)),
-              h("td", { class: "optional" }, String(trainCounts[id] ?? "—")),
-              multiLabel ? h("td", {}, thresholds[index] !== undefined ? Number(thresholds[index]).toFixed(2) : "—") : null,
-            );
-          }),
-        ),
-      ),
+          h("th", { scope: "row" }, name(id)),
+          h("td", {}, formatPercent(m.precision)),
+          h("td", {}, formatPercent(m.recall)),
+          h("td", {}, formatPercent(m.f1)),
+          h("td", {}, String(m.support)),
+          h("td", { class: "optional" }, String(trainCounts[id] ?? "—")),
+          multiLabel ? h("td", {}, thresholds[index] !== undefined ? Number(thresholds[index]).toFixed(2) : "—") : null,
+        );
+      }),
+      "data numbers",
     ),
     h("p", { class: "hint" }, "Precision: of the images it gave this label, the share that had it. Recall: of the images that had it, the share it found."),
   );
@@ -161,47 +146,32 @@ function confusionMatrix(matrix, name) {
     { class: "panel", "aria-labelledby": "confusion-heading" },
     h("h3", { id: "confusion-heading" }, "Confusion matrix"),
     h("p", { class: "hint" }, "Rows: what the test image is. Columns: what the model said. Green on the diagonal is right; red elsewhere is a mistake."),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        { class: "confusion" },
-        h(
-          "thead",
+    dataTable(
+      [
+        h("span", { class: "visually-hidden" }, "True label \\ predicted"),
+        ...labels.map((id) => [h("span", { class: "axis" }, "said "), name(id)]),
+      ],
+      rows.map((row, i) => {
+        const total = row.reduce((sum, n) => sum + n, 0) || 1;
+        return h(
+          "tr",
           {},
-          h(
-            "tr",
-            {},
-            h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "True label \\ predicted")),
-            labels.map((id) => h("th", { scope: "col" }, h("span", { class: "axis" }, "said "), name(id))),
-          ),
-        ),
-        h(
-          "tbody",
-          {},
-          rows.map((row, i) => {
-            const total = row.reduce((sum, n) => sum + n, 0) || 1;
+          h("th", { scope: "row" }, h("span", { class: "axis" }, "is "), name(labels[i])),
+          row.map((count, j) => {
+            const share = count / total;
             return h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("span", { class: "axis" }, "is "), name(labels[i])),
-              row.map((count, j) => {
-                const share = count / total;
-                return h(
-                  "td",
-                  {
-                    class: `${i === j ? "diag" : "off"}${share > 0.55 ? " strong" : ""}${count ? "" : " zero"}`,
-                    style: { "--share": share.toFixed(3) },
-                    title: `${name(labels[i])} taken for ${name(labels[j])}: ${count} (${formatPercent(share, 0)} of the row)`,
-                  },
-                  String(count),
-                );
-              }),
+              "td",
+              {
+                class: `${i === j ? "diag" : "off"}${share > 0.55 ? " strong" : ""}${count ? "" : " zero"}`,
+                style: { "--share": share.toFixed(3) },
+                title: `${name(labels[i])} taken for ${name(labels[j])}: ${count} (${formatPercent(share, 0)} of the row)`,
+              },
+              String(count),
             );
           }),
-        ),
-      ),
+        );
+      }),
+      "confusion",
     ),
   );
 }

@@ -5,7 +5,7 @@ import { get, patch } from "../api.js";
 import { formatDate, formatDuration, formatPercent, h, replace } from "../lib/dom.js";
 import { stateBadge, taskModels } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
-import { emptyState, errorBox, loading, toast } from "../lib/ui.js";
+import { dataTable, emptyState, errorBox, loading, toast } from "../lib/ui.js";
 import { taskShell } from "./task-common.js";
 
 const POLL_MS = 2000;
@@ -66,54 +66,38 @@ export async function renderTaskModels(container, { taskId }, scope) {
     }
     replace(
       table,
-      h(
-        "div",
-        { class: "table-wrap" },
-        h(
-          "table",
-          { class: "data" },
+      dataTable(
+        [
+          "Version",
+          "State",
+          "Accuracy",
+          { label: "Created", class: "optional" },
+          "Trained",
+          "Duration",
+          "Production",
+          h("span", { class: "visually-hidden" }, "Evaluation"),
+        ],
+        models.map((model) =>
           h(
-            "thead",
-            {},
+            "tr",
+            { dataset: { version: String(model.version) } },
+            h("th", { scope: "row" }, `v${model.version}`),
+            h("td", {}, stateBadge(model.train_status)),
+            h("td", { class: "number" }, formatPercent(model.accuracy)),
+            h("td", { class: "optional" }, formatDate(model.created)),
+            h("td", {}, formatDate(model.trained)),
+            h("td", {}, formatDuration(model.started, model.trained)),
+            h("td", {}, deployControl(task, model, deployed)),
             h(
-              "tr",
+              "td",
               {},
-              h("th", { scope: "col" }, "Version"),
-              h("th", { scope: "col" }, "State"),
-              h("th", { scope: "col" }, "Accuracy"),
-              h("th", { scope: "col", class: "optional" }, "Created"),
-              h("th", { scope: "col" }, "Trained"),
-              h("th", { scope: "col" }, "Duration"),
-              h("th", { scope: "col" }, "Production"),
-              h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Evaluation")),
-            ),
-          ),
-          h(
-            "tbody",
-            {},
-            models.map((model) =>
-              h(
-                "tr",
-                { dataset: { version: String(model.version) } },
-                h("th", { scope: "row" }, `v${model.version}`),
-                h("td", {}, stateBadge(model.train_status)),
-                h("td", { class: "number" }, formatPercent(model.accuracy)),
-                h("td", { class: "optional" }, formatDate(model.created)),
-                h("td", {}, formatDate(model.trained)),
-                h("td", {}, formatDuration(model.started, model.trained)),
-                h("td", {}, deployControl(task, model, deployed)),
-                h(
-                  "td",
-                  {},
-                  model.train_status === "Trained" || model.train_status === "Failed"
-                    ? h(
-                        "a",
-                        { href: `#/tasks/${task.id}/models/${model.id}`, "aria-label": `Evaluation of version ${model.version}` },
-                        model.train_status === "Trained" ? "Evaluation" : "Why it failed",
-                      )
-                    : null,
-                ),
-              ),
+              model.train_status === "Trained" || model.train_status === "Failed"
+                ? h(
+                    "a",
+                    { href: `#/tasks/${task.id}/models/${model.id}`, "aria-label": `Evaluation of version ${model.version}` },
+                    model.train_status === "Trained" ? "Evaluation" : "Why it failed",
+                  )
+                : null,
             ),
           ),
         ),

@@ -4,7 +4,7 @@ import { del, patch, post } from "../api.js";
 import { formatDate, h, plural, replace, uid } from "../lib/dom.js";
 import { stateBadge } from "../lib/models.js";
 import { pagedList } from "../lib/pager.js";
-import { confirmDialog, emptyState, errorBox, openDialog, toast } from "../lib/ui.js";
+import { confirmDialog, dataTable, emptyState, errorBox, openDialog, toast } from "../lib/ui.js";
 import { navigate } from "../router.js";
 import { TASK_TYPES, typeBadge, userLabels } from "./task-common.js";
 
@@ -72,33 +72,17 @@ function createForm() {
 }
 
 function taskTable(tasks, list) {
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      { class: "data" },
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          h("th", { scope: "col" }, "Name"),
-          h("th", { scope: "col" }, "Type"),
-          h("th", { scope: "col" }, "Labels"),
-          h("th", { scope: "col" }, "In production"),
-          h("th", { scope: "col", class: "optional" }, "Last training"),
-          h("th", { scope: "col", class: "optional" }, "Created"),
-          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
-        ),
-      ),
-      h(
-        "tbody",
-        {},
-        tasks.map((task) => taskRow(task, list)),
-      ),
-    ),
+  return dataTable(
+    [
+      "Name",
+      "Type",
+      "Labels",
+      "In production",
+      { label: "Last training", class: "optional" },
+      { label: "Created", class: "optional" },
+      h("span", { class: "visually-hidden" }, "Actions"),
+    ],
+    tasks.map((task) => taskRow(task, list)),
   );
 }
 
