@@ -25,7 +25,7 @@ from kestrel.net.fetch import FetchPolicy, FetchRefused, fetch_image_bytes
 from kestrel.records.model_files import model_prefix
 from kestrel.records.models import get_model_by_version
 from kestrel.records.tasks import get_task
-from kestrel.vision.imagefile import ImageRejected, inspect_image
+from kestrel.vision.imagefile import ImageRejected, displayed_size
 from kestrel.vision.preprocess import preprocess
 
 router = APIGatewayRouter()
@@ -83,8 +83,10 @@ def _prepare(record: dict[str, Any], max_pixels: int) -> Prepared:
             data = fetch_image_bytes(record["_url"], FetchPolicy.from_env())
         else:
             return Prepared(code=400, text="the record needs '_url' or '_base64'")
-        info = inspect_image(data, max_pixels)
-        return Prepared(preprocess(data, max_pixels=max_pixels), info.width, info.height)
+        # preprocess proves the bytes are a whole image; the size then comes from the header.
+        pixels = preprocess(data, max_pixels=max_pixels)
+        width, height = displayed_size(data)
+        return Prepared(pixels, width, height)
     except FetchRefused as refused:
         return Prepared(code=refused.status, text=refused.detail)
     except ImageRejected as rejected:

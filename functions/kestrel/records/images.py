@@ -15,7 +15,7 @@ from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete,
 from kestrel.records import keys
 from kestrel.records.labels import get_label
 from kestrel.records.paging import Page, PageRequest, paginate
-from kestrel.vision.imagefile import ImageRejected, inspect_image, make_thumbnail
+from kestrel.vision.imagefile import ImageRejected, describe, make_thumbnail, open_image
 
 IMAGE_PREFIX = "I#"
 
@@ -77,8 +77,9 @@ def add_image(
     if existing is not None:
         raise Conflict(duplicate_detail(str(existing["image_id"])))
     try:
-        info = inspect_image(data, limits.max_pixels)
-        thumbnail = make_thumbnail(data, max_pixels=limits.max_pixels)
+        opened = open_image(data, limits.max_pixels)  # decoded once, for both
+        info = describe(opened)
+        thumbnail = make_thumbnail(opened)
     except ImageRejected as rejected:
         raise InvalidInput(f"not a usable image: {rejected}") from None
     labels = [get_label(store, owner_id, label_id) for label_id in dict.fromkeys(label_ids or [])]

@@ -73,12 +73,37 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     return image
 
 
+# EXIF orientations that turn the picture a quarter: its displayed width is its stored height.
+_QUARTER_TURNS = {5, 6, 7, 8}
+_ORIENTATION_TAG = 0x0112
+
+
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    """Width and height as displayed, read from the EXIF orientation (no pixels are moved)."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG)
+    except (OSError, ValueError, SyntaxError):  # damaged EXIF: shown as stored
+        orientation = None
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
+def describe(image: Image.Image) -> ImageInfo:
+    """What an opened image is: format, MIME type, displayed size."""
+    fmt = str(image.format)
+    width, height = _upright_size(image)
+    return ImageInfo(format=fmt, mime=ACCEPTED_FORMATS[fmt], width=width, height=height)
+
+
 def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Prove ``data`` is a whole, accepted image and say what it is."""
-    image = open_image(data, max_pixels)
-    fmt = str(image.format)
-    upright = ImageOps.exif_transpose(image)
-    return ImageInfo(format=fmt, mime=ACCEPTED_FORMATS[fmt], width=upright.width, height=upright.height)
+    return describe(open_image(data, max_pixels))
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The displayed size from the header alone, for bytes already proven to be an image."""
+    with Image.open(io.BytesIO(data)) as image:
+        return _upright_size(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -101,9 +126,9 @@ def load_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     return to_rgb(open_image(data, max_pixels))
 
 
-def make_thumbnail(data: bytes, max_side: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """A JPEG no larger than ``max_side`` on its longer side, upright."""
-    image = load_rgb(data, max_pixels)
+def make_thumbnail(opened: Image.Image, max_side: int = 256) -> bytes:
+    """A JPEG of an opened image, no larger than ``max_side`` on its longer side, upright."""
+    image = to_rgb(opened)
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85, optimize=True)
