@@ -111,9 +111,6 @@ class SqliteTrainQueue:
         rows = self._db.connect().execute("SELECT body, receive_count FROM train_dead_letters ORDER BY id").fetchall()
         return [{"request": json.loads(body), "receive_count": count} for body, count in rows]
 
-    def depth(self) -> int:
-        return int(self._db.connect().execute("SELECT COUNT(*) FROM train_queue").fetchone()[0])
-
 
 @dataclass(frozen=True)
 class LocalJob:
@@ -159,7 +156,3 @@ class LocalJobLauncher:
 
     def finish(self, name: str, status: str) -> None:
         self._db.connect().execute("UPDATE train_jobs SET status = ? WHERE name = ?", (status, name))
-
-    def status(self, name: str) -> str | None:
-        row = self._db.connect().execute("SELECT status FROM train_jobs WHERE name = ?", (name,)).fetchone()
-        return str(row[0]) if row else None

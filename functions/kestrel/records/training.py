@@ -199,15 +199,6 @@ def deploy_if_wanted(store: ItemStore, ref: JobRef) -> None:
             continue
 
 
-@dataclass(frozen=True)
-class ManifestImage:
-    image_id: str
-    blob_key: str
-    content_hash: str
-    labels: tuple[str, ...]
-    split: str
-
-
 def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
     """Everything the training job needs to know, as JSON: labels in output order, images, split."""
     task = get_task(store, ref.owner_id, ref.task_id)
