@@ -184,10 +184,13 @@ def shared_dir() -> Iterator[Path]:
 
 
 def _as_unprivileged(argv: list[str]) -> list[str]:
-    """Root reads every file whatever its mode; drop to 'nobody' so chmod 000 means something."""
+    """Root reads every file whatever its mode: run without the capabilities that let it
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so chmod 000 means something. Staying root keeps
+    the venv reachable wherever the clone lives (e.g. under a 0700 temporary folder)."""
     if os.geteuid() != 0:
         return argv
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    dropped = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={dropped}", f"--inh-caps={dropped}", *argv]
 
 
 def test_a_file_without_read_permission_via_the_real_command(local_server: RunningServer, shared_dir: Path) -> None:
