@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -66,11 +68,14 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
             say(f"embedding: {done}/{total} images ({embedder.computed} new, {done - embedder.computed} cached)")
 
     ordered = train_rows + test_rows
+    phases = _Phases()
     views = embedder.embed_all([ImageRef(row["key"], row["sha256"]) for row in ordered], progress)
+    phases.end("embedding")
     train_views, test_views = views[: len(train_rows)], views[len(train_rows) :]
 
     say(f"head: fitting {'sigmoid' if multi_label else 'softmax'} regression on {len(train_rows)} images")
     head = train_head(train_views, _targets(manifest, train_rows, multi_label), len(labels), multi_label)
+    phases.end("head")
 
     test_plain = np.stack([v[0] for v in test_views])
     probs = head.probabilities(test_plain)
@@ -86,12 +91,32 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
 
     model = export_model(backbone, head)
     _check_export(model, blobs, test_rows[:2], head.probabilities(test_plain[:2]))
+    phases.end("evaluation_and_export")
     seconds = round(time.perf_counter() - started, 2)
-    say(f"done in {seconds} s")
-    return TrainedModel(
-        model,
-        _card(manifest, backbone.backbone_id, head, evaluation, train_rows, test_rows, embedder.computed, seconds),
-    )
+    say(f"done in {seconds} s, peak memory {peak_memory_mb():.0f} MB")
+    card = _card(manifest, backbone.backbone_id, head, evaluation, train_rows, test_rows, embedder.computed, seconds)
+    card["phase_seconds"] = phases.seconds
+    card["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    return TrainedModel(model, card)
+
+
+class _Phases:
+    """Wall time of each step of the job, for the card: tells an owner (and the benchmark) where time goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def end(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._mark, 2)
+        self._mark = now
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far (what sizes a SageMaker instance)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def _check_export(model: bytes, blobs: BlobStore, rows: list[dict[str, Any]], expected: np.ndarray) -> None:
