@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak backbone clean
+.PHONY: run test lint bench soak audit backbone clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Kestrel needs Python 3.11 or newer"'
@@ -29,12 +29,20 @@ lint: $(STAMP)
 test: lint backbone
 	$(BIN)/pytest
 
-# The fuzz and security suites at full length (make test runs their short profile).
+# The fuzz, security and crash suites at full length (make test runs their short profile); their
+# figures go into docs/benchmarks.md even when a test fails.
 soak: $(STAMP) backbone
-	KESTREL_SOAK=1 $(BIN)/pytest tests/fuzz tests/security
+	rm -rf build/soak
+	KESTREL_SOAK=1 $(BIN)/pytest tests/fuzz tests/security tests/crash; status=$$?; \
+	$(BIN)/python -m tests.soak_report; exit $$status
 
 bench: $(STAMP) backbone
 	$(BIN)/python -m tests.bench.run
+
+# Every package installed in the venv (runtime + dev, the exact versions that run) against PyPI's
+# vulnerability records. Strict: a package that cannot be checked fails the audit, never passes it.
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --progress-spinner off --desc
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

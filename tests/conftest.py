@@ -8,6 +8,7 @@ locally and well under a second under moto, so function scope keeps tests indepe
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from kestrel.composition import Ports, build_ports, set_ports
 from kestrel.config import Limits, MailSettings, Settings, TrainingSettings
 from kestrel.local.gateway import GatewayServer, make_server
 from kestrel.records.accounts import create_token, ensure_owner
+from tests.soak import record
 
 OWNER_A = "owner-a@example.com"
 AWS_REGION = "us-east-1"
@@ -83,6 +85,20 @@ def running_server(ports: Ports, runtime: str, **server_options: Any) -> Iterato
         thread.join(timeout=10)
         assert not thread.is_alive(), "the gateway did not stop"
         set_ports(previous)
+
+
+_SESSION_STARTED = time.monotonic()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    record("session", seconds=round(time.monotonic() - _SESSION_STARTED))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under ``make soak``, count each suite's passed and failed tests into its soak record."""
+    parts = report.nodeid.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and (report.when == "call" or report.failed):
+        record(parts[1], tests_passed=int(report.passed), tests_failed=int(report.failed))
 
 
 def local_settings(data_dir: Path, limits: Limits | None = None) -> Settings:

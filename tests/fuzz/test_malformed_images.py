@@ -22,8 +22,9 @@ from PIL import Image
 from tests.api.http import Api
 from tests.conftest import RunningServer
 from tests.flow.conftest import TrainableTask, trained_server
-from tests.fuzz.profile import SOAK, examples
 from tests.photos import encode, photo, sample
+from tests.soak import SOAK, examples
+from tests.soak import record as soak_record
 
 MUTATIONS = examples(short=30, soak=1000)
 
@@ -194,6 +195,7 @@ def _b64(data: bytes) -> str:
 
 
 def _check_upload(api: Api, name: str, data: bytes) -> int:
+    soak_record("fuzz", malformed_images_tried=1, requests=1)
     response = api.call("POST", "training-image/", json={"base64": _b64(data)})
     code = response.status_code
     assert code < 500, f"{name}: upload answered {code} {response.text[:300]}"
@@ -213,6 +215,7 @@ def _check_classify(trainable: TrainableTask, named: dict[str, bytes]) -> None:
         batch = names[start : start + 9]
         records = [{"_base64": _b64(named[name]), "_id": name} for name in batch]
         records.append({"_base64": _b64(photo("chelsea", 100)), "_id": "control"})
+        soak_record("fuzz", malformed_images_tried=len(batch), requests=1)
         response = trainable.api.call("POST", "classify/", json={"task_id": trainable.task["id"], "records": records})
         assert response.status_code == 200, f"{batch}: classify answered {response.status_code} {response.text[:300]}"
         answered = response.json()["records"]

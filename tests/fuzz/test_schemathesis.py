@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from kestrel.api.openapi import document
 from tests.api.http import Api
 from tests.conftest import RunningServer
-from tests.fuzz.profile import SOAK, examples
 from tests.photos import photo
+from tests.soak import SOAK, examples, record
 
 OPENAPI_PATH = "recognition/v2/openapi.json"
 MAX_EXAMPLES = examples(short=15, soak=200)
@@ -79,6 +79,7 @@ def test_no_server_error_and_schema_conformance(case: schemathesis.Case, fuzz_ta
         for name in case.path_parameters:
             if name in fuzz_target.ids:
                 case.path_parameters[name] = fuzz_target.ids[name]
+    record("fuzz", schemathesis_cases=1, requests=2)
     response = case.call(
         base_url=fuzz_target.server.url.rstrip("/"),
         headers={"Authorization": f"Token {fuzz_target.server.token}"},

@@ -1,0 +1,107 @@
+"""What every benchmark shares: timing, summaries, the machine, a Kestrel server in its own process."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def timed(function: Callable[[], Any], repeats: int, warmup: int = 2) -> list[float]:
+    """Seconds per call of ``function``, after ``warmup`` calls that are not counted."""
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    """Median and p95 of ``samples`` (seconds), in milliseconds."""
+    return {
+        "median_ms": 1000 * statistics.median(samples),
+        "p95_ms": 1000 * percentile(samples, 0.95),
+        "samples": len(samples),
+    }
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.machine()}, Python {platform.python_version()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def kestrel_command(*args: str) -> list[str]:
+    """The ``kestrel`` command line, run by this interpreter (the venv's)."""
+    return [sys.executable, "-c", "from kestrel.local.cli import main; raise SystemExit(main())", *args]
+
+
+class ServerProcess:
+    """``kestrel serve`` in its own process on 127.0.0.1, as a user runs it (load tests need the
+    clients out of the server's process, or they would share its interpreter lock)."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            kestrel_command("serve", "--port", str(self.port), "--data-dir", str(data_dir), "--no-worker"),
+            stdout=self._log,
+            stderr=self._log,
+        )
+
+    def wait_until_listening(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"kestrel serve exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.005)
+        raise RuntimeError("kestrel serve did not start listening")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+        self._log.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def authorised(token: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    return session
