@@ -44,7 +44,9 @@ TRAINING_CONTEXT_EXCLUDE = [
 TRAINING_EVENT_SOURCE = "aws.sagemaker"
 TRAINING_EVENT_TYPE = "SageMaker Training Job State Change"
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")
-MAX_RECEIVE_COUNT = 3  # a train request that fails three launches goes to the DLQ (and alarms)
+#: A train request that fails this many launches goes to the DLQ (and alarms). The launcher reads
+#: the same constant to mark the version Failed on the last one.
+MAX_RECEIVE_COUNT = config.TRAIN_MAX_RECEIVES
 
 LAUNCHER = FunctionSpec(512, Duration.seconds(120), "Kestrel: train request -> SageMaker training job")
 FINISHER = FunctionSpec(1024, Duration.seconds(300), "Kestrel: finished SageMaker job -> model version")

@@ -33,6 +33,10 @@ ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
 
 MB = 1024 * 1024
 
+#: SQS receives of a train request before it moves to the dead-letter queue (the stack's
+#: maxReceiveCount, infra.training.MAX_RECEIVE_COUNT); the launcher gives the version up on the last.
+TRAIN_MAX_RECEIVES = 3
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -65,6 +69,7 @@ class TrainingSettings:
     role_arn: str = ""
     instance_type: str = "ml.m5.large"
     max_seconds: int = 3600
+    max_receives: int = TRAIN_MAX_RECEIVES
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ require_node()
 
 from aws_cdk.assertions import Match  # noqa: E402
 
-from infra.training import JOB_PREFIX, TRAINING_CONTEXT_EXCLUDE  # noqa: E402
+from infra.training import JOB_PREFIX, MAX_RECEIVE_COUNT, TRAINING_CONTEXT_EXCLUDE  # noqa: E402
 from tests.infra.template_tools import (  # noqa: E402
     functions_by_handler,
     grants,
@@ -27,10 +27,15 @@ FINISHER = "kestrel.handlers.finisher.lambda_handler"
 
 
 def test_train_requests_go_to_a_dead_letter_queue_after_three_failures(dev: Synth) -> None:
+    from kestrel.config import TRAIN_MAX_RECEIVES, TrainingSettings
+
     queue_id = logical_id_of(dev, "TrainingTrainRequests", "AWS::SQS::Queue")
     dlq_id = logical_id_of(dev, "TrainingTrainRequestsDlq", "AWS::SQS::Queue")
     queue = dev.template_json["Resources"][queue_id]["Properties"]
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 3}
+    # The launcher gives a version up on the last receive: it must count as the queue does (the
+    # moto test tests/flow/test_aws_faults.py builds its queue from the same constant).
+    assert MAX_RECEIVE_COUNT == TRAIN_MAX_RECEIVES == TrainingSettings().max_receives == 3
     _, launcher = functions_by_handler(dev)[LAUNCHER]
     assert queue["VisibilityTimeout"] >= 6 * launcher["Timeout"]  # AWS's advice for Lambda sources
 

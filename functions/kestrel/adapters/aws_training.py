@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from kestrel.adapters.aws_clients import aws_client
 from kestrel.config import MailSettings, TrainingSettings
 from kestrel.ports.training import JobSpec, Mail, TrainRequest
 
 
 class _LazyClient:
-    """boto3 clients are made on first use: a Lambda that never mails never pays for an SES client."""
+    """boto3 clients are made on first use (a Lambda that never mails never pays for an SES
+    client), by :func:`kestrel.adapters.aws_clients.aws_client` like every Kestrel client."""
 
     service = ""
     _given: Any = None
@@ -24,7 +25,7 @@ class _LazyClient:
         if self._given is not None:
             return self._given
         if self._made is None:
-            self._made = boto3.client(self.service)
+            self._made = aws_client(self.service)
         return self._made
 
 

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from kestrel.adapters.aws_clients import aws_client
 from kestrel.adapters.item_rules import condition_holds, item_key
+from kestrel.ports.errors import Unavailable
 from kestrel.ports.items import (
     ORD,
     PK,
@@ -56,25 +56,25 @@ _BATCH_GET_KEYS = 100  # BatchGetItem's limit
 _ATTEMPTS = 8  # tries for a write that hits conflicts, throttling or a map changing shape
 _NOOP = "kestrel_noop"  # an attribute never stored: "REMOVE" of it makes an update that changes nothing
 
-# Cancellation reasons (and single-request error codes) that say "try again", not "no".
+# Cancellation reasons of a transaction that say "try again", not "no". botocore does not retry
+# a cancelled transaction, so the adapter does.
 _RETRY_REASONS = frozenset(
     {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError", "RequestLimitExceeded"}
 )
-_RETRY_CODES = frozenset(
-    {
-        "TransactionConflictException",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
+# Single-request codes that say "try again" and botocore does not retry. Throttling codes are not
+# here: the client's own retries (kestrel.adapters.aws_clients) back off on them, and retrying
+# again around those would multiply the attempts (and the wait) for nothing.
+_RETRY_CODES = frozenset({"TransactionConflictException"})
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 
 
-class StoreBusy(RuntimeError):
+class StoreBusy(Unavailable):
     """DynamoDB kept refusing a request for a transient reason (conflicts, throttling)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the database", reason, retry_after=1)
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -406,9 +406,7 @@ class DynamoItemStore:
 
     def __init__(self, table_name: str, client: Any = None, *, page_size: int | None = None) -> None:
         self.table_name = table_name
-        self._client = client or boto3.client(
-            "dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5})
-        )
+        self._client = client or aws_client("dynamodb")
         self._page_size = page_size
 
     # -- reads ---------------------------------------------------------------------------

@@ -19,20 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, IncompleteReadError, ResponseStreamingError
 
+from kestrel.adapters.aws_clients import aws_client
 from kestrel.ports.blobs import BlobNotFound
+from kestrel.ports.errors import Unavailable
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def make_s3_client(**kwargs: Any) -> Any:
     """An S3 client fit for presigning: SigV4 (botocore still presigns SigV2 by default, which
-    newer regions refuse) and virtual-hosted addressing, which works in every region."""
-    config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
-    return boto3.client("s3", config=config, **kwargs)
+    newer regions refuse) and virtual-hosted addressing, which works in every region; with the
+    retries and timeouts of every Kestrel client (:mod:`kestrel.adapters.aws_clients`)."""
+    return aws_client("s3", Config(signature_version="s3v4", s3={"addressing_style": "virtual"}), **kwargs)
 
 
 class S3BlobStore:
@@ -58,7 +59,11 @@ class S3BlobStore:
             if error.response.get("Error", {}).get("Code") in _MISSING:
                 raise BlobNotFound(key) from None
             raise
-        body: bytes = response["Body"].read()
+        try:
+            body: bytes = response["Body"].read()
+        except (IncompleteReadError, ResponseStreamingError) as error:
+            # The connection broke while the body streamed in, after botocore's retries ended.
+            raise Unavailable("the file store", f"GetObject {key}: {error}") from error
         return body
 
     def _head(self, key: str) -> dict[str, Any] | None:

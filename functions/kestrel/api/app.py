@@ -15,9 +15,10 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from kestrel import __version__
 from kestrel.api import classify, images, labels, models, tasks
-from kestrel.api.errors import describe_validation_errors, error_response, status_for
+from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
 from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
 from kestrel.domain.errors import KestrelError
+from kestrel.ports.errors import Unavailable
 
 TITLE = "Kestrel recognition API"
 DESCRIPTION = (
@@ -59,7 +60,12 @@ def build_app(logger: Logger) -> APIGatewayRestResolver:
         enable_validation=True,
         # A response that breaks its own schema is our bug: answer 500 and log it, never 400.
         response_validation_error_http_code=500,
-        cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"], max_age=600),
+        cors=CORSConfig(
+            allow_origin="*",
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],  # the console waits as long as a 503 asks
+            max_age=600,
+        ),
     )
     for module in (tasks, labels, images, models, classify):
         app.include_router(module.router)
@@ -67,6 +73,12 @@ def build_app(logger: Logger) -> APIGatewayRestResolver:
     @app.exception_handler(KestrelError)
     def domain_error(error: KestrelError) -> Response[str]:
         return error_response(status_for(error), error.detail)
+
+    @app.exception_handler(Unavailable)
+    def busy(error: Unavailable) -> Response[str]:
+        # Throttled or unreachable after the clients' retries: the caller may simply try again.
+        logger.warning("a backing service is unavailable", extra={"service": error.what, "reason": error.reason})
+        return unavailable_response(error)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_body(_: RequestUnsupportedContentType) -> Response[str]:

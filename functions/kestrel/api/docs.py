@@ -15,6 +15,7 @@ _ERROR_TEXT = {
     409: "conflicts with the current state",
     413: "payload over a size limit",
     501: "not available in this release",
+    503: "a backing service is busy; retry after the Retry-After header's seconds",
 }
 
 

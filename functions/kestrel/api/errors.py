@@ -1,4 +1,5 @@
-"""The one place where domain errors become HTTP answers: ``{"detail": "..."}`` with a 4xx code."""
+"""The one place where errors become HTTP answers: ``{"detail": "..."}`` with a 4xx code for
+domain errors, and 503 with ``Retry-After`` when a backing service stayed busy through its retries."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kestrel.domain.errors import (
     TooLarge,
     Unauthenticated,
 )
+from kestrel.ports.errors import Unavailable
 
 STATUS_FOR_ERROR: dict[type[KestrelError], int] = {
     InvalidInput: 400,
@@ -34,10 +36,18 @@ def status_for(error: KestrelError) -> int:
     return 400
 
 
-def error_response(status: int, detail: str) -> Response[str]:
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"detail": detail})
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"detail": detail}),
+        headers=headers,
     )
+
+
+def unavailable_response(error: Unavailable) -> Response[str]:
+    """503: nothing the client sent was wrong; the same request may be sent again after a pause."""
+    return error_response(503, error.detail, {"Retry-After": str(error.retry_after)})
 
 
 def proxy_error(status: int, detail: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
 from kestrel.api.render import model_json, task_json, tasks_json
 from kestrel.api.schemas import LabelRef, ModelOut, TaskCreate, TaskOut, TaskPage, TaskUpdate
+from kestrel.ports.errors import Unavailable
 from kestrel.ports.training import TrainRequest
 from kestrel.records import tasks, training
 from kestrel.records.model_files import delete_model_files
@@ -121,7 +122,7 @@ def remove_label(task_id: str, body: LabelRef) -> dict[str, Any]:
     summary="Train a new model version (answers at once; the version goes Waiting -> Training -> Trained)",
     tags=["training"],
     status_code=201,
-    responses=responses(ModelOut, 201, (400, 401, 404)),
+    responses=responses(ModelOut, 201, (400, 401, 404, 503)),
 )
 def train(task_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
@@ -129,9 +130,19 @@ def train(task_id: str) -> dict[str, Any]:
     request = TrainRequest(owner_id=scope.owner_id, task_id=task_id, model_id=model.id, version=model.version)
     try:
         scope.ports.queue.send(request)
-    except Exception:
-        # Never leave a version Waiting for a request that was not queued.
+    except Exception as error:
+        # Never leave a version Waiting for a request that was not queued: nothing would ever
+        # launch it. (Should the message have been queued after all, the launcher skips a
+        # version that is no longer Waiting.)
         ref = training.JobRef(scope.owner_id, task_id, model.id)
-        training.mark_failed(scope.ports.items, ref, "the train request could not be queued")
+        training.mark_failed(scope.ports.items, ref, "the train request could not be queued", mail=False)
+        if isinstance(error, Unavailable):
+            raise Unavailable(
+                error.what,
+                f"version {model.version} not queued: {error.reason}",
+                error.retry_after,
+                detail=f"the train request could not be queued (version {model.version} is marked Failed); "
+                f"request training again in {error.retry_after} seconds",
+            ) from error
         raise
     return model_json(model)

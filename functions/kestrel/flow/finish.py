@@ -14,10 +14,7 @@ from kestrel.composition import Ports
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
 from kestrel.ports.blobs import BlobNotFound
-from kestrel.records.accounts import get_owner
 from kestrel.records.model_files import CARD_FILE, MODEL_FILE, model_prefix
-from kestrel.records.models import get_model
-from kestrel.records.tasks import get_task
 from kestrel.records.training import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
 
 logger = Logger(service="kestrel-finisher", child=True)
@@ -57,7 +54,11 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
     """Handle one "SageMaker Training Job State Change" event (EventBridge's shape).
 
     Returns the state the model reached ("Trained" or "Failed"), or None when the event changed
-    nothing (not Kestrel's job, an unknown model, or a repeated event)."""
+    nothing (not Kestrel's job, an unknown model, or a repeated event).
+
+    A transient failure (the blob store, the database or the mail service unavailable) raises, so
+    that Lambda runs the event again; every step is safe to repeat, and a repeat completes what
+    the failed run left undone (the files, the task's status, the deploy, the mail), once."""
     detail = event.get("detail") or {}
     name = str(detail.get("TrainingJobName", ""))
     status = str(detail.get("TrainingJobStatus", ""))
@@ -70,13 +71,19 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
     except NotFound:
         logger.warning("event for an unknown job", extra={"job": name})
         return None
+    outcome: str | None
     if status == "Completed":
         try:
-            return "Trained" if _complete(ports, ref, detail) else None
+            outcome = "Trained" if _complete(ports, ref, detail) else None
         except BadArtefact as error:
-            return "Failed" if _fail(ports, ref, str(error)) else None
-    reason = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
-    return "Failed" if _fail(ports, ref, reason) else None
+            outcome = "Failed" if mark_failed(ports.items, ref, str(error)) else None
+    else:
+        reason = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
+        outcome = "Failed" if mark_failed(ports.items, ref, reason) else None
+    if outcome is None:
+        logger.info("repeated event: nothing changed", extra={"model_id": ref.model_id})
+    mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+    return outcome
 
 
 def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
@@ -96,21 +103,4 @@ def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
     ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
     ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
     metrics = dict(card)  # the whole card: the console shows its evaluation
-    if not mark_trained(ports.items, ref, accuracy, metrics):
-        logger.info("repeated completion event ignored", extra={"model_id": ref.model_id})
-        return False
-    model = get_model(ports.items, ref.owner_id, ref.model_id)
-    deployed = get_task(ports.items, ref.owner_id, ref.task_id).production_version == model.version
-    owner = get_owner(ports.items, ref.owner_id)
-    ports.mailer.send(mails.finished(owner.email, model, ports.settings.mail.console_url, deployed))
-    return True
-
-
-def _fail(ports: Ports, ref: JobRef, reason: str) -> bool:
-    if not mark_failed(ports.items, ref, reason):
-        logger.info("repeated failure event ignored", extra={"model_id": ref.model_id})
-        return False
-    model = get_model(ports.items, ref.owner_id, ref.model_id)
-    owner = get_owner(ports.items, ref.owner_id)
-    ports.mailer.send(mails.failed(owner.email, model, reason, ports.settings.mail.console_url))
-    return True
+    return mark_trained(ports.items, ref, accuracy, metrics)

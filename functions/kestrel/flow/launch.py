@@ -9,8 +9,8 @@ from aws_lambda_powertools import Logger
 from kestrel.composition import Ports
 from kestrel.domain.entities import TrainStatus
 from kestrel.flow import mails
+from kestrel.ports.errors import Unavailable
 from kestrel.ports.training import JobSpec, TrainRequest
-from kestrel.records.accounts import get_owner
 from kestrel.records.models import get_model
 from kestrel.records.training import JobRef, build_manifest, job_name, mark_failed, mark_training
 
@@ -29,17 +29,18 @@ def launch(ports: Ports, request: TrainRequest) -> None:
     """Write the manifest, start the job (once), mark the model Training and tell the owner.
 
     Safe to repeat: a redelivered message finds the job already started and the model already
-    Training, and sends no second email."""
+    Training, and sends no second email; it does send a mail that an earlier delivery owed but
+    could not send (the mail service was down), and only that."""
     ref = JobRef(owner_id=request.owner_id, task_id=request.task_id, model_id=request.model_id)
     model = get_model(ports.items, ref.owner_id, ref.model_id)
     if model.train_status not in (TrainStatus.WAITING, TrainStatus.TRAINING):
         logger.info("train request for a finished model ignored", extra={"model_id": ref.model_id})
+        mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
         return
     manifest = build_manifest(ports.items, ref)
     if not manifest["images"]:
-        if mark_failed(ports.items, ref, "the task has no usable images (each needs exactly one of its labels)"):
-            owner = get_owner(ports.items, ref.owner_id)
-            ports.mailer.send(mails.failed(owner.email, model, "no usable images", ports.settings.mail.console_url))
+        mark_failed(ports.items, ref, "the task has no usable images (each needs exactly one of its labels)")
+        mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
         return
     ports.blobs.put(manifest_key(ref.model_id), json.dumps(manifest).encode(), "application/json")
     spec = JobSpec(
@@ -50,7 +51,19 @@ def launch(ports: Ports, request: TrainRequest) -> None:
         tags={"kestrel:model": ref.model_id, "kestrel:task": ref.task_id, "kestrel:owner": ref.owner_id},
     )
     started = ports.launcher.launch(spec)
-    if mark_training(ports.items, ref):
-        owner = get_owner(ports.items, ref.owner_id)
-        ports.mailer.send(mails.started(owner.email, model, len(manifest["images"]), ports.settings.mail.console_url))
+    mark_training(ports.items, ref, len(manifest["images"]))
+    mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
     logger.info("training launched", extra={"model_id": ref.model_id, "new_job": started})
+
+
+def give_up(ports: Ports, request: TrainRequest, error: BaseException, attempts: int) -> bool:
+    """The train request's last delivery failed too (the queue moves it to its dead letters next):
+    mark the version Failed with the reason and tell the owner, rather than leave it Waiting for
+    a launch that will never come. False if the version had moved on (nothing to do)."""
+    ref = JobRef(owner_id=request.owner_id, task_id=request.task_id, model_id=request.model_id)
+    # The owner reads this: say what was down, never the internals of an unexpected error.
+    cause = f"{error.what} was unavailable" if isinstance(error, Unavailable) else "an unexpected error"
+    reason = f"the training job could not be started after {attempts} attempts ({cause}); request training again"
+    failed = mark_failed(ports.items, ref, reason)
+    mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+    return failed

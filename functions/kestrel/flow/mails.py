@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from kestrel.domain.entities import Model
-from kestrel.ports.training import Mail
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from kestrel.domain.entities import Model, TrainStatus
+from kestrel.ports.items import ItemStore
+from kestrel.ports.training import Mail, Mailer
+from kestrel.records.accounts import get_owner
+from kestrel.records.models import get_model
+from kestrel.records.tasks import get_task
+from kestrel.records.training import MAIL_FINISHED, MAIL_STARTED, JobRef, owe_mail, owed_mails, take_mail
+
+logger = Logger(child=True)  # under the function that sends (POWERTOOLS_SERVICE_NAME)
 
 
 def _link(console_url: str, model: Model) -> str:
@@ -44,3 +55,43 @@ def failed(to: str, model: Model, reason: str, console_url: str) -> Mail:
             f"    {reason}\n\nThe production version is unchanged. Details: {_link(console_url, model)}\n"
         ),
     )
+
+
+# -- sending what is owed ---------------------------------------------------------------------
+
+
+def send_owed(items: ItemStore, mailer: Mailer, ref: JobRef, console_url: str) -> list[str]:
+    """Send the mails the model's state changes owe its owner ("started", then "finished"), each
+    exactly once across deliveries: a claim picks one sender, and a send that fails gives the
+    mail back before the error goes up, so the delivery that SQS or Lambda makes next sends it.
+    Returns the kinds sent now."""
+    sent: list[str] = []
+    owed = owed_mails(items, ref)
+    for kind in (MAIL_STARTED, MAIL_FINISHED):
+        if kind not in owed or not take_mail(items, ref, kind):
+            continue
+        try:
+            mail = _owed_mail(items, ref, kind, owed[kind], console_url)
+            if mail is not None:
+                mailer.send(mail)
+        except Exception:
+            try:
+                owe_mail(items, ref, kind, owed[kind])
+            except Exception:
+                logger.exception("a mail could not be sent, nor kept for the next try", extra={"kind": kind})
+            raise
+        sent.append(kind)
+    return sent
+
+
+def _owed_mail(items: ItemStore, ref: JobRef, kind: str, value: dict[str, Any], console_url: str) -> Mail | None:
+    model = get_model(items, ref.owner_id, ref.model_id)
+    to = get_owner(items, ref.owner_id).email
+    if kind == MAIL_STARTED:
+        return started(to, model, int(value.get("images", 0)), console_url)
+    if model.train_status == TrainStatus.TRAINED:
+        deployed = get_task(items, ref.owner_id, ref.task_id).production_version == model.version
+        return finished(to, model, console_url, deployed)
+    if model.train_status == TrainStatus.FAILED:
+        return failed(to, model, model.failure_reason or "unknown reason", console_url)
+    return None  # not finished (cannot happen: the finished mail is owed with the final state)

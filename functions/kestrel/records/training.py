@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, new_id, now_iso
-from kestrel.domain.errors import NotFound
+from kestrel.domain.errors import Conflict, NotFound
 from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, ItemStore, Put, Update
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Item, ItemStore, Put, Update, Write
 from kestrel.records import keys
 from kestrel.records.labels import get_labels
 from kestrel.records.models import get_model, model_from_item
 from kestrel.records.tasks import get_task
 
 _DEPLOY_RETRIES = 10
+_CREATE_RETRIES = 20  # a request loses the race for version n+1 to each concurrent one
 
 
 def job_name(model_id: str) -> str:
@@ -60,36 +61,33 @@ def trainable_labels(store: ItemStore, task: Task) -> list[LabelCount]:
 
 
 def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
-    """Check the rules, then create model version n+1 in state Waiting (safe under concurrency)."""
-    task = get_task(store, owner_id, task_id)
-    check_trainable(trainable_labels(store, task))
-    try:
-        # The counter is the only thing two concurrent requests race for: each gets its own n.
-        item = store.update(
+    """Check the rules, then create model version n+1 in state Waiting (safe under concurrency).
+
+    The task's counter and status and the version's items are written in one transaction, so a
+    server killed midway leaves all of them or none (never a task Waiting for a version that does
+    not exist). A concurrent request that took n+1 first makes it fail; it is tried again."""
+    for _ in range(_CREATE_RETRIES):
+        task = get_task(store, owner_id, task_id)
+        check_trainable(trainable_labels(store, task))
+        version = task.versions_created + 1
+        model = Model(
+            id=new_id(),
+            owner_id=owner_id,
+            task_id=task_id,
+            task_name=task.name,
+            version=version,
+            train_status=TrainStatus.WAITING,
+            created=now_iso(),
+        )
+        pk, sk = keys.model_key(owner_id, model.id)
+        version_pk, version_sk = keys.model_version_key(owner_id, task_id, version)
+        job_pk, job_sk = job_key(model.id)
+        writes: list[Write] = [
             Update(
                 keys.task_key(owner_id, task_id),
-                increment={"versions_created": 1},
-                set={"last_train_status": TrainStatus.WAITING.value},
-                condition=Condition(exists=True),
-            )
-        )
-    except ConditionFailed:
-        raise NotFound(f"Task {task_id} not found") from None
-    version = int(item["versions_created"])
-    model = Model(
-        id=new_id(),
-        owner_id=owner_id,
-        task_id=task_id,
-        task_name=task.name,
-        version=version,
-        train_status=TrainStatus.WAITING,
-        created=now_iso(),
-    )
-    pk, sk = keys.model_key(owner_id, model.id)
-    version_pk, version_sk = keys.model_version_key(owner_id, task_id, version)
-    job_pk, job_sk = job_key(model.id)
-    store.transact(
-        [
+                set={"versions_created": version, "last_train_status": TrainStatus.WAITING.value},
+                condition=Condition(equals={"versions_created": task.versions_created}),
+            ),
             Put(
                 {
                     PK: pk,
@@ -104,14 +102,28 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
                     "created": model.created,
                     "accuracy": None,
                     "metrics": {},
+                    OUTBOX: {},
                 },
                 Condition(exists=False),
             ),
             Put({PK: version_pk, SK: version_sk, "model_id": model.id}, Condition(exists=False)),
             Put({PK: job_pk, SK: job_sk, "owner_id": owner_id, "task_id": task_id}, Condition(exists=False)),
         ]
-    )
-    return model
+        try:
+            store.transact(writes)
+        except ConditionFailed as failed:
+            if failed.index == 0:
+                continue  # another request took version n+1 (or the task is gone: get_task says so)
+            raise
+        except Exception:
+            # After a timeout the transaction may have landed after all: then no train request
+            # will be queued for version n+1, and it must not stay Waiting. If it did not land,
+            # nothing changed (the task still shows what it showed).
+            ref = JobRef(owner_id=owner_id, task_id=task_id, model_id=model.id)
+            mark_failed(store, ref, "the train request could not be recorded", mail=False)
+            raise
+        return model
+    raise Conflict(f"too many train requests for task {task_id} at once; try again")
 
 
 def _set_task_status(store: ItemStore, owner_id: str, task_id: str, status: TrainStatus, version: int) -> None:
@@ -127,48 +139,132 @@ def _set_task_status(store: ItemStore, owner_id: str, task_id: str, status: Trai
         )
 
 
+#: Model attribute: the mails owed to the owner for the model's state changes, by kind. The
+#: state change writes the entry (in the same write), the one sender that claims it removes it,
+#: and a send that fails puts it back: no mail is lost to a failed send, none is sent twice.
+OUTBOX = "outbox"
+MAIL_STARTED = "started"  # its value: {"images": n}
+MAIL_FINISHED = "finished"  # Trained or Failed; the mail is built from the model's state
+#: Model attribute: set with Trained, removed once deploy_if_wanted has run for the version.
+DEPLOY_PENDING = "deploy_pending"
+
+
 def _transition(
-    store: ItemStore, ref: JobRef, to: TrainStatus, fields: dict[str, Any], froms: list[TrainStatus]
+    store: ItemStore,
+    ref: JobRef,
+    to: TrainStatus,
+    fields: dict[str, Any],
+    froms: list[TrainStatus],
+    owed: dict[str, dict[str, Any]] | None = None,
 ) -> bool:
-    """Move the model to ``to`` if it is in one of ``froms``; False if it was not (a repeat)."""
+    """Move the model to ``to`` if it is in one of ``froms``, owing the mails in ``owed``; False
+    if it was not (a repeat, or the model moved elsewhere).
+
+    The task's status follows even on a repeat that finds the model in ``to`` already: the first
+    delivery may have stopped between the two writes (that write is idempotent)."""
+    key = keys.model_key(ref.owner_id, ref.model_id)
+    changed = False
+    item: Item | None = None
     for state in froms:
         try:
             item = store.update(
                 Update(
-                    keys.model_key(ref.owner_id, ref.model_id),
+                    key,
                     set={"train_status": to.value, **fields},
+                    map_set={OUTBOX: dict(owed)} if owed else {},
                     condition=Condition(equals={"train_status": state.value}),
                 )
             )
         except ConditionFailed:
             continue
-        _set_task_status(store, ref.owner_id, ref.task_id, to, int(item["version"]))
-        return True
-    return False
+        changed = True
+        break
+    else:
+        item = store.get(key)
+        if item is None or item.get("train_status") != to.value:
+            return False
+    _set_task_status(store, ref.owner_id, ref.task_id, to, int(item["version"]))
+    return changed
 
 
-def mark_training(store: ItemStore, ref: JobRef) -> bool:
-    return _transition(store, ref, TrainStatus.TRAINING, {"started": now_iso()}, [TrainStatus.WAITING])
+def mark_training(store: ItemStore, ref: JobRef, images: int) -> bool:
+    """Training on ``images`` images (the "started" mail says how many)."""
+    return _transition(
+        store,
+        ref,
+        TrainStatus.TRAINING,
+        {"started": now_iso()},
+        [TrainStatus.WAITING],
+        {MAIL_STARTED: {"images": images}},
+    )
 
 
-def mark_failed(store: ItemStore, ref: JobRef, reason: str) -> bool:
-    """Failed with ``reason``; the production version stays as it was."""
+def mark_failed(store: ItemStore, ref: JobRef, reason: str, *, mail: bool = True) -> bool:
+    """Failed with ``reason``; the production version stays as it was. ``mail=False`` when the
+    owner learns it otherwise (the HTTP answer to a train request that could not be queued)."""
     return _transition(
         store,
         ref,
         TrainStatus.FAILED,
         {"failure_reason": reason[:2000], "trained": now_iso()},
         [TrainStatus.TRAINING, TrainStatus.WAITING],
+        {MAIL_FINISHED: {}} if mail else None,
     )
 
 
 def mark_trained(store: ItemStore, ref: JobRef, accuracy: float, metrics: dict[str, Any]) -> bool:
-    """Trained with its metrics, then deployed if the task wants it. False for a repeated event."""
-    fields = {"accuracy": accuracy, "metrics": metrics, "trained": now_iso()}
-    if not _transition(store, ref, TrainStatus.TRAINED, fields, [TrainStatus.TRAINING, TrainStatus.WAITING]):
-        return False
+    """Trained with its metrics, then deployed if the task wants it. False for a repeated event;
+    a repeat still completes the deploy step if the first delivery stopped before it."""
+    fields = {"accuracy": accuracy, "metrics": metrics, "trained": now_iso(), DEPLOY_PENDING: True}
+    changed = _transition(
+        store, ref, TrainStatus.TRAINED, fields, [TrainStatus.TRAINING, TrainStatus.WAITING], {MAIL_FINISHED: {}}
+    )
+    complete_deploy(store, ref)
+    return changed
+
+
+def complete_deploy(store: ItemStore, ref: JobRef) -> None:
+    """Run the deploy decision once per Trained version (only while DEPLOY_PENDING is set, so a
+    late repeat cannot undo a deploy the owner changed by hand since)."""
+    key = keys.model_key(ref.owner_id, ref.model_id)
+    item = store.get(key)
+    if item is None or not item.get(DEPLOY_PENDING):
+        return
     deploy_if_wanted(store, ref)
+    with contextlib.suppress(ConditionFailed):  # deleted meanwhile
+        store.update(Update(key, remove=[DEPLOY_PENDING], condition=Condition(exists=True)))
+
+
+def owed_mails(store: ItemStore, ref: JobRef) -> dict[str, dict[str, Any]]:
+    """The mails still owed for this model, by kind (none for a model that does not exist)."""
+    item = store.get(keys.model_key(ref.owner_id, ref.model_id))
+    return dict((item or {}).get(OUTBOX) or {})
+
+
+def take_mail(store: ItemStore, ref: JobRef, kind: str) -> bool:
+    """Claim the owed mail ``kind``: True for exactly one caller, who must send it (or give it back)."""
+    try:
+        store.update(
+            Update(
+                keys.model_key(ref.owner_id, ref.model_id),
+                map_remove={OUTBOX: [kind]},
+                condition=Condition(exists=True, map_has=(OUTBOX, kind)),
+            )
+        )
+    except ConditionFailed:
+        return False
     return True
+
+
+def owe_mail(store: ItemStore, ref: JobRef, kind: str, value: dict[str, Any]) -> None:
+    """Give back a claimed mail that could not be sent, for the next delivery to send."""
+    store.update(
+        Update(
+            keys.model_key(ref.owner_id, ref.model_id),
+            map_set={OUTBOX: {kind: value}},
+            condition=Condition(exists=True),
+        )
+    )
 
 
 def deploy_if_wanted(store: ItemStore, ref: JobRef) -> None:
