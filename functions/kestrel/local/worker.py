@@ -7,7 +7,9 @@ finisher the event EventBridge would send.
 
 A job is held under a lease that a heartbeat renews. If the process dies mid-training (even by
 SIGKILL), the job's subprocess dies with it, and the next worker to start takes the job again;
-after ``max_attempts`` interrupted runs it is marked Failed with that reason."""
+after ``max_attempts`` interrupted runs it is marked Failed with that reason. A worker that starts
+also queues again the request of every version still Waiting: a server killed between recording
+a version and queuing its request would otherwise leave it Waiting forever."""
 
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from kestrel.composition import Ports
 from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME
 from kestrel.flow.finish import finish
 from kestrel.flow.launch import launch
+from kestrel.ports.training import TrainRequest
+from kestrel.records.models import waiting_models
 
 logger = Logger(service="kestrel-worker")
 
@@ -107,8 +111,9 @@ class LocalWorker:
     # -- running ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Work in a background thread until ``stop``."""
-        self._thread = threading.Thread(target=self.run_forever, name="kestrel-worker", daemon=True)
+        """Queue the Waiting versions again, then work in a background thread until ``stop``."""
+        self.requeue_waiting()
+        self._thread = threading.Thread(target=self._work, name="kestrel-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -121,6 +126,28 @@ class LocalWorker:
             self._thread.join(timeout)
 
     def run_forever(self) -> None:
+        self.requeue_waiting()
+        self._work()
+
+    def requeue_waiting(self) -> int:
+        """Queue again the request of every version still Waiting; returns how many.
+
+        The train route records the version, then queues its request: a server killed between
+        the two leaves a version that nothing would launch. Launching is idempotent, so a request
+        that was queued after all starts one job; and one hidden by a killed worker's lease is
+        launched now rather than when the lease runs out."""
+        try:
+            waiting = list(waiting_models(self.ports.items))
+            for model in waiting:
+                self.queue.send(TrainRequest(model.owner_id, model.task_id, model.id, model.version))
+        except Exception:  # the worker must start even so; the versions stay as they were
+            logger.exception("queuing the Waiting versions again failed")
+            return 0
+        if waiting:
+            logger.info("train requests of Waiting versions queued again", extra={"versions": len(waiting)})
+        return len(waiting)
+
+    def _work(self) -> None:
         logger.info("training worker started", extra={"holder": _holder()})
         while not self._stop.is_set():
             try:

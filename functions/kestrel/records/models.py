@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import Conflict, NotFound
-from kestrel.ports.items import Condition, ConditionFailed, Delete, Item, ItemStore
+from kestrel.ports.items import SK, Condition, ConditionFailed, Delete, Item, ItemStore
 from kestrel.records import keys
 from kestrel.records.paging import Page, PageRequest, paginate
 
@@ -35,6 +35,14 @@ def get_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
     if item is None:
         raise NotFound(f"Model {model_id} not found")
     return model_from_item(item)
+
+
+def waiting_models(store: ItemStore) -> Iterator[Model]:
+    """Every owner's versions still Waiting for their train request to be launched."""
+    for owner in store.query(keys.OWNERS_PK):
+        for item in store.query(keys.owner_pk(str(owner[SK])), MODEL_PREFIX):
+            if item.get("train_status") == TrainStatus.WAITING.value:
+                yield model_from_item(item)
 
 
 def get_model_by_version(store: ItemStore, owner_id: str, task_id: str, version: int) -> Model:

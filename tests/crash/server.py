@@ -1,0 +1,196 @@
+"""A real ``kestrel serve`` in a subprocess, to be SIGKILLed and started again on the same data folder.
+
+Also the process-level helpers the crash tests share: a token made by the CLI, a count of the
+requests sent, the training subprocesses working on a data folder, and the soak figures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.api.http import Api
+from tests.soak import record
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def kestrel_command(*args: str) -> list[str]:
+    """The CLI run by this interpreter: the process is python itself, so a SIGKILL hits the server."""
+    return [sys.executable, "-c", "from kestrel.local.cli import main; raise SystemExit(main())", *args]
+
+
+class Server:
+    """``kestrel serve`` (API and training worker) on ``data_dir``; its output goes to server.log."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://localhost:{port}/"
+        self.log_path = data_dir.parent / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "kestrel.db"
+
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                kestrel_command("serve", "--port", str(self.port), "--data-dir", str(self.data_dir)),
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                requests.get(f"{self.url}recognition/v2/openapi.json", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"the server did not start:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed or closed by the server itself."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"the server had already exited ({self.process.returncode}):\n{self.log_tail()}")
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def create_token(data_dir: Path, email: str = "crash@example.com") -> str:
+    """A token made by ``kestrel token create`` (the token is the last line it prints)."""
+    out = subprocess.run(
+        kestrel_command("token", "create", "--email", email, "--data-dir", str(data_dir)),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+class RequestCounter:
+    """How many HTTP requests a test sent, over all its clients and threads."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.sent += 1
+
+    def api(self, server: Server, token: str) -> CountingApi:
+        return CountingApi(server.url, token, self)
+
+
+class CountingApi(Api):
+    """An ``Api`` that counts each request it sends (the client of one thread)."""
+
+    def __init__(self, base_url: str, token: str | None, counter: RequestCounter) -> None:
+        super().__init__(base_url, token)
+        self.counter = counter
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        self.counter.add()
+        return super().call(method, path, **kwargs)
+
+
+@dataclass
+class Figures:
+    """What one crash test did, added to the soak record when it ends, whether it passed or not
+    (an exception that ends it early counts as one more failure)."""
+
+    server: Server
+    requests: RequestCounter = field(default_factory=RequestCounter)
+    acknowledged_writes: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def recorded(self) -> Iterator[Figures]:
+        escaped = True
+        try:
+            yield self
+            escaped = False
+        finally:
+            record(
+                "crash",
+                kills=self.server.kills,
+                requests=self.requests.sent,
+                acknowledged_writes=self.acknowledged_writes,
+                failures=len(self.failures) + escaped,
+            )
+
+
+def training_processes(data_dir: Path) -> list[str]:
+    """Training subprocesses working on ``data_dir`` (other tests may train at the same time)."""
+    mine = f"KESTREL_DATA_DIR={data_dir}".encode()
+    return [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and "kestrel.training.entry" in _cmdline(pid) and mine in _environ(pid)
+    ]
+
+
+def wait_for_training_process(data_dir: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if training_processes(data_dir):
+            return
+        time.sleep(0.02)
+    raise AssertionError("the worker never started the training process")
+
+
+def wait_for_no_training_process(data_dir: Path, timeout: float = 10.0) -> list[str]:
+    """The training processes still alive after ``timeout`` (PDEATHSIG may take a moment)."""
+    deadline = time.monotonic() + timeout
+    while (left := training_processes(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _environ(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # the process ended while we looked
+        return ""
