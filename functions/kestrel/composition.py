@@ -5,6 +5,7 @@ Handlers call ``get_ports()``; tests call ``build_ports(settings)`` with their o
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,48 @@ class Ports:
     mailer: Mailer
 
 
+_KEY_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The key in ``path``; None when there is none or it is damaged (e.g. empty)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return bytes.fromhex(text) if _KEY_HEX.fullmatch(text) else None
+
+
 def _local_secret(data_dir: Path) -> bytes:
-    """The key that signs local blob URLs, made once per data folder (readable by its owner only)."""
+    """The key that signs local blob URLs, made once per data folder (readable by its owner only).
+
+    Written whole or not at all: a first start killed midway must not leave an empty key, with
+    which anyone could sign URLs. The new key is written to a temporary file, synced, then linked
+    into place (exactly one of several starting processes wins) or, over a damaged key, renamed."""
     path = data_dir / "secret.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+    key = _read_key(path)
+    if key is not None:
+        return key
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fresh = data_dir / f".secret.key.{os.getpid()}.tmp"
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        if path.exists():
+            os.replace(fresh, path)  # damaged: nothing valid was ever signed with it
+        else:
+            os.link(fresh, path)
+    except FileExistsError:
+        pass  # another process created it just now: use theirs
+    finally:
+        fresh.unlink(missing_ok=True)
+    key = _read_key(path)
+    if key is None:
+        raise RuntimeError(f"cannot create a valid signing key in {path}")
+    return key
 
 
 def build_ports(settings: Settings) -> Ports:

@@ -111,3 +111,20 @@ def test_no_secret_in_logs(
     for path in data_dir.rglob("*.log"):
         text = path.read_text(errors="replace")
         assert server.token not in text and secret_key not in text, path
+
+
+def test_a_damaged_signing_key_is_replaced_not_used(tmp_path: Path) -> None:
+    # A first start killed between creating secret.key and writing it leaves an empty file; an
+    # empty HMAC key would let anyone sign image URLs.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "secret.key").write_text("")
+    ports = build_ports(local_settings(data_dir))
+    key = (data_dir / "secret.key").read_text().strip()
+    assert len(bytes.fromhex(key)) == 32
+    assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert not list(data_dir.glob(".secret.key.*")), "the temporary file was left behind"
+    # A second start uses the same key: URLs signed before a restart stay valid.
+    build_ports(local_settings(data_dir))
+    assert (data_dir / "secret.key").read_text().strip() == key
+    assert ports.settings.data_dir == data_dir
