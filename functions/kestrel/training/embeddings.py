@@ -18,7 +18,6 @@ from kestrel.vision.backbone import Backbone
 from kestrel.vision.preprocess import PREPROCESSING_ID, augment_views, fit, load_image, to_array
 
 AUGMENTED_VIEWS = 4
-_BATCH = 16
 
 
 @dataclass(frozen=True)

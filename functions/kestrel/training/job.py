@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,16 @@ class _Phases:
 
 
 def peak_memory_mb() -> float:
-    """This process's peak resident memory so far (what sizes a SageMaker instance)."""
+    """This process's peak resident memory so far (what sizes a SageMaker instance).
+
+    Linux's VmHWM belongs to the process's own memory since its exec; ``ru_maxrss`` would also
+    count the parent's memory at fork time (the local worker's), so it is only the fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
