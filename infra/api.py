@@ -71,7 +71,12 @@ GATEWAY_RESPONSES: dict[str, tuple[str, str]] = {
             f"6 MB cannot reach it: {UPLOAD_HINT}"
         ),
     ),
-    "AUTHORIZER_FAILURE": ("500", _detail("Could not check the token (request $context.requestId); retry")),
+    # The authorizer raised: on a busy token table (throttled past the client's retries) as on a
+    # bug. Either way the request itself was fine and may be sent again: 503 + Retry-After, like the API.
+    "AUTHORIZER_FAILURE": (
+        "503",
+        _detail("Could not check the token right now (request $context.requestId); retry in 5 seconds"),
+    ),
     "AUTHORIZER_CONFIGURATION_ERROR": (
         "500",
         _detail("Could not check the token (request $context.requestId); retry"),
@@ -79,6 +84,8 @@ GATEWAY_RESPONSES: dict[str, tuple[str, str]] = {
     "DEFAULT_4XX": ("", '{"detail": $context.error.messageString}'),
     "DEFAULT_5XX": ("", _detail("Internal error (request $context.requestId); retry later")),
 }
+#: Extra headers of some of those answers (values are API Gateway mapping expressions: quoted literals).
+GATEWAY_RESPONSE_HEADERS: dict[str, dict[str, str]] = {"AUTHORIZER_FAILURE": {"Retry-After": "'5'"}}
 
 #: Access log line: one JSON object per request (the requestId ties it to the Lambda logs).
 ACCESS_LOG_FIELDS: dict[str, str] = {
@@ -244,7 +251,10 @@ class Api(Construct):
                 status_code=status or None,
                 # Browsers only show the detail to the console when CORS allows it; the
                 # preflight above is what restricts callers to the console's origins.
-                response_headers={"Access-Control-Allow-Origin": "'*'"},
+                response_headers={
+                    "Access-Control-Allow-Origin": "'*'",
+                    **GATEWAY_RESPONSE_HEADERS.get(response_type, {}),
+                },
                 templates={"application/json": template},
             )
 

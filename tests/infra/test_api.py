@@ -149,7 +149,7 @@ EXPECTED_GATEWAY_RESPONSES = {
     "REQUEST_TOO_LARGE": "413",
     "THROTTLED": "429",
     "QUOTA_EXCEEDED": "429",
-    "AUTHORIZER_FAILURE": "500",
+    "AUTHORIZER_FAILURE": "503",
     "AUTHORIZER_CONFIGURATION_ERROR": "500",
     "INTEGRATION_FAILURE": "502",
     "INTEGRATION_TIMEOUT": "504",
@@ -168,6 +168,8 @@ def test_api_gateway_errors_answer_like_the_api(dev: Synth) -> None:
         properties = responses[response_type]
         assert properties.get("StatusCode") == status, response_type
         assert properties["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        if status == "503":
+            assert properties["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'5'", response_type
         # As API Gateway renders it: messageString is a quoted JSON string, the rest plain text.
         rendered = (
             properties["ResponseTemplates"]["application/json"]
