@@ -7,13 +7,14 @@ import platform
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.processes import free_port, kestrel_command
 
 
 def say(message: str) -> None:
@@ -49,17 +50,6 @@ def summary(samples: list[float]) -> dict[str, float]:
 def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.machine()}, Python {platform.python_version()}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def kestrel_command(*args: str) -> list[str]:
-    """The ``kestrel`` command line, run by this interpreter (the venv's)."""
-    return [sys.executable, "-c", "from kestrel.local.cli import main; raise SystemExit(main())", *args]
 
 
 class ServerProcess:

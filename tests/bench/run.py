@@ -16,6 +16,7 @@ of every part, to check the benchmark itself runs)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from tests.bench.common import ServerProcess, machine, say
 from tests.bench.latency import latency
 from tests.bench.listing import listing_growth
 from tests.bench.load import classify_load, crud_floor, crud_load
-from tests.bench.report import REPORT, write_report
+from tests.bench.report import REPORT, RESULTS, write_report
 from tests.bench.scenes import SCENES, train_scenes
 from tests.bench.training_scale import training_scale
 from tests.bench.tuning import measure_tuning, tuning_report
@@ -52,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small version of every part")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite docs/benchmarks.md from docs/benchmarks.json only"
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        results = json.loads(RESULTS.read_text())
+        write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
+        say(f"rewrote {REPORT} from {RESULTS}")
+        return 0
     quick = args.quick
     repeats = 5 if quick else args.repeats
     scenes = SCENES if SCENES.is_dir() else None
@@ -92,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         # The floor after the load, for the same owner with as many labels as the load left.
         results["crud_load"] = {"load": load, "floor": crud_floor(build_ports(settings), token, repeats * 5)}
     results["tuning"] = measure_tuning(images, repeats, scenes if not quick else None)
-    command = "make bench" + (" (--quick)" if quick else "")
-    write_report(results, command, SCENES, tuning_report(results["tuning"]))
+    results["command"] = "make bench" + (" (--quick)" if quick else "")
+    write_report(results, results["command"], SCENES, tuning_report(results["tuning"]))
     say(f"wrote {REPORT}")
     return 0
 

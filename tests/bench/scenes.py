@@ -5,13 +5,13 @@ through the API from an empty embedding cache on 90 % of train/, retrain after a
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 from typing import Any
 
 from kestrel.local.worker import LocalWorker
 from tests.api.http import Api
 from tests.bench.common import say
+from tests.bench.training_scale import train_once
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENES = ROOT.parent / "shared" / "datasets" / "scenes"
@@ -47,22 +47,12 @@ def train_scenes(api: Api, worker: LocalWorker, quick: bool) -> dict[str, Any]:
     for step, extra in (("empty cache", None), ("after adding 10 %", rest)):
         if extra is not None:
             uploaded += upload(extra)
-        model = api.post(f"task/{task['id']}/train/", status=201)
-        started = time.perf_counter()
-        worker.run_until_idle(timeout=3600)
-        seconds = time.perf_counter() - started
-        trained = api.get(f"model/{model['id']}")
-        assert trained["train_status"] == "Trained", trained
-        card = trained["metrics"]
-        results[step] = {
-            "images": uploaded,
-            "seconds": seconds,
-            "embedded": card["embedded_images"],
-            "cached": card["cached_images"],
-            "test_accuracy": card["accuracy"],
-            "version": trained["version"],
-        }
-        say(f"scenes: trained on {uploaded} images ({step}) in {seconds:.1f} s, held-out accuracy {card['accuracy']}")
+        results[step] = {"images": uploaded, **train_once(api, worker, task["id"])}
+        figures = results[step]
+        say(
+            f"scenes: trained on {uploaded} images ({step}) in {figures['seconds']:.1f} s, "
+            f"held-out accuracy {figures['test_accuracy']}"
+        )
     api.ok("PATCH", f"task/{task['id']}/", json={"production_version": results["after adding 10 %"]["version"]})
     results["val"] = evaluate_scenes(api, task["id"], quick)
     return results

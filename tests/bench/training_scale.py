@@ -98,6 +98,8 @@ def train_once(api: Api, worker: LocalWorker, task_id: str) -> dict[str, Any]:
     card = trained["metrics"]
     return {
         "seconds": seconds,
+        "version": trained["version"],
+        "test_accuracy": card["accuracy"],
         "job_seconds": card["training_seconds"],
         "phase_seconds": card["phase_seconds"],
         "peak_memory_mb": card["peak_memory_mb"],

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash.server import Server, free_port
+from tests.crash.server import Server
+from tests.processes import free_port
 
 
 @pytest.fixture

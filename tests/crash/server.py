@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,18 +19,8 @@ from typing import Any
 import requests
 
 from tests.api.http import Api
+from tests.processes import kestrel_command
 from tests.soak import record
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def kestrel_command(*args: str) -> list[str]:
-    """The CLI run by this interpreter: the process is python itself, so a SIGKILL hits the server."""
-    return [sys.executable, "-c", "from kestrel.local.cli import main; raise SystemExit(main())", *args]
 
 
 class Server:
