@@ -256,6 +256,21 @@ def test_a_body_over_the_limit_is_413_with_the_upload_flow(tmp_path: Path) -> No
         assert server.request("GET", "recognition/v2/task/").status_code == 200
 
 
+def test_an_unsupported_transfer_encoding_is_400_json(local_server: RunningServer) -> None:
+    # Found by the soak run of schemathesis: waitress answered these with its own 501.
+    for encoding in (b"gzip", b"!`'swK<5>j\"K", b"chunked, gzip"):
+        with socket.create_connection(("127.0.0.1", local_server.server.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /recognition/v2/training-image/ HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: " + encoding + b"\r\nContent-Length: 2\r\n\r\n{}"
+            )
+            reply = _read_http_reply(sock)
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), (encoding, head)
+        assert "Transfer-Encoding" in json.loads(body)["detail"]
+    assert local_server.request("GET", "recognition/v2/task/").status_code == 200
+
+
 def _read_http_reply(sock: socket.socket) -> bytes:
     data = b""
     while True:

@@ -419,9 +419,21 @@ def _json_error_channel(limit: int) -> type[HTTPChannel]:
     class JsonErrorTask(ErrorTask):
         def execute(self) -> None:
             error = self.request.error
-            detail = too_large_detail(None, limit) if error.code == 413 else f"{error.reason}: {error.body}"
+            code, reason = error.code, error.reason
+            if code == 413:
+                detail = too_large_detail(None, limit)
+            elif code == 501:
+                # waitress's only 501: a Transfer-Encoding other than chunked. The request is what
+                # is wrong, and a 4xx says so (as API Gateway answers it).
+                code, reason = 400, "Bad Request"
+                detail = (
+                    "the request's Transfer-Encoding is not supported: send the body with a Content-Length "
+                    "header or with 'Transfer-Encoding: chunked'"
+                )
+            else:
+                detail = f"{reason}: {error.body}"
             body = json.dumps({"detail": detail}).encode()
-            self.status = f"{error.code} {error.reason}"
+            self.status = f"{code} {reason}"
             self.response_headers.extend([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             self.set_close_on_finish()
             self.content_length = len(body)
