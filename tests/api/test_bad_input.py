@@ -101,6 +101,17 @@ def test_each_bad_request_is_refused_clearly(api: Api, api_server: Any, capfd: p
             400,
             "meta_data",
         ),
+        # Found by the soak run of schemathesis: a NUL in upload_id reached a file name (500).
+        (api, "POST", "training-image/", {"json": {"upload_id": "\u0000\u00e7q"}}, 400, "upload_id"),
+        (api, "POST", "training-image/", {"json": {"upload_id": "../../secret.key"}}, 400, "upload_id"),
+        (
+            api,
+            "POST",
+            "training-image/",
+            {"json": {"upload_id": "3b8f1b8e-0c6e-4b53-9d3e-6c1f7c1f0e9a"}},
+            400,
+            "no upload with id",
+        ),
         (api, "GET", "task/", {"params": {"page": 99}}, 404, "page 99"),
         (api, "GET", "task/", {"params": {"page": 0}}, 400, "page"),
         (api, "GET", "task/", {"params": {"page": "abc"}}, 400, "page"),

@@ -21,6 +21,8 @@ class FolderBlobStore:
         self.signer = signer
 
     def _path(self, key: str) -> Path:
+        if "\x00" in key:  # no file name holds one, so no such blob exists
+            raise BlobNotFound(key)
         path = (self.root / key).resolve()
         # Keys come from our own code, but never let one escape the folder.
         if self.root not in path.parents:

@@ -11,6 +11,14 @@ from kestrel.domain.entities import LabelType, TaskType
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+#: The id of an upload made through training-image/upload-url/: always one Kestrel issued (a UUID),
+#: and it becomes part of a file name, so nothing else is let through.
+UploadId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
 
 
 class Request(BaseModel):
@@ -61,7 +69,7 @@ class LabelUpdate(Request):
 class ImageUpload(Request):
     base64: str | None = Field(None, description="the image's bytes in base64, with or without a data: prefix")
     img_path: str | None = Field(None, description="multipart file field (curl -F img_path=@photo.jpg)")
-    upload_id: Id | None = Field(None, description="an upload made through training-image/upload-url/")
+    upload_id: UploadId | None = Field(None, description="an upload made through training-image/upload-url/")
     noresize: bool = False
     test_image: bool = Field(False, description="always keep this image in the evaluation part")
     meta_data: dict[str, Any] | None = None
