@@ -7,6 +7,7 @@ locally and well under a second under moto, so function scope keeps tests indepe
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -169,3 +170,18 @@ def local_server(tmp_path: Path) -> Iterator[RunningServer]:
     """``api_server`` on the local runtime only (SQLite + folder in ``tmp_path / "data"``)."""
     with running_server(build_ports(local_settings(tmp_path / "data")), "local") as server:
         yield server
+
+
+@pytest.fixture
+def no_connect(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every attempt to open a connection is recorded and fails the test (AssertionError is not an
+    OSError, so fetch cannot turn it into a FetchRefused)."""
+    attempts: list[Any] = []
+
+    def forbidden(self: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        raise AssertionError(f"a connection to {address} was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", forbidden)
+    monkeypatch.setattr(socket.socket, "connect_ex", forbidden)
+    return attempts

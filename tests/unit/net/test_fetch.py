@@ -190,21 +190,6 @@ def _refused(url: str, policy: FetchPolicy = LOCAL) -> FetchRefused:
 # Fixtures that stand in for the network ---------------------------------------------------------
 
 
-@pytest.fixture
-def no_connect(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every attempt to open a connection is recorded and fails the test (AssertionError is not an
-    OSError, so fetch cannot turn it into a FetchRefused)."""
-    attempts: list[Any] = []
-
-    def forbidden(self: socket.socket, address: Any) -> None:
-        attempts.append(address)
-        raise AssertionError(f"a connection to {address} was attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", forbidden)
-    monkeypatch.setattr(socket.socket, "connect_ex", forbidden)
-    return attempts
-
-
 @dataclass
 class FakeDNS:
     answers: dict[str, list[str]]
