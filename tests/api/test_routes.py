@@ -142,14 +142,15 @@ def test_pagination_follows_next_and_previous(api: Api) -> None:
     second = api.get(first["next"])
     third = api.get(second["next"])
     assert third["next"] is None and len(third["results"]) == 2
-    assert api.get(second["previous"])["results"] == first["results"]
+    # Ids, not whole answers: on AWS each answer presigns its image URLs anew (X-Amz-Date changes by the second).
+    assert [image["id"] for image in api.get(second["previous"])["results"]] == [
+        image["id"] for image in first["results"]
+    ]
     seen = [image["id"] for page in (first, second, third) for image in page["results"]]
     assert sorted(seen) == sorted(uploaded) and seen[0] == uploaded[-1]  # newest first
     # ?page=N reaches the same page without a cursor.
-    assert (
-        api.get("training-image/", params={"labels": label["id"], "page_size": 5, "page": 3})["results"]
-        == third["results"]
-    )
+    by_number = api.get("training-image/", params={"labels": label["id"], "page_size": 5, "page": 3})["results"]
+    assert [image["id"] for image in by_number] == [image["id"] for image in third["results"]]
 
 
 def test_presigned_upload_flow(api: Api, api_server: Any) -> None:
