@@ -526,7 +526,7 @@ def _resplits(
         kept = np.setdiff1d(np.arange(len(targets)), held)
         scores = {}
         for name, (features, strength) in pooled.items():
-            head = _fit([row[None] for row in features[kept]], targets[kept], outputs, False, strength)
+            head, _ = _fit([row[None] for row in features[kept]], targets[kept], outputs, False, strength)
             scores[name] = 100 * float((head.probabilities(features[held]).argmax(axis=1) == targets[held]).mean())
         for name in pooled:
             points[name].append(scores[name] - scores["fp32"])
