@@ -82,7 +82,7 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
         outcome = "Failed" if mark_failed(ports.items, ref, reason) else None
     if outcome is None:
         logger.info("repeated event: nothing changed", extra={"model_id": ref.model_id})
-    mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+    mails.send_owed(ports, ref)
     return outcome
 
 

@@ -35,12 +35,12 @@ def launch(ports: Ports, request: TrainRequest) -> None:
     model = get_model(ports.items, ref.owner_id, ref.model_id)
     if model.train_status not in (TrainStatus.WAITING, TrainStatus.TRAINING):
         logger.info("train request for a finished model ignored", extra={"model_id": ref.model_id})
-        mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+        mails.send_owed(ports, ref)
         return
     manifest = build_manifest(ports.items, ref)
     if not manifest["images"]:
         mark_failed(ports.items, ref, "the task has no usable images (each needs exactly one of its labels)")
-        mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+        mails.send_owed(ports, ref)
         return
     ports.blobs.put(manifest_key(ref.model_id), json.dumps(manifest).encode(), "application/json")
     spec = JobSpec(
@@ -52,7 +52,7 @@ def launch(ports: Ports, request: TrainRequest) -> None:
     )
     started = ports.launcher.launch(spec)
     mark_training(ports.items, ref, len(manifest["images"]))
-    mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+    mails.send_owed(ports, ref)
     logger.info("training launched", extra={"model_id": ref.model_id, "new_job": started})
 
 
@@ -65,5 +65,5 @@ def give_up(ports: Ports, request: TrainRequest, error: BaseException, attempts:
     cause = f"{error.what} was unavailable" if isinstance(error, Unavailable) else "an unexpected error"
     reason = f"the training job could not be started after {attempts} attempts ({cause}); request training again"
     failed = mark_failed(ports.items, ref, reason)
-    mails.send_owed(ports.items, ports.mailer, ref, ports.settings.mail.console_url)
+    mails.send_owed(ports, ref)
     return failed

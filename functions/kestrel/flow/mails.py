@@ -6,9 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from kestrel.composition import Ports
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.ports.items import ItemStore
-from kestrel.ports.training import Mail, Mailer
+from kestrel.ports.training import Mail
 from kestrel.records.accounts import get_owner
 from kestrel.records.models import get_model
 from kestrel.records.tasks import get_task
@@ -60,11 +61,12 @@ def failed(to: str, model: Model, reason: str, console_url: str) -> Mail:
 # -- sending what is owed ---------------------------------------------------------------------
 
 
-def send_owed(items: ItemStore, mailer: Mailer, ref: JobRef, console_url: str) -> list[str]:
+def send_owed(ports: Ports, ref: JobRef) -> list[str]:
     """Send the mails the model's state changes owe its owner ("started", then "finished"), each
     exactly once across deliveries: a claim picks one sender, and a send that fails gives the
     mail back before the error goes up, so the delivery that SQS or Lambda makes next sends it.
     Returns the kinds sent now."""
+    items, console_url = ports.items, ports.settings.mail.console_url
     sent: list[str] = []
     owed = owed_mails(items, ref)
     for kind in (MAIL_STARTED, MAIL_FINISHED):
@@ -73,7 +75,7 @@ def send_owed(items: ItemStore, mailer: Mailer, ref: JobRef, console_url: str) -
         try:
             mail = _owed_mail(items, ref, kind, owed[kind], console_url)
             if mail is not None:
-                mailer.send(mail)
+                ports.mailer.send(mail)
         except Exception:
             try:
                 owe_mail(items, ref, kind, owed[kind])
