@@ -6,19 +6,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from kestrel.domain.entities import LabelType, TaskType
+from kestrel.domain.entities import ID_PATTERN, LabelType, TaskType
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 #: The id of an upload made through training-image/upload-url/: always one Kestrel issued (a UUID),
 #: and it becomes part of a file name, so nothing else is let through.
-UploadId = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-    ),
-]
+UploadId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PATTERN)]
 
 
 class Request(BaseModel):

@@ -30,6 +30,10 @@ class TrainStatus(StrEnum):
 LABEL_TYPE_FOR_TASK = {TaskType.MULTI_CLASS: LabelType.CATEGORY, TaskType.MULTI_LABEL: LabelType.TAG}
 
 
+#: The shape of every id Kestrel issues (any case): what ``new_id`` makes.
+ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 def new_id() -> str:
     """Ids are UUID version 4: the ximilar client's patterns expect exactly that."""
     return str(uuid.uuid4())

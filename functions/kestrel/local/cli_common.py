@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from kestrel.domain.entities import ID_PATTERN
 from kestrel.local.client import ApiError, KestrelClient
 
 ENV_ENDPOINT = "KESTREL_ENDPOINT"
@@ -22,7 +23,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8000/"
 #: What a task needs before it can be trained (DESIGN §4); only used for hints, the API decides.
 MIN_LABELS = 2
 MIN_IMAGES_PER_LABEL = 20
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_ID = re.compile(ID_PATTERN)
 
 
 class CliError(Exception):
@@ -67,7 +68,7 @@ def check_readable(path: Path, shown: str) -> None:
 
 
 def looks_like_id(ref: str) -> bool:
-    return bool(_UUID.match(ref))
+    return bool(_ID.match(ref))
 
 
 def find_task(client: KestrelClient, ref: str) -> dict[str, Any] | None:
