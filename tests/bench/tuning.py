@@ -30,7 +30,6 @@ import io
 import logging
 import os
 import platform
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from kestrel.training.head import _fit, train_head
 from kestrel.vision.backbone import Backbone, ensure_backbone
 from kestrel.vision.preprocess import augment_views, preprocess
 from kestrel.vision.session import DEFAULT_THREADS, create_session
+from tests.bench.common import summary
 from tests.photos import SAMPLE_NAMES, encode, photo, sample
 
 #: A runtime option "wins" only if its median is at most this fraction of the default's at both
@@ -79,22 +79,6 @@ def _say(message: str) -> None:
 
 
 # -- timing ----------------------------------------------------------------------------------------
-
-
-def _stats(samples: Sequence[float], per: int = 1) -> dict[str, float]:
-    """Median, p95 and p10 of ``samples`` (seconds) in ms, divided by ``per`` (images per call).
-    p10 is near the uncontended cost: on a busy machine long calls are preempted more often."""
-    ordered = sorted(samples)
-
-    def at(fraction: float) -> float:
-        return 1000 * ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] / per
-
-    return {
-        "median_ms": 1000 * statistics.median(ordered) / per,
-        "p95_ms": at(0.95),
-        "p10_ms": at(0.10),
-        "samples": len(ordered),
-    }
 
 
 def _interleaved(
@@ -203,7 +187,7 @@ def _latency(
     reference = next(iter(sessions))
     result = {}
     for batch in batches:
-        figures = {name: _stats(samples[f"{batch}|{name}"]) for name in sessions}
+        figures = {name: summary(samples[f"{batch}|{name}"]) for name in sessions}
         for values in figures.values():
             values["per_image_ms"] = values["median_ms"] / batch
         result[f"batch {batch}"] = _with_ratios(figures, reference)
@@ -245,8 +229,8 @@ def measure_cold_start(backbone: Backbone, pixels: np.ndarray, repeats: int, fol
     reference = _features(create_session(backbone.path), backbone, pixels[:4])
     result: dict[str, Any] = {
         "rounds": repeats,
-        "create": _with_ratios({n: _stats(samples[f"create|{n}"]) for n in makers}, DEFAULT),
-        "create + first run": _with_ratios({n: _stats(samples[f"first run|{n}"]) for n in makers}, DEFAULT),
+        "create": _with_ratios({n: summary(samples[f"create|{n}"]) for n in makers}, DEFAULT),
+        "create + first run": _with_ratios({n: summary(samples[f"first run|{n}"]) for n in makers}, DEFAULT),
         "features_max_abs": {
             n: _difference(reference, _features(m(), backbone, pixels[:4]))["max_abs"] for n, m in makers.items()
         },
@@ -334,7 +318,7 @@ def measure_draft(
     for name, batch in sets.items():
         drafted = np.stack([preprocess(data, draft=True) for data in batch])
         full = np.stack([preprocess(data, draft=False) for data in batch])
-        on, off = _stats(samples[f"True|{name}"], len(batch)), _stats(samples[f"False|{name}"], len(batch))
+        on, off = summary(samples[f"True|{name}"], len(batch)), summary(samples[f"False|{name}"], len(batch))
         result[name] = {
             "images": len(batch),
             "draft": on,
@@ -458,7 +442,7 @@ def measure_int8(
     creation = _interleaved(
         {name: partial(create_session, path) for name, path in models.items()}, max(5, repeats // 3), 1
     )
-    result["create"] = _with_ratios({name: _stats(values) for name, values in creation.items()}, "fp32")
+    result["create"] = _with_ratios({name: summary(values) for name, values in creation.items()}, "fp32")
     reference = _features(sessions["fp32"], backbone, pixels)
     result["features"] = {name: _difference(reference, _features(s, backbone, pixels)) for name, s in sessions.items()}
     if scenes is None:
