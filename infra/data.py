@@ -12,7 +12,7 @@ from infra.settings import Settings
 from kestrel.adapters.dynamo_items import ORD_INDEX
 from kestrel.ports.items import ORD, PK, SK
 
-# Blob key prefixes (kestrel.records.keys and kestrel.flow.launch name the keys under them).
+# Blob key prefixes (kestrel.store.keys and kestrel.flow.launch name the keys under them).
 IMAGES = "images/"
 UPLOADS = "uploads/"
 MODELS = "models/"

@@ -24,7 +24,7 @@ from infra.notifications import Notifications
 from infra.settings import Settings
 from kestrel import config
 
-#: SageMaker job names Kestrel creates (kestrel.records.training.job_name); IAM and the
+#: SageMaker job names Kestrel creates (kestrel.store.lifecycle.job_name); IAM and the
 #: EventBridge rule are scoped to them.
 JOB_PREFIX = "kestrel-"
 TRAINING_DOCKERFILE = "training/Dockerfile"

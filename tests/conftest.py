@@ -26,7 +26,7 @@ import kestrel.composition as composition
 from kestrel.composition import Ports, build_ports, set_ports
 from kestrel.config import Limits, MailSettings, Settings, TrainingSettings
 from kestrel.local.gateway import GatewayServer, make_server
-from kestrel.records.accounts import create_token, ensure_owner
+from kestrel.store.accounts import create_token, ensure_owner
 from tests.soak import record
 
 OWNER_A = "owner-a@example.com"

@@ -15,4 +15,4 @@ def free_port() -> int:
 def kestrel_command(*args: str) -> list[str]:
     """The CLI run by this interpreter (the venv's): the process is python itself, so a signal to it
     reaches the server and nothing in between."""
-    return [sys.executable, "-c", "from kestrel.local.cli import main; raise SystemExit(main())", *args]
+    return [sys.executable, "-c", "from kestrel.cli.main import main; raise SystemExit(main())", *args]

@@ -1,11 +1,11 @@
 """SageMaker runs this as the training container's program (see Dockerfile).
 
-The job itself is ``kestrel.training.entry``, shared with the local worker, so the code that
+The job itself is ``kestrel.handlers.training_job``, shared with the local worker, so the code that
 trains on AWS is the code the tests train with."""
 
 import sys
 
-from kestrel.training.entry import main
+from kestrel.handlers.training_job import main
 
 if __name__ == "__main__":
     sys.exit(main())

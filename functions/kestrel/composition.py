@@ -7,24 +7,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from kestrel.config import Settings
-from kestrel.ports.blobs import BlobStore
-from kestrel.ports.items import ItemStore
-from kestrel.ports.training import JobLauncher, Mailer, TrainQueue
-
-
-@dataclass(frozen=True)
-class Ports:
-    settings: Settings
-    items: ItemStore
-    blobs: BlobStore
-    queue: TrainQueue
-    launcher: JobLauncher
-    mailer: Mailer
-
+from kestrel.ports import Ports
 
 _KEY_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -72,7 +58,7 @@ def _local_secret(data_dir: Path) -> bytes:
 
 def build_ports(settings: Settings) -> Ports:
     if settings.runtime == "aws":
-        from kestrel.adapters.aws_training import SageMakerJobLauncher, SesMailer, SqsTrainQueue
+        from kestrel.adapters.aws_jobs import SageMakerJobLauncher, SesMailer, SqsTrainQueue
         from kestrel.adapters.dynamo_items import DynamoItemStore
         from kestrel.adapters.s3_blobs import S3BlobStore
 
@@ -93,9 +79,9 @@ def build_ports(settings: Settings) -> Ports:
         )
 
     from kestrel.adapters.folder_blobs import FolderBlobStore
-    from kestrel.adapters.local_training import LocalJobLauncher, SqliteTrainQueue
-    from kestrel.adapters.outbox_mailer import OutboxMailer
+    from kestrel.adapters.outbox_mail import OutboxMailer
     from kestrel.adapters.sqlite_items import SqliteItemStore
+    from kestrel.adapters.sqlite_jobs import LocalJobLauncher, SqliteTrainQueue
     from kestrel.adapters.url_signing import UrlSigner
 
     data_dir = settings.data_dir

@@ -78,6 +78,6 @@ def latency(server: Any, api: Api, task_id: str, images: list[bytes], repeats: i
 
 
 def owner_of(server: Any) -> str:
-    from kestrel.records.accounts import authenticate
+    from kestrel.store.accounts import authenticate
 
     return authenticate(server.ports.items, f"Token {server.token}")

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from kestrel.composition import Ports
-from kestrel.records.accounts import authenticate
-from kestrel.records.images import ImageFilter, UploadLimits, add_image, list_images
-from kestrel.records.paging import PageRequest
+from kestrel.ports import Ports
+from kestrel.store.accounts import authenticate
+from kestrel.store.images import ImageFilter, UploadLimits, add_image, list_images
+from kestrel.store.paging import PageRequest
 from tests.api.http import Api
 from tests.bench.common import say, summary, timed
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import requests
 
-from kestrel.composition import Ports
 from kestrel.domain.entities import LabelType
-from kestrel.records import labels as label_records
-from kestrel.records.accounts import authenticate
-from kestrel.records.paging import PageRequest
+from kestrel.ports import Ports
+from kestrel.store import labels as label_records
+from kestrel.store.accounts import authenticate
+from kestrel.store.paging import PageRequest
 from tests.bench.common import authorised, say, summary, timed
 
 Request = Callable[[requests.Session, int], requests.Response]

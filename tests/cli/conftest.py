@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kestrel.local.cli import main
+from kestrel.cli.main import main
 from kestrel.local.worker import LocalWorker
 from tests.conftest import RunningServer
 from tests.photos import distinct_photos

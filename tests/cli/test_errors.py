@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kestrel.local.cli import main
+from kestrel.cli.main import main
 from tests.cli.conftest import KESTREL, Cli, all_images, one_line_error
 from tests.conftest import RunningServer
 from tests.photos import photo

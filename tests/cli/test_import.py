@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-import kestrel.records.images as image_records
-from kestrel.local.client import EndpointError, KestrelClient, Upload
+import kestrel.store.images as image_records
+from kestrel.cli.client import EndpointError, KestrelClient, Upload
 from tests.cli.conftest import (
     KESTREL,
     LABELS,
@@ -225,7 +225,7 @@ def _noise_png(seed: int, height: int = 1250) -> bytes:
 def test_large_images_go_through_upload_urls(
     cli: Cli, tmp_path: Path, local_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kestrel.local.client as client_module
+    import kestrel.cli.client as client_module
 
     root = tmp_path / "large"
     for label, seed in (("cat", 1), ("coffee", 2)):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kestrel.local.client import KestrelClient
+from kestrel.cli.client import KestrelClient
 from kestrel.local.worker import LocalWorker
 from tests.cli.conftest import LABELS, NOT_AN_IMAGE, PER_LABEL, Cli, one_line_error, task_named
 from tests.conftest import RunningServer

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from kestrel.local.cli import main
-from kestrel.local.cli_classify import BATCH_RECORDS, batches
-from kestrel.local.cli_common import quote, render_table
-from kestrel.local.cli_models import evaluation_text
-from kestrel.local.client import MAX_INLINE_BODY, ApiError, EndpointError, KestrelClient, api_root
+from kestrel.cli.classify import BATCH_RECORDS, batches
+from kestrel.cli.client import MAX_INLINE_BODY, ApiError, EndpointError, KestrelClient, api_root
+from kestrel.cli.common import quote, render_table
+from kestrel.cli.main import main
+from kestrel.cli.versions import evaluation_text
 
 
 @pytest.mark.parametrize(

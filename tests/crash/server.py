@@ -149,7 +149,7 @@ def training_processes(data_dir: Path) -> list[str]:
     return [
         pid
         for pid in os.listdir("/proc")
-        if pid.isdigit() and "kestrel.training.entry" in _cmdline(pid) and mine in _environ(pid)
+        if pid.isdigit() and "kestrel.handlers.training_job" in _cmdline(pid) and mine in _environ(pid)
     ]
 
 

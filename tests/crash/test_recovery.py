@@ -3,10 +3,10 @@ a version recorded whose train request was never queued (the server died between
 
 from __future__ import annotations
 
-from kestrel.adapters.local_training import SqliteTrainQueue
+from kestrel.adapters.sqlite_jobs import SqliteTrainQueue
 from kestrel.local.worker import LocalWorker
-from kestrel.records.accounts import ensure_owner
-from kestrel.records.training import create_version
+from kestrel.store.accounts import ensure_owner
+from kestrel.store.lifecycle import create_version
 from tests.api.http import Api
 from tests.conftest import OWNER_A, RunningServer
 from tests.flow.conftest import make_trainable_task

@@ -1,6 +1,6 @@
 """Real training artefacts for the flow tests, and the helpers that drive the flow by hand.
 
-``train_artefact`` runs the training job's own entry point (``kestrel.training.entry.main``, the
+``train_artefact`` runs the training job's own entry point (``kestrel.handlers.training_job.main``, the
 program SageMaker runs) in SageMaker's directory layout on a real local task (2 labels x 20
 photos), and packs ``/opt/ml/model`` the way the worker (and SageMaker) does. It takes a few
 seconds, so it runs once per test process (the first module that asks) and the bytes are reused.
@@ -31,8 +31,8 @@ from kestrel.composition import build_ports
 from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME
 from kestrel.flow.launch import output_prefix
 from kestrel.local.worker import job_event, pack_model_dir
-from kestrel.records.accounts import authenticate
-from kestrel.records.training import build_manifest, find_job, job_name
+from kestrel.store.accounts import authenticate
+from kestrel.store.lifecycle import build_manifest, find_job, job_name
 from kestrel.training import entry
 from tests.api.http import Api
 from tests.conftest import AWS_REGION, RunningServer, local_settings, running_server

@@ -50,13 +50,13 @@ from kestrel.adapters.aws_clients import (
     READ_TIMEOUT_SECONDS,
     RETRY_MODE,
 )
-from kestrel.composition import Ports
 from kestrel.config import TRAIN_MAX_RECEIVES
 from kestrel.handlers import api as api_handler
 from kestrel.local.events import event_from_wsgi
+from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
-from kestrel.ports.training import Mail
-from kestrel.records.keys import image_blob
+from kestrel.ports.mail import Mail
+from kestrel.store.keys import image_blob
 from tests.api.http import Api
 from tests.conftest import AWS_BUCKET, AWS_REGION, RunningServer, aws_ports, running_server
 from tests.flow.artefacts import (

@@ -26,8 +26,8 @@ import kestrel.api.classify as classify_route
 from kestrel.composition import build_ports
 from kestrel.handlers import finisher, launcher
 from kestrel.local.gateway import LocalLambdaContext
-from kestrel.records.keys import image_blob
-from kestrel.records.training import job_name
+from kestrel.store.keys import image_blob
+from kestrel.store.lifecycle import job_name
 from tests.api.http import Api
 from tests.conftest import (
     AWS_BUCKET,

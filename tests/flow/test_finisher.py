@@ -23,9 +23,9 @@ from kestrel.flow.launch import launch
 from kestrel.handlers import finisher
 from kestrel.local.gateway import LocalLambdaContext
 from kestrel.local.worker import job_event
-from kestrel.ports.training import TrainRequest
-from kestrel.records.model_files import model_prefix
-from kestrel.records.training import job_name
+from kestrel.ports.jobs import TrainRequest
+from kestrel.store.lifecycle import job_name
+from kestrel.store.version_files import model_prefix
 from tests.api.http import Api
 from tests.conftest import OWNER_A, RunningServer
 from tests.flow.artefacts import (

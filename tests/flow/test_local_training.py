@@ -95,6 +95,6 @@ def test_train_classify_and_retrain(local_server: Any) -> None:
 
 
 def model_owner_prefix(server: Any) -> str:
-    from kestrel.records.accounts import authenticate
+    from kestrel.store.accounts import authenticate
 
     return authenticate(server.ports.items, f"Token {server.token}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from kestrel.adapters.local_training import SqliteTrainQueue
+from kestrel.adapters.sqlite_jobs import SqliteTrainQueue
 from tests.api.http import Api
 from tests.flow.conftest import TrainableTask
 from tests.photos import distinct_photos
@@ -56,7 +56,7 @@ def test_train_creates_the_next_version_waiting(api_server: Any, trainable: Trai
 
 
 def model_owner(api_server: Any) -> str:
-    from kestrel.records.accounts import authenticate
+    from kestrel.store.accounts import authenticate
 
     return authenticate(api_server.ports.items, f"Token {api_server.token}")
 

@@ -90,7 +90,7 @@ def test_rule_sends_kestrels_finished_jobs_to_the_finisher(dev: Synth) -> None:
 
 
 def test_job_names_the_code_makes_match_the_rule_and_the_grants() -> None:
-    from kestrel.records.training import job_name, model_id_of_job
+    from kestrel.store.lifecycle import job_name, model_id_of_job
 
     assert JOB_PREFIX == "kestrel-"
     name = job_name("m-123")

@@ -17,7 +17,7 @@ import pytest
 import requests
 from moto import mock_aws
 
-from kestrel.local.cli import ADMIN_EMAIL, main
+from kestrel.cli.main import ADMIN_EMAIL, main
 from tests.conftest import RunningServer
 
 KESTREL = str(Path(sys.executable).parent / "kestrel")  # the installed console script

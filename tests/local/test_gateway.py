@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import requests
 
+from kestrel.cli.main import main
 from kestrel.composition import Ports, build_ports
 from kestrel.config import Limits
-from kestrel.local.cli import main
 from kestrel.local.gateway import Gateway, Route, too_large_detail
-from kestrel.records.accounts import ensure_owner
+from kestrel.store.accounts import ensure_owner
 from tests.conftest import OWNER_A, RunningServer, local_settings, running_server
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

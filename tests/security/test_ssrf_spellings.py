@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kestrel.net.fetch import FetchPolicy, FetchRefused, check_address, fetch_image_bytes
+from kestrel.urlfetch.fetch import FetchPolicy, FetchRefused, check_address, fetch_image_bytes
 from tests.soak import SOAK, examples, record
 
 REFUSED_V4 = [

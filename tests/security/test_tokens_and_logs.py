@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kestrel.local.worker import LocalWorker
-from kestrel.records.accounts import create_token, ensure_owner, revoke_token
+from kestrel.store.accounts import create_token, ensure_owner, revoke_token
 from tests.api.http import Api
 from tests.conftest import RunningServer, build_ports, local_settings, running_server
 from tests.flow.conftest import make_trainable_task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -14,10 +15,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
 from kestrel import __version__
-from kestrel.api import classify, images, labels, models, tasks
+from kestrel.api import classify, images, labels, tasks, versions
+from kestrel.api.context import provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
 from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
 from kestrel.domain.errors import KestrelError
+from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
 
 TITLE = "Kestrel recognition API"
@@ -55,7 +58,10 @@ def openapi_document_of(app: APIGatewayRestResolver) -> dict[str, Any]:
     return document
 
 
-def build_app(logger: Logger) -> APIGatewayRestResolver:
+def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGatewayRestResolver:
+    """The recognition API; ``ports`` provides each request's ports (the OpenAPI document needs none)."""
+    if ports is not None:
+        provide_ports(ports)
     app = APIGatewayRestResolver(
         enable_validation=True,
         # A response that breaks its own schema is our bug: answer 500 and log it, never 400.
@@ -67,7 +73,7 @@ def build_app(logger: Logger) -> APIGatewayRestResolver:
             max_age=600,
         ),
     )
-    for module in (tasks, labels, images, models, classify):
+    for module in (tasks, labels, images, versions, classify):
         app.include_router(module.router)
 
     @app.exception_handler(KestrelError)

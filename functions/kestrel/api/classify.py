@@ -15,16 +15,16 @@ import numpy as np
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import ConfigDict, Field
 
-from kestrel.api.context import RequestScope
+from kestrel.api.context import RequestScope, current_ports
 from kestrel.api.docs import responses
 from kestrel.api.images import decode_base64_image
 from kestrel.api.schemas import Id, Request
 from kestrel.domain.entities import TaskType, TrainStatus
 from kestrel.domain.errors import InvalidInput, KestrelError
-from kestrel.net.fetch import FetchPolicy, FetchRefused, fetch_image_bytes
-from kestrel.records.model_files import model_prefix
-from kestrel.records.models import get_model_by_version
-from kestrel.records.tasks import get_task
+from kestrel.store.tasks import get_task
+from kestrel.store.version_files import model_prefix
+from kestrel.store.versions import get_model_by_version
+from kestrel.urlfetch.fetch import FetchPolicy, FetchRefused, fetch_image_bytes
 from kestrel.vision.imagefile import ImageRejected, displayed_size
 from kestrel.vision.preprocess import preprocess
 
@@ -64,12 +64,11 @@ class Prepared:
 def model_cache() -> Any:
     global _cache
     if _cache is None:
-        from kestrel.composition import get_ports
         from kestrel.vision.classifier import ModelCache
 
-        # Read through the composition root on every load, never a blob store captured once.
+        # Read through the current ports on every load, never a blob store captured once.
         _cache = ModelCache(
-            lambda key: get_ports().blobs.get(key), capacity=int(os.environ.get("KESTREL_MODEL_CACHE_SIZE", "8"))
+            lambda key: current_ports().blobs.get(key), capacity=int(os.environ.get("KESTREL_MODEL_CACHE_SIZE", "8"))
         )
     return _cache
 

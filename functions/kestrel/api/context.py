@@ -8,11 +8,28 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
-from kestrel.composition import Ports, get_ports
 from kestrel.domain.errors import InvalidInput, Unauthenticated
-from kestrel.records.paging import Page, PageRequest, decode_cursor, encode_cursor, listing_tag
+from kestrel.ports import Ports
+from kestrel.store.paging import Page, PageRequest, decode_cursor, encode_cursor, listing_tag
 
 _PAGING_PARAMS = ("page", "cursor")
+
+# Where routes get their ports: installed by the entry point that builds the app (the handlers
+# pass the composition root's ``get_ports``), so the API layer never builds adapters itself.
+_ports_provider: Callable[[], Ports] | None = None
+
+
+def provide_ports(provider: Callable[[], Ports]) -> None:
+    global _ports_provider
+    _ports_provider = provider
+
+
+def current_ports() -> Ports:
+    if _ports_provider is None:
+        raise RuntimeError("no ports installed: build the app with build_app(logger, ports=...)")
+    return _ports_provider()
+
+
 # Parameters that do not change which items a listing holds (the ximilar client adds workspace).
 _NEUTRAL_PARAMS = (*_PAGING_PARAMS, "page_size", "workspace")
 
@@ -22,9 +39,9 @@ class RequestScope:
 
     def __init__(self, router: BaseRouter) -> None:
         # Powertools keeps the current event on the class (one request at a time per process);
-        # the ports come from the composition root, like every other entry point's.
+        # the ports come from the entry point's provider (the composition root's get_ports).
         self.event = router.current_event
-        self.ports: Ports = get_ports()
+        self.ports: Ports = current_ports()
 
     @property
     def raw(self) -> dict[str, Any]:

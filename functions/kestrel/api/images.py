@@ -28,8 +28,8 @@ from kestrel.api.schemas import (
 from kestrel.domain.entities import new_id
 from kestrel.domain.errors import InvalidInput, TooLarge
 from kestrel.ports.blobs import BlobNotFound
-from kestrel.records import images, keys
-from kestrel.records.images import ImageFilter, UploadLimits
+from kestrel.store import images, keys
+from kestrel.store.images import ImageFilter, UploadLimits
 
 router = APIGatewayRouter()
 BASE = "/recognition/v2/training-image"

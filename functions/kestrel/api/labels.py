@@ -12,8 +12,8 @@ from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
 from kestrel.api.render import label_json, labels_json
 from kestrel.api.schemas import LabelCreate, LabelOut, LabelPage, LabelUpdate
-from kestrel.records import labels
-from kestrel.records.tasks import get_task
+from kestrel.store import labels
+from kestrel.store.tasks import get_task
 
 router = APIGatewayRouter()
 BASE = "/recognition/v2/label"

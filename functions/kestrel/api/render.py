@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kestrel.composition import Ports
 from kestrel.domain.entities import Label, Model, Owner, Task, TrainingImage
+from kestrel.ports import Ports
 from kestrel.ports.items import Item
-from kestrel.records import keys
-from kestrel.records.images import image_from_item
-from kestrel.records.labels import get_labels, label_from_item
-from kestrel.records.models import model_from_item
-from kestrel.records.tasks import task_from_item
+from kestrel.store import keys
+from kestrel.store.images import image_from_item
+from kestrel.store.labels import get_labels, label_from_item
+from kestrel.store.tasks import task_from_item
+from kestrel.store.versions import model_from_item
 
 
 def workspace_of(owner_id: str) -> str:

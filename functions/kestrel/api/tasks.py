@@ -13,9 +13,9 @@ from kestrel.api.docs import responses
 from kestrel.api.render import model_json, task_json, tasks_json
 from kestrel.api.schemas import LabelRef, ModelOut, TaskCreate, TaskOut, TaskPage, TaskUpdate
 from kestrel.ports.errors import Unavailable
-from kestrel.ports.training import TrainRequest
-from kestrel.records import tasks, training
-from kestrel.records.model_files import delete_model_files
+from kestrel.ports.jobs import TrainRequest
+from kestrel.store import lifecycle, tasks
+from kestrel.store.version_files import delete_model_files
 
 router = APIGatewayRouter()
 BASE = "/recognition/v2/task"
@@ -126,7 +126,7 @@ def remove_label(task_id: str, body: LabelRef) -> dict[str, Any]:
 )
 def train(task_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    model = training.create_version(scope.ports.items, scope.owner_id, task_id)
+    model = lifecycle.create_version(scope.ports.items, scope.owner_id, task_id)
     request = TrainRequest(owner_id=scope.owner_id, task_id=task_id, model_id=model.id, version=model.version)
     try:
         scope.ports.queue.send(request)
@@ -134,8 +134,8 @@ def train(task_id: str) -> dict[str, Any]:
         # Never leave a version Waiting for a request that was not queued: nothing would ever
         # launch it. (Should the message have been queued after all, the launcher skips a
         # version that is no longer Waiting.)
-        ref = training.JobRef(scope.owner_id, task_id, model.id)
-        training.mark_failed(scope.ports.items, ref, "the train request could not be queued", mail=False)
+        ref = lifecycle.JobRef(scope.owner_id, task_id, model.id)
+        lifecycle.mark_failed(scope.ports.items, ref, "the train request could not be queued", mail=False)
         if isinstance(error, Unavailable):
             raise Unavailable(
                 error.what,

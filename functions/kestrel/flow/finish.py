@@ -10,12 +10,12 @@ from urllib.parse import urlparse
 
 from aws_lambda_powertools import Logger
 
-from kestrel.composition import Ports
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
+from kestrel.ports import Ports
 from kestrel.ports.blobs import BlobNotFound
-from kestrel.records.model_files import CARD_FILE, MODEL_FILE, model_prefix
-from kestrel.records.training import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
+from kestrel.store.lifecycle import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
+from kestrel.store.version_files import CARD_FILE, MODEL_FILE, model_prefix
 
 logger = Logger(service="kestrel-finisher", child=True)
 

@@ -6,13 +6,13 @@ import json
 
 from aws_lambda_powertools import Logger
 
-from kestrel.composition import Ports
 from kestrel.domain.entities import TrainStatus
 from kestrel.flow import mails
+from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
-from kestrel.ports.training import JobSpec, TrainRequest
-from kestrel.records.models import get_model
-from kestrel.records.training import JobRef, build_manifest, job_name, mark_failed, mark_training
+from kestrel.ports.jobs import JobSpec, TrainRequest
+from kestrel.store.lifecycle import JobRef, build_manifest, job_name, mark_failed, mark_training
+from kestrel.store.versions import get_model
 
 logger = Logger(service="kestrel-launcher", child=True)
 

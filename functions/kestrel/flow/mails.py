@@ -6,14 +6,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kestrel.composition import Ports
 from kestrel.domain.entities import Model, TrainStatus
+from kestrel.ports import Ports
 from kestrel.ports.items import ItemStore
-from kestrel.ports.training import Mail
-from kestrel.records.accounts import get_owner
-from kestrel.records.models import get_model
-from kestrel.records.tasks import get_task
-from kestrel.records.training import MAIL_FINISHED, MAIL_STARTED, JobRef, owe_mail, owed_mails, take_mail
+from kestrel.ports.mail import Mail
+from kestrel.store.accounts import get_owner
+from kestrel.store.lifecycle import MAIL_FINISHED, MAIL_STARTED, JobRef, owe_mail, owed_mails, take_mail
+from kestrel.store.tasks import get_task
+from kestrel.store.versions import get_model
 
 logger = Logger(child=True)  # under the function that sends (POWERTOOLS_SERVICE_NAME)
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
 from kestrel.domain.errors import Unauthenticated
-from kestrel.records.accounts import authenticate
+from kestrel.store.accounts import authenticate
 
 logger = Logger(service="kestrel-authorizer")
 tracer = Tracer(service="kestrel-authorizer")

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kestrel.api.app import build_app
 from kestrel.api.body import normalise_body
 from kestrel.api.errors import proxy_error
+from kestrel.composition import get_ports
 from kestrel.domain.errors import KestrelError
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -29,7 +30,7 @@ def http_entry_point(service: str) -> Handler:
     logger = Logger(service=f"kestrel-{service}")
     tracer = Tracer(service=f"kestrel-{service}")
     metrics = Metrics(namespace="Kestrel", service=service)
-    app = build_app(logger)
+    app = build_app(logger, ports=get_ports)
 
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler

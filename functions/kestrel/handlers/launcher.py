@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
 from kestrel.flow.launch import give_up, launch
-from kestrel.ports.training import TrainRequest
+from kestrel.ports.jobs import TrainRequest
 
 logger = Logger(service="kestrel-launcher")
 tracer = Tracer(service="kestrel-launcher")

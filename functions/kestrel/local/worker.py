@@ -31,13 +31,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from kestrel.adapters.local_training import LocalJob, LocalJobLauncher, SqliteTrainQueue
-from kestrel.composition import Ports
+from kestrel.adapters.sqlite_jobs import LocalJob, LocalJobLauncher, SqliteTrainQueue
 from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME
 from kestrel.flow.finish import finish
 from kestrel.flow.launch import launch
-from kestrel.ports.training import TrainRequest
-from kestrel.records.models import waiting_models
+from kestrel.ports import Ports
+from kestrel.ports.jobs import TrainRequest
+from kestrel.store.versions import waiting_models
 
 logger = Logger(service="kestrel-worker")
 
@@ -215,7 +215,7 @@ class LocalWorker:
             ENV_DATA_DIR: str(self.ports.settings.data_dir),
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "kestrel.training.entry"],
+            [sys.executable, "-m", "kestrel.handlers.training_job"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

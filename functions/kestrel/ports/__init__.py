@@ -1,1 +1,27 @@
-"""Ports: what the handlers need from the outside world, as protocols with two adapters each."""
+"""Ports: the protocols behind which every piece of I/O sits, and the bundle a handler receives.
+
+``Ports`` is built by the composition root (``kestrel.composition``) from ``Settings``; the
+layers above take it as a parameter and never build adapters themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kestrel.config import Settings
+from kestrel.ports.blobs import BlobStore
+from kestrel.ports.items import ItemStore
+from kestrel.ports.jobs import JobLauncher, TrainQueue
+from kestrel.ports.mail import Mailer
+
+
+@dataclass(frozen=True)
+class Ports:
+    settings: Settings
+    items: ItemStore
+    blobs: BlobStore
+    queue: TrainQueue
+    launcher: JobLauncher
+    mailer: Mailer
+
+
+__all__ = ["Ports"]

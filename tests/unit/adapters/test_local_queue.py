@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kestrel.adapters.local_training import SqliteTrainQueue
-from kestrel.ports.training import TrainRequest
+from kestrel.adapters.sqlite_jobs import SqliteTrainQueue
+from kestrel.ports.jobs import TrainRequest
 
 REQUEST = TrainRequest(owner_id="o", task_id="t", model_id="m", version=1)
 

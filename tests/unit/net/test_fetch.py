@@ -1,4 +1,4 @@
-"""``kestrel.net.fetch``: fetching ``_url`` images without reaching into private networks.
+"""``kestrel.urlfetch.fetch``: fetching ``_url`` images without reaching into private networks.
 
 All real traffic goes to a small threaded HTTP(S) server on 127.0.0.1 (the "remote"), reached through
 ``allowed_hosts``. Private, metadata and other non-public ranges are only ever *resolved* (through a
@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from kestrel.net import FetchPolicy, FetchRefused, check_address, fetch_image_bytes
-from kestrel.net import fetch as fetch_module
+from kestrel.urlfetch import FetchPolicy, FetchRefused, check_address, fetch_image_bytes
+from kestrel.urlfetch import fetch as fetch_module
 
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 TRICKLE_STEP = 0.05  # seconds between the bytes of a trickling answer

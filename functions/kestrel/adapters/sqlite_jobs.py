@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kestrel.adapters.sqlite_db import SqliteDatabase
-from kestrel.ports.training import JobSpec, TrainRequest
+from kestrel.ports.jobs import JobSpec, TrainRequest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS train_queue (

@@ -12,7 +12,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from kestrel.config import MailSettings
-from kestrel.ports.training import Mail
+from kestrel.ports.mail import Mail
 
 
 def to_message(mail: Mail, sender: str) -> EmailMessage:

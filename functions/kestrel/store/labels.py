@@ -8,8 +8,8 @@ from typing import Any
 from kestrel.domain.entities import Label, LabelType, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Update
-from kestrel.records import keys
-from kestrel.records.paging import Page, PageRequest, paginate
+from kestrel.store import keys
+from kestrel.store.paging import Page, PageRequest, paginate
 
 LABEL_PREFIX = "L#"
 # Writes per transaction when a label is removed from its images: 2 per image + the counter.

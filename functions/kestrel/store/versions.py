@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kestrel.domain.entities import Model, TrainStatus
-from kestrel.domain.errors import Conflict, NotFound
-from kestrel.ports.items import SK, Condition, ConditionFailed, Delete, Item, ItemStore
-from kestrel.records import keys
-from kestrel.records.paging import Page, PageRequest, paginate
+from kestrel.domain.errors import NotFound
+from kestrel.ports.items import SK, Item, ItemStore
+from kestrel.store import keys
+from kestrel.store.paging import Page, PageRequest, paginate
 
 MODEL_PREFIX = "V#"
 
@@ -64,30 +64,3 @@ def list_models(store: ItemStore, owner_id: str, request: PageRequest, task_id: 
         return store.query(pk, prefix, index="ord", after=after, descending=True)
 
     return paginate(walk, request, store.count(pk, prefix, index="ord"))
-
-
-def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
-    """Delete a version that is not deployed (and not being trained)."""
-    from kestrel.records.tasks import get_task
-
-    model = get_model(store, owner_id, model_id)
-    try:
-        task = get_task(store, owner_id, model.task_id)
-    except NotFound:
-        task = None
-    if task is not None and task.production_version == model.version:
-        raise Conflict(
-            f"version {model.version} is the task's production version; deploy another version "
-            "(PATCH task/{id}/ with production_version) before deleting it"
-        )
-    if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
-        raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
-    writes = [
-        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})),
-        Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
-    ]
-    try:
-        store.transact(writes)
-    except ConditionFailed:
-        raise Conflict(f"version {model.version} changed while being deleted; try again") from None
-    return model

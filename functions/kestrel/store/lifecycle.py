@@ -12,11 +12,11 @@ from typing import Any
 from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, new_id, now_iso
 from kestrel.domain.errors import Conflict, NotFound
 from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Item, ItemStore, Put, Update, Write
-from kestrel.records import keys
-from kestrel.records.labels import get_labels
-from kestrel.records.models import get_model, model_from_item
-from kestrel.records.tasks import get_task
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
+from kestrel.store import keys
+from kestrel.store.labels import get_labels
+from kestrel.store.tasks import get_task
+from kestrel.store.versions import get_model, model_from_item
 
 _DEPLOY_RETRIES = 10
 _CREATE_RETRIES = 20  # a request loses the race for version n+1 to each concurrent one
@@ -338,3 +338,28 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
         ],
         "skipped_images": skipped,
     }
+
+
+def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
+    """Delete a version that is not deployed (and not being trained)."""
+    model = get_model(store, owner_id, model_id)
+    try:
+        task = get_task(store, owner_id, model.task_id)
+    except NotFound:
+        task = None
+    if task is not None and task.production_version == model.version:
+        raise Conflict(
+            f"version {model.version} is the task's production version; deploy another version "
+            "(PATCH task/{id}/ with production_version) before deleting it"
+        )
+    if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
+        raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
+    writes = [
+        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})),
+        Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
+    ]
+    try:
+        store.transact(writes)
+    except ConditionFailed:
+        raise Conflict(f"version {model.version} changed while being deleted; try again") from None
+    return model

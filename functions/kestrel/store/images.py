@@ -12,9 +12,9 @@ from kestrel.domain.entities import TrainingImage, new_id, now_iso
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
-from kestrel.records import keys
-from kestrel.records.labels import get_label
-from kestrel.records.paging import Page, PageRequest, paginate
+from kestrel.store import keys
+from kestrel.store.labels import get_label
+from kestrel.store.paging import Page, PageRequest, paginate
 from kestrel.vision.imagefile import ImageRejected, describe, make_thumbnail, open_image
 
 IMAGE_PREFIX = "I#"

@@ -1,4 +1,4 @@
-"""Ports of the training flow: the queue of train requests, the job launcher, and the mailer."""
+"""Ports of the training flow: the queue of train requests and the job launcher."""
 
 from __future__ import annotations
 
@@ -56,16 +56,3 @@ class JobLauncher(Protocol):
     def launch(self, spec: JobSpec) -> bool:
         """Start the job; False if a job with that name already exists (a repeated request)."""
         ...
-
-
-@dataclass(frozen=True)
-class Mail:
-    to: str
-    subject: str
-    body: str
-
-
-class Mailer(Protocol):
-    """SES on AWS; .eml files in the outbox folder (and SMTP when configured) locally."""
-
-    def send(self, mail: Mail) -> None: ...

@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError
 
 from kestrel.adapters.aws_clients import aws_client
 from kestrel.config import MailSettings, TrainingSettings
-from kestrel.ports.training import JobSpec, Mail, TrainRequest
+from kestrel.ports.jobs import JobSpec, TrainRequest
+from kestrel.ports.mail import Mail
 
 
 class _LazyClient:

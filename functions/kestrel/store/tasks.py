@@ -9,9 +9,10 @@ from typing import Any
 from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task, TaskType, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
-from kestrel.records import keys
-from kestrel.records.labels import delete_label, get_label, label_item
-from kestrel.records.paging import Page, PageRequest, paginate
+from kestrel.store import keys
+from kestrel.store.labels import delete_label, get_label, label_item
+from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.versions import get_model_by_version, model_items_of_task
 
 TASK_PREFIX = "T#"
 
@@ -135,7 +136,6 @@ def _retype_writes(task: Task, new_type: TaskType, fields: dict[str, Any]) -> li
 
 def set_production_version(store: ItemStore, owner_id: str, task_id: str, version: int) -> Task:
     """Deploy ``version``: it must be a trained model of this task; -1 undeploys."""
-    from kestrel.records.models import get_model_by_version  # models import tasks
 
     if version != -1:
         model = get_model_by_version(store, owner_id, task_id, version)
@@ -236,7 +236,6 @@ def _check_label_fits(task: Task, label: Label) -> None:
 
 def delete_task(store: ItemStore, owner_id: str, task_id: str) -> list[str]:
     """Delete the task and its models; returns the model ids so their files can be removed."""
-    from kestrel.records.models import model_items_of_task
 
     task = get_task(store, owner_id, task_id)
     models = list(model_items_of_task(store, owner_id, task_id))

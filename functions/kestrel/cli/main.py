@@ -19,13 +19,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
+from kestrel.cli import classify as cli_classify
+from kestrel.cli import importer as cli_import
+from kestrel.cli import versions as cli_models
+from kestrel.cli.client import ClientError as HttpClientError
+from kestrel.cli.common import CliError, add_connection_options
 from kestrel.composition import Ports, build_ports
 from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, Settings
 from kestrel.domain.errors import KestrelError
-from kestrel.local import cli_classify, cli_import, cli_models
-from kestrel.local.cli_common import CliError, add_connection_options
-from kestrel.local.client import ClientError as HttpClientError
-from kestrel.records.accounts import (
+from kestrel.store.accounts import (
     TokenInfo,
     create_token,
     ensure_owner,

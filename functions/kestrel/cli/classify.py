@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kestrel.local.cli_common import (
+from kestrel.cli.client import MAX_INLINE_BODY, ApiError, KestrelClient
+from kestrel.cli.common import (
     CliError,
     add_connection_options,
     check_readable,
@@ -30,7 +31,6 @@ from kestrel.local.cli_common import (
     resolve_task,
     scanning,
 )
-from kestrel.local.client import MAX_INLINE_BODY, ApiError, KestrelClient
 
 BATCH_RECORDS = 10  # the API's limit per classify/ request
 FORMATS = ("table", "json", "csv")

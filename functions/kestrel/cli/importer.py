@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kestrel.local.cli_common import (
+from kestrel.cli.client import ApiError, ClientError, KestrelClient
+from kestrel.cli.common import (
     MIN_IMAGES_PER_LABEL,
     MIN_LABELS,
     CliError,
@@ -34,7 +35,6 @@ from kestrel.local.cli_common import (
     render_table,
     scanning,
 )
-from kestrel.local.client import ApiError, ClientError, KestrelClient
 
 TASK_TYPES = ("multi_class", "multi_label")
 #: The label type each task type takes (the API refuses the other kind).

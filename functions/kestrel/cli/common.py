@@ -14,8 +14,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from kestrel.cli.client import ApiError, KestrelClient
 from kestrel.domain.entities import ID_PATTERN
-from kestrel.local.client import ApiError, KestrelClient
 
 ENV_ENDPOINT = "KESTREL_ENDPOINT"
 ENV_TOKEN = "KESTREL_TOKEN"

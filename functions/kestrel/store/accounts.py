@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from kestrel.domain.entities import Owner, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound, Unauthenticated
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put
-from kestrel.records import keys
+from kestrel.store import keys
 
 # Dotless domains are allowed: the first local account is admin@localhost.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.][^@\s]*$")

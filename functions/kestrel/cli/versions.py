@@ -8,7 +8,8 @@ import sys
 import time
 from typing import Any
 
-from kestrel.local.cli_common import (
+from kestrel.cli.client import KestrelClient
+from kestrel.cli.common import (
     CliError,
     add_connection_options,
     label_names,
@@ -20,7 +21,6 @@ from kestrel.local.cli_common import (
     resolve_task,
     short_time,
 )
-from kestrel.local.client import KestrelClient
 
 FINAL_STATES = ("Trained", "Failed")
 EXIT_FAILED = 1
