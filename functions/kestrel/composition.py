@@ -58,9 +58,10 @@ def _local_secret(data_dir: Path) -> bytes:
 
 def build_ports(settings: Settings) -> Ports:
     if settings.runtime == "aws":
-        from kestrel.adapters.aws_jobs import SageMakerJobLauncher, SesMailer, SqsTrainQueue
+        from kestrel.adapters.aws_jobs import SageMakerJobLauncher, SqsTrainQueue
         from kestrel.adapters.dynamo_items import DynamoItemStore
         from kestrel.adapters.s3_blobs import S3BlobStore
+        from kestrel.adapters.ses_mail import SesMailer
 
         if not settings.table or not settings.bucket:
             raise ValueError("KESTREL_TABLE and KESTREL_BUCKET must be set when KESTREL_RUNTIME=aws")

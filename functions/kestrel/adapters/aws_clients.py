@@ -120,3 +120,20 @@ def _after_call_error(exception: BaseException, event_name: str, **_: Any) -> No
     if isinstance(exception, BotoConnectionError | HTTPClientError):
         reason = f"{_operation(event_name)}: {type(exception).__name__}: {exception}"
         raise Unavailable(_role(event_name), reason) from exception
+
+
+class LazyClient:
+    """boto3 clients are made on first use (a Lambda that never mails never pays for an SES
+    client), by :func:`aws_client` like every Kestrel client."""
+
+    service = ""
+    _given: Any = None
+    _made: Any = None
+
+    @property
+    def _client(self) -> Any:
+        if self._given is not None:
+            return self._given
+        if self._made is None:
+            self._made = aws_client(self.service)
+        return self._made

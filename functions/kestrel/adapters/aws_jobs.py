@@ -1,4 +1,4 @@
-"""The training flow's AWS adapters: SQS for train requests, SageMaker for jobs, SES for mail."""
+"""The training flow's AWS adapters: SQS for train requests, SageMaker for jobs."""
 
 from __future__ import annotations
 
@@ -7,30 +7,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kestrel.adapters.aws_clients import aws_client
-from kestrel.config import MailSettings, TrainingSettings
+from kestrel.adapters.aws_clients import LazyClient
+from kestrel.config import TrainingSettings
 from kestrel.ports.jobs import JobSpec, TrainRequest
-from kestrel.ports.mail import Mail
 
 
-class _LazyClient:
-    """boto3 clients are made on first use (a Lambda that never mails never pays for an SES
-    client), by :func:`kestrel.adapters.aws_clients.aws_client` like every Kestrel client."""
-
-    service = ""
-    _given: Any = None
-    _made: Any = None
-
-    @property
-    def _client(self) -> Any:
-        if self._given is not None:
-            return self._given
-        if self._made is None:
-            self._made = aws_client(self.service)
-        return self._made
-
-
-class SqsTrainQueue(_LazyClient):
+class SqsTrainQueue(LazyClient):
     service = "sqs"
 
     def __init__(self, queue_url: str, client: Any = None) -> None:
@@ -41,7 +23,7 @@ class SqsTrainQueue(_LazyClient):
         self._client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(request.to_message()))
 
 
-class SageMakerJobLauncher(_LazyClient):
+class SageMakerJobLauncher(LazyClient):
     """CreateTrainingJob with the training image; the job reads its manifest from the bucket."""
 
     service = "sagemaker"
@@ -95,24 +77,3 @@ class SageMakerJobLauncher(_LazyClient):
                 return False  # a redelivered request: the job was started the first time
             raise
         return True
-
-
-class SesMailer(_LazyClient):
-    service = "ses"
-
-    def __init__(self, settings: MailSettings, client: Any = None) -> None:
-        self.settings = settings
-        self._given = client
-
-    def send(self, mail: Mail) -> None:
-        request: dict[str, Any] = {
-            "Source": self.settings.sender,
-            "Destination": {"ToAddresses": [mail.to]},
-            "Message": {
-                "Subject": {"Data": mail.subject, "Charset": "UTF-8"},
-                "Body": {"Text": {"Data": mail.body, "Charset": "UTF-8"}},
-            },
-        }
-        if self.settings.ses_configuration_set:
-            request["ConfigurationSetName"] = self.settings.ses_configuration_set
-        self._client.send_email(**request)
