@@ -34,10 +34,10 @@ test: lint backbone
 soak: $(STAMP) backbone
 	rm -rf build/soak
 	KESTREL_SOAK=1 $(BIN)/pytest tests/fuzz tests/security tests/crash; status=$$?; \
-	$(BIN)/python -m tests.soak_report; exit $$status
+	$(BIN)/python -m bench.soak_report; exit $$status
 
 bench: $(STAMP) backbone
-	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m bench.run
 
 # Every package installed in the venv (runtime + dev, the exact versions that run) against PyPI's
 # vulnerability records. Strict: a package that cannot be checked fails the audit, never passes it.

@@ -2,7 +2,7 @@
 
 ``make test`` runs a short profile; ``KESTREL_SOAK=1`` (``make soak``) the long one. Under the long
 profile each suite adds its figures (requests sent, inputs tried, kills survived, failures) to
-``build/soak/<suite>.json``; ``python -m tests.soak_report`` then writes them into
+``build/soak/<suite>.json``; ``python -m bench.soak_report`` then writes them into
 docs/benchmarks.md."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 In one run, on one fresh data folder:
 * accuracy and training on the development data set, when ../shared/datasets/scenes is present
-  (tests/bench/scenes.py);
+  (bench/scenes.py);
 * classify latency, batch 1 and 10: floor, handler in process, HTTP (latency.py);
 * training time and peak memory for 100, 500 and 2,000 images, empty cache and +10 % (training_scale.py);
 * listing time as a label grows to 10,000 images (listing.py);
@@ -10,7 +10,7 @@ In one run, on one fresh data folder:
 * classify throughput and API create/list latency under 1-16 concurrent clients (load.py);
 * the tuning study: onnxruntime options, JPEG draft decoding, batching, int8 (tuning.py).
 
-Run: `make bench` (or `.venv/bin/python -m tests.bench.run [--quick]`; --quick is a small version
+Run: `make bench` (or `.venv/bin/python -m bench.run [--quick]`; --quick is a small version
 of every part, to check the benchmark itself runs)."""
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.coldstart import cold_start
+from bench.common import ServerProcess, machine, say
+from bench.latency import latency
+from bench.listing import listing_growth
+from bench.load import classify_load, crud_floor, crud_load
+from bench.report import REPORT, RESULTS, write_report
+from bench.scenes import SCENES, train_scenes
+from bench.training_scale import training_scale
+from bench.tuning import measure_tuning, tuning_report
 from kestrel.config import Limits, Settings
 from kestrel.local.worker import LocalWorker
 from tests.api.http import Api
-from tests.bench.coldstart import cold_start
-from tests.bench.common import ServerProcess, machine, say
-from tests.bench.latency import latency
-from tests.bench.listing import listing_growth
-from tests.bench.load import classify_load, crud_floor, crud_load
-from tests.bench.report import REPORT, RESULTS, write_report
-from tests.bench.scenes import SCENES, train_scenes
-from tests.bench.training_scale import training_scale
-from tests.bench.tuning import measure_tuning, tuning_report
 from tests.conftest import build_ports, running_server
 from tests.photos import photo
 

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bench.common import say, summary, timed
 from kestrel.ports import Ports
 from kestrel.store.accounts import authenticate
 from kestrel.store.images import ImageFilter, UploadLimits, add_image, list_images
 from kestrel.store.paging import PageRequest
 from tests.api.http import Api
-from tests.bench.common import say, summary, timed
 
 PAGE_SIZE = 50
 

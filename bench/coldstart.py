@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from tests.bench.common import ServerProcess, say
+from bench.common import ServerProcess, say
 
 _FLOOR_SCRIPT = """
 import numpy as np, onnxruntime as ort

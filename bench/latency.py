@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import say, summary, timed
 from tests.api.http import Api
-from tests.bench.common import say, summary, timed
 
 
 def latency(server: Any, api: Api, task_id: str, images: list[bytes], repeats: int) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from bench.common import say, summary, timed
 from kestrel.local.worker import LocalWorker
 from kestrel.training.embeddings import AUGMENTED_VIEWS
 from tests.api.http import Api
-from tests.bench.common import say, summary, timed
 from tests.photos import SAMPLE_NAMES, sample
 
 _MEMORY_FLOOR_SCRIPT = """

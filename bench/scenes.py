@@ -8,12 +8,12 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from bench.common import say
+from bench.training_scale import train_once
 from kestrel.local.worker import LocalWorker
 from tests.api.http import Api
-from tests.bench.common import say
-from tests.bench.training_scale import train_once
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT.parent / "shared" / "datasets" / "scenes"
 
 

@@ -1,5 +1,5 @@
 """docs/benchmarks.md from one run's results. The soak section (written by ``make soak``, see
-tests/soak_report.py) is kept as it is: the two are measured by different commands."""
+bench/soak_report.py) is kept as it is: the two are measured by different commands."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
-SOAK_MARKER = "<!-- soak figures: written by `make soak` (tests/soak_report.py); `make bench` keeps them -->"
+SOAK_MARKER = "<!-- soak figures: written by `make soak` (bench/soak_report.py); `make bench` keeps them -->"
 
 
 def _ms(value: float) -> str:

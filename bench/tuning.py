@@ -41,12 +41,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from bench.common import summary
 from kestrel.training.embeddings import AUGMENTED_VIEWS
 from kestrel.training.head import _fit, train_head
 from kestrel.vision.backbone import Backbone, ensure_backbone
 from kestrel.vision.preprocess import augment_views, preprocess
 from kestrel.vision.session import DEFAULT_THREADS, create_session
-from tests.bench.common import summary
 from tests.photos import SAMPLE_NAMES, encode, photo, sample
 
 #: A runtime option "wins" only if its median is at most this fraction of the default's at both
@@ -746,7 +746,7 @@ def tuning_report(results: dict[str, Any]) -> list[str]:
         "## Tuning",
         "",
         f"onnxruntime {results['onnxruntime']} on {cpu['model']} ({cpu['cores']} cores; "
-        f"{', '.join(cpu['flags']) or 'no AVX2/VNNI/dot-product flags'}); `tests/bench/tuning.py`, "
+        f"{', '.join(cpu['flags']) or 'no AVX2/VNNI/dot-product flags'}); `bench/tuning.py`, "
         f"{results['seconds']:.0f} s. Each comparison is interleaved (every round times each option once, in a "
         f"shuffled order; {results['repeats']} rounds unless noted), so a busy moment hits all options alike. "
         "Cells are median (p95) ms; x is the ratio of medians to the current default in the same rounds.",

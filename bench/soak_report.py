@@ -9,8 +9,8 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from tests.bench.common import machine
-from tests.bench.report import REPORT, SOAK_MARKER
+from bench.common import machine
+from bench.report import REPORT, SOAK_MARKER
 from tests.soak import FIGURES_DIR
 
 SUITES = {

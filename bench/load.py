@@ -15,12 +15,12 @@ from typing import Any
 
 import requests
 
+from bench.common import authorised, say, summary, timed
 from kestrel.domain.entities import LabelType
 from kestrel.ports import Ports
 from kestrel.store import labels as label_records
 from kestrel.store.accounts import authenticate
 from kestrel.store.paging import PageRequest
-from tests.bench.common import authorised, say, summary, timed
 
 Request = Callable[[requests.Session, int], requests.Response]
 API = "recognition/v2/"
