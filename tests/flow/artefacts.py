@@ -30,10 +30,10 @@ import pytest
 from kestrel.composition import build_ports
 from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME
 from kestrel.flow.launch import output_prefix
+from kestrel.handlers import training_job as entry
 from kestrel.local.worker import job_event, pack_model_dir
 from kestrel.store.accounts import authenticate
 from kestrel.store.lifecycle import build_manifest, find_job, job_name
-from kestrel.training import entry
 from tests.api.http import Api
 from tests.conftest import AWS_REGION, RunningServer, local_settings, running_server
 from tests.flow.conftest import make_trainable_task
