@@ -72,6 +72,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     "KESTREL_FETCH_MAX_BYTES": "tunable; kestrel.urlfetch.fetch's default cap applies",
     "KESTREL_FETCH_TIMEOUT_SECONDS": "tunable; kestrel.urlfetch.fetch's default timeout applies",
     "KESTREL_FETCH_ALLOW_HOSTS": "FORBIDDEN in production: it lets _url fetches reach private hosts",
+    config.ENV_USAGE_PLAN_ID: "the operator's `kestrel token` commands only: no function creates API keys",
     "KESTREL_ENDPOINT": "the kestrel CLI's client setting (which API to talk to), never a handler's",
     "KESTREL_TOKEN": "the kestrel CLI's client setting (its API token), never a handler's",
 }

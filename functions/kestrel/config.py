@@ -30,6 +30,8 @@ ENV_SMTP_USER = "KESTREL_SMTP_USER"
 ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
 # Where the console is, for links in emails.
 ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
+# The API's usage plan (AWS): `kestrel token create` puts each new owner's API key in it.
+ENV_USAGE_PLAN_ID = "KESTREL_USAGE_PLAN_ID"
 
 MB = 1024 * 1024
 
@@ -92,6 +94,7 @@ class Settings:
     limits: Limits
     training: TrainingSettings = TrainingSettings()
     mail: MailSettings = MailSettings()
+    usage_plan_id: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -126,4 +129,5 @@ class Settings:
                 smtp_password=os.environ.get(ENV_SMTP_PASSWORD, ""),
                 console_url=os.environ.get(ENV_CONSOLE_URL, MailSettings.console_url),
             ),
+            usage_plan_id=os.environ.get(ENV_USAGE_PLAN_ID, "").strip(),
         )
