@@ -98,6 +98,9 @@ def test_user_errors_are_one_line_and_exit_2(
     code, _, err = run(capsys, "token", "list", "--data-dir", str(blocker / "data"))
     assert_one_line_error(code, err, str(blocker / "data"))
 
+    code, _, err = run(capsys, "token", "keys", "--data-dir", data_dir)
+    assert_one_line_error(code, err, "AWS only")  # the local gateway has no usage plan
+
     monkeypatch.setenv("KESTREL_RUNTIME", "aws")
     monkeypatch.delenv("KESTREL_TABLE", raising=False)
     code, _, err = run(capsys, "token", "list")
