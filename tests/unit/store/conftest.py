@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from kestrel.adapters.url_signing import UrlSigner
 from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, LabelType, Task, TaskType, TrainingImage
 from kestrel.domain.training_rules import MIN_IMAGES_PER_LABEL
 from kestrel.ports.blobs import BlobStore
-from kestrel.ports.items import ItemStore
+from kestrel.ports.items import ItemStore, Write
 from kestrel.store import keys
 from kestrel.store.accounts import ensure_owner
 from kestrel.store.images import UploadLimits, add_image, remove_label_from_image
@@ -177,3 +177,39 @@ def trainable_task(store: ItemStore, owner: str, trainable_template: Template) -
         return get_task(store, owner, task.id)
 
     return take
+
+
+class _RacingStore(SqliteItemStore):
+    """The same database through another store object: before each of its next ``times``
+    transactions, ``competitor`` (another request, on the plain store) writes first."""
+
+    def __init__(self, plain: SqliteItemStore, competitor: Callable[[ItemStore], object], times: int) -> None:
+        super().__init__(plain.path)
+        self._plain = plain
+        self._competitor = competitor
+        self.races_left = times
+
+    def transact(self, writes: Sequence[Write]) -> None:
+        if self.races_left > 0:
+            self.races_left -= 1
+            self._competitor(self._plain)
+        super().transact(writes)
+
+
+Racing = Callable[..., SqliteItemStore]
+
+
+@pytest.fixture
+def racing(store: SqliteItemStore) -> Iterator[Racing]:
+    """``racing(competitor, times=1)``: ``store``'s database as seen by a request that loses the
+    race ``times`` times: ``competitor(store)`` runs just before each of its transactions."""
+    opened: list[SqliteItemStore] = []
+
+    def make(competitor: Callable[[ItemStore], object], times: int = 1) -> SqliteItemStore:
+        racer = _RacingStore(store, competitor, times)
+        opened.append(racer)
+        return racer
+
+    yield make
+    for racer in opened:
+        racer.close()

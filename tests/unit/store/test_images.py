@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from kestrel.adapters.sqlite_items import SqliteItemStore
 from kestrel.domain.entities import TrainingImage
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from kestrel.ports.blobs import BlobStore
@@ -25,11 +26,13 @@ from kestrel.store.images import (
     remove_label_from_image,
     update_image,
 )
-from kestrel.store.labels import get_label
+from kestrel.store.labels import delete_label, get_label
 from kestrel.store.paging import Page, PageRequest
 
 Upload = Callable[..., TrainingImage]
 NewLabel = Callable[..., str]
+Racing = Callable[..., SqliteItemStore]
+LIMITS = UploadLimits(max_bytes=1_000_000, max_pixels=10_000_000)
 ALL = PageRequest(page=1, page_size=100)
 
 
@@ -299,3 +302,62 @@ def test_image_ids_with_labels_is_the_union_without_repeats(
     assert sorted(found) == sorted([a.id, b.id, c.id])
     assert len(found) == 3
     assert image_ids_with_labels(store, owner, [bird]) == []
+
+
+def test_the_same_bytes_uploaded_concurrently_leave_one_image(
+    store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes], racing: Racing, new_label: NewLabel
+) -> None:
+    data, cat = photo(), new_label("cat")
+    winner: list[TrainingImage] = []
+    racer = racing(lambda other: winner.append(add_image(other, blobs, owner, data, LIMITS)))
+    with pytest.raises(Conflict) as refused:
+        add_image(racer, blobs, owner, data, LIMITS, label_ids=[cat])
+    assert refused.value.detail == duplicate_detail(winner[0].id)
+    assert _ids(list_images(store, owner, ALL, ImageFilter())) == [winner[0].id]
+    assert get_label(store, owner, cat).images_count == 0  # the loser's label was not counted
+    # Only the winner's files remain: the loser removed the ones it had written.
+    assert sorted(blobs.list_keys("images/")) == sorted(
+        [keys.image_blob(owner, winner[0].id), keys.thumb_blob(owner, winner[0].id)]
+    )
+
+
+def test_a_label_deleted_during_an_upload_leaves_nothing(
+    store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes], racing: Racing, new_label: NewLabel
+) -> None:
+    cat, dog = new_label("cat"), new_label("dog")
+    racer = racing(lambda other: delete_label(other, owner, dog))
+    with pytest.raises(NotFound) as refused:
+        add_image(racer, blobs, owner, photo(), LIMITS, label_ids=[cat, dog])
+    assert refused.value.detail == "a label given for the image was deleted meanwhile; try again"
+    assert list_images(store, owner, ALL, ImageFilter()).count == 0
+    assert get_label(store, owner, cat).images_count == 0
+    assert _memberships(store, owner, cat) == []
+    assert list(blobs.list_keys("")) == []
+
+
+def test_a_label_deleted_while_its_image_is_deleted_is_a_conflict(
+    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+) -> None:
+    cat, dog = new_label("cat"), new_label("dog")
+    image = upload([cat, dog])
+    racer = racing(lambda other: delete_label(other, owner, dog))
+    with pytest.raises(Conflict) as refused:
+        delete_image(racer, blobs, owner, image.id)
+    assert refused.value.detail == "the image's labels changed while it was being deleted; try again"
+    kept = get_image(store, owner, image.id)  # nothing of the deletion happened
+    assert list(kept.label_ids) == [cat]
+    assert get_label(store, owner, cat).images_count == 1
+    assert blobs.exists(keys.image_blob(owner, image.id))
+    delete_image(store, blobs, owner, image.id)  # tried again, it goes
+    assert get_label(store, owner, cat).images_count == 0
+
+
+def test_a_label_deleted_while_being_put_on_an_image_is_not_found(
+    store: ItemStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+) -> None:
+    image, cat = upload(), new_label("cat")
+    racer = racing(lambda other: delete_label(other, owner, cat))
+    with pytest.raises(NotFound, match=f"Label {cat} not found"):
+        add_label_to_image(racer, owner, image.id, cat)
+    assert get_image(store, owner, image.id).label_ids == {}
+    assert _memberships(store, owner, cat) == []

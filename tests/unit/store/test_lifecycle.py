@@ -37,11 +37,12 @@ from kestrel.store.lifecycle import (
     trainable_labels,
 )
 from kestrel.store.tasks import attach_label, create_task, get_task, set_production_version, update_task
-from kestrel.store.versions import get_model, get_model_by_version
+from kestrel.store.versions import get_model, get_model_by_version, model_items_of_task
 
 Upload = Callable[..., TrainingImage]
 NewLabel = Callable[..., str]
 TrainableTask = Callable[..., Task]
+Racing = Callable[..., SqliteItemStore]
 
 
 def _task_status(store: ItemStore, owner: str, task_id: str) -> str | None:
@@ -150,33 +151,32 @@ def test_a_multi_label_task_needs_no_negative_images(
     assert create_version(store, owner, task.id).version == 1
 
 
-class _Racing(SqliteItemStore):
-    """The real store; before its first transaction, ``before_first`` runs (another request)."""
-
-    def __init__(self, path: Any, before_first: Callable[[ItemStore], None]) -> None:
-        super().__init__(path)
-        self._before_first: Callable[[ItemStore], None] | None = before_first
-
-    def transact(self, writes: Sequence[Write]) -> None:
-        hook, self._before_first = self._before_first, None
-        if hook is not None:
-            hook(self)
-        super().transact(writes)
-
-
 def test_a_version_number_taken_concurrently_is_taken_again(
-    store: SqliteItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: str, trainable_task: TrainableTask, racing: Racing
 ) -> None:
     task = trainable_task()
     taken: list[int] = []
-    racing = _Racing(store.path, lambda other: taken.append(create_version(other, owner, task.id).version))
-    try:
-        mine = create_version(racing, owner, task.id)
-    finally:
-        racing.close()
+    racer = racing(lambda other: taken.append(create_version(other, owner, task.id).version))
+    mine = create_version(racer, owner, task.id)
     assert (taken, mine.version) == ([1], 2)
     assert get_model_by_version(store, owner, task.id, 2) == mine
     assert get_task(store, owner, task.id).versions_created == 2
+
+
+def test_losing_every_race_for_a_version_number_is_a_conflict(
+    store: ItemStore, owner: str, trainable_task: TrainableTask, racing: Racing
+) -> None:
+    task = trainable_task()
+    competitors: list[int] = []
+    racer = racing(lambda other: competitors.append(create_version(other, owner, task.id).version), times=1000)
+    with pytest.raises(Conflict) as refused:
+        create_version(racer, owner, task.id)
+    assert refused.value.detail == f"too many train requests for task {task.id} at once; try again"
+    # Every version the competitors took exists, numbered without gaps; none is half-made.
+    created = get_task(store, owner, task.id).versions_created
+    assert len(competitors) > 1
+    assert competitors == list(range(1, created + 1))
+    assert [int(item["version"]) for item in model_items_of_task(store, owner, task.id)] == list(range(1, created + 1))
 
 
 class _LandsThenTimesOut(SqliteItemStore):

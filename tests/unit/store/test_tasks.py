@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from kestrel.domain.entities import LabelType, Task, TaskType
+from kestrel.adapters.sqlite_items import SqliteItemStore
+from kestrel.domain.entities import LabelType, Task, TaskType, TrainingImage
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ItemStore
 from kestrel.store import keys
+from kestrel.store.images import add_label_to_image, get_image, remove_label_from_image
 from kestrel.store.labels import get_label
 from kestrel.store.lifecycle import create_version, find_job, mark_trained, mark_training
 from kestrel.store.paging import PageRequest
@@ -27,6 +29,8 @@ from kestrel.store.tasks import (
 from kestrel.store.versions import get_model, get_model_by_version
 
 NewLabel = Callable[..., str]
+Upload = Callable[..., TrainingImage]
+Racing = Callable[..., SqliteItemStore]
 TrainableTask = Callable[..., Task]
 ALL = PageRequest(page=1, page_size=100)
 
@@ -285,3 +289,54 @@ def test_delete_task_deletes_its_negative_label(store: ItemStore, owner: str, ne
 def test_deleting_an_unknown_task_is_not_found(store: ItemStore, owner: str) -> None:
     with pytest.raises(NotFound, match="Task nope not found"):
         delete_task(store, owner, "nope")
+
+
+def test_a_multi_label_task_whose_negative_label_is_on_images_keeps_its_type(
+    store: ItemStore, owner: str, upload: Upload
+) -> None:
+    task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
+    assert task.negative_label_id is not None
+    image = upload([task.negative_label_id])
+    with pytest.raises(InvalidInput) as refused:
+        update_task(store, owner, task.id, {"type": "multi_class"})
+    assert refused.value.detail == (
+        "the task's negative label is on 1 image(s); take it off them (or delete them) before changing the task's type"
+    )
+    assert get_task(store, owner, task.id) == task
+    assert get_image(store, owner, image.id).label_ids.keys() == {task.negative_label_id}
+    # Once no image carries it, the type changes and the label goes, leaving nothing behind.
+    remove_label_from_image(store, owner, image.id, task.negative_label_id)
+    assert update_task(store, owner, task.id, {"type": "multi_class"}).negative_label_id is None
+    with pytest.raises(NotFound):
+        get_label(store, owner, task.negative_label_id)
+    assert get_image(store, owner, image.id).label_ids == {}
+    assert list(store.query(keys.owner_pk(owner), keys.membership_ord_prefix(task.negative_label_id))) == []
+
+
+def test_a_negative_label_put_on_an_image_meanwhile_stops_the_type_change(
+    store: ItemStore, owner: str, upload: Upload, racing: Racing
+) -> None:
+    task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
+    negative = task.negative_label_id
+    assert negative is not None
+    image = upload()
+    racer = racing(lambda other: add_label_to_image(other, owner, image.id, negative))
+    with pytest.raises(InvalidInput, match="the task's negative label was put on images meanwhile; take it off"):
+        update_task(racer, owner, task.id, {"type": "multi_class"})
+    assert get_task(store, owner, task.id) == task
+    assert get_label(store, owner, negative).images_count == 1
+    assert list(get_image(store, owner, image.id).label_ids) == [negative]
+
+
+def test_delete_task_with_more_versions_than_one_transaction_takes(
+    store: ItemStore, owner: str, trainable_task: TrainableTask
+) -> None:
+    task = trainable_task()
+    # 2 writes per version: 50 versions need two transactions (DynamoDB takes 100 writes at most).
+    model_ids = [create_version(store, owner, task.id).id for _ in range(50)]
+    assert sorted(delete_task(store, owner, task.id)) == sorted(model_ids)
+    assert list(store.query(keys.owner_pk(owner), "V#")) == []
+    assert list(store.query(keys.owner_pk(owner), "N#")) == []
+    with pytest.raises(NotFound):
+        get_task(store, owner, task.id)
+    assert all(get_label(store, owner, label_id).task_ids == {} for label_id in task.label_ids)
