@@ -14,7 +14,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from kestrel.api.errors import describe_validation_errors
+from kestrel.api.errors import describe_validation_errors, error_response, proxy_error, status_for
+from kestrel.domain.errors import (
+    Conflict,
+    InvalidInput,
+    KestrelError,
+    NotFound,
+    NotImplementedYet,
+    TooLarge,
+    Unauthenticated,
+)
 
 NO_CONTEXT = cast(LambdaContext, None)  # the routes never look at the Lambda context
 
@@ -161,3 +170,24 @@ def test_shapes_with_parts_missing_still_make_a_sentence() -> None:
     assert describe_validation_errors([{"loc": ("body", "labels", 0), "msg": "too long"}]) == (
         "field 'labels.0': too long"
     )
+
+
+def test_each_kind_of_domain_error_has_its_status_and_subclasses_inherit_it() -> None:
+    class StillMissing(NotFound):
+        pass
+
+    assert [status_for(error) for error in (InvalidInput("x"), Unauthenticated("x"), NotFound("x"))] == [400, 401, 404]
+    assert [status_for(error) for error in (Conflict("x"), TooLarge("x"), NotImplementedYet("x"))] == [409, 413, 501]
+    assert status_for(StillMissing("x")) == 404
+    assert status_for(KestrelError("x")) == 400  # any other user error is a bad request
+
+
+def test_error_answers_carry_only_the_detail() -> None:
+    response = error_response(409, 'version "2" is in use')
+    assert (response.status_code, json.loads(str(response.body))) == (409, {"detail": 'version "2" is in use'})
+    assert proxy_error(413, "too large") == {
+        "statusCode": 413,
+        "headers": {"Content-Type": "application/json"},
+        "body": '{"detail": "too large"}',
+        "isBase64Encoded": False,
+    }

@@ -361,3 +361,25 @@ def test_a_label_deleted_while_being_put_on_an_image_is_not_found(
         add_label_to_image(racer, owner, image.id, cat)
     assert get_image(store, owner, image.id).label_ids == {}
     assert _memberships(store, owner, cat) == []
+
+
+def test_a_label_put_on_an_image_concurrently_counts_once(
+    store: ItemStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+) -> None:
+    image, cat = upload(), new_label("cat")
+    racer = racing(lambda other: add_label_to_image(other, owner, image.id, cat))
+    assert list(add_label_to_image(racer, owner, image.id, cat).label_ids) == [cat]
+    assert get_label(store, owner, cat).images_count == 1
+    assert _memberships(store, owner, cat) == [image.id]
+
+
+def test_a_label_taken_off_an_image_concurrently_uncounts_once(
+    store: ItemStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+) -> None:
+    cat, dog = new_label("cat"), new_label("dog")
+    image = upload([cat, dog])
+    racer = racing(lambda other: remove_label_from_image(other, owner, image.id, cat))
+    assert list(remove_label_from_image(racer, owner, image.id, cat).label_ids) == [dog]
+    assert get_label(store, owner, cat).images_count == 0
+    assert get_label(store, owner, dog).images_count == 1
+    assert _memberships(store, owner, cat) == []

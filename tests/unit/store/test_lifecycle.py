@@ -5,6 +5,7 @@ taken once, the mails owed, the training manifest, and which versions may be del
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,7 +183,7 @@ def test_losing_every_race_for_a_version_number_is_a_conflict(
 class _LandsThenTimesOut(SqliteItemStore):
     """The real store, whose first transaction is applied (or not) and then reported as a timeout."""
 
-    def __init__(self, path: Any, lands: bool) -> None:
+    def __init__(self, path: Path, lands: bool) -> None:
         super().__init__(path)
         self.lands = lands
         self.failed_once = False

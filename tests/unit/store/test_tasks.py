@@ -13,7 +13,7 @@ from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ItemStore
 from kestrel.store import keys
 from kestrel.store.images import add_label_to_image, get_image, remove_label_from_image
-from kestrel.store.labels import get_label
+from kestrel.store.labels import delete_label, get_label
 from kestrel.store.lifecycle import create_version, find_job, mark_trained, mark_training
 from kestrel.store.paging import PageRequest
 from kestrel.store.tasks import (
@@ -340,3 +340,37 @@ def test_delete_task_with_more_versions_than_one_transaction_takes(
     with pytest.raises(NotFound):
         get_task(store, owner, task.id)
     assert all(get_label(store, owner, label_id).task_ids == {} for label_id in task.label_ids)
+
+
+def test_a_label_attached_concurrently_is_attached_once(
+    store: ItemStore, owner: str, new_label: NewLabel, racing: Racing
+) -> None:
+    task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
+    cat = new_label("cat")
+    racer = racing(lambda other: attach_label(other, owner, task.id, cat))
+    attached = attach_label(racer, owner, task.id, cat)  # the end state asked for: no error
+    assert list(attached.label_ids) == [cat]
+    assert get_label(store, owner, cat).task_ids == {task.id: attached.label_ids[cat]}
+
+
+def test_a_label_deleted_while_being_attached_is_not_found(
+    store: ItemStore, owner: str, new_label: NewLabel, racing: Racing
+) -> None:
+    task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
+    cat = new_label("cat")
+    racer = racing(lambda other: delete_label(other, owner, cat))
+    with pytest.raises(NotFound, match=f"Label {cat} not found"):
+        attach_label(racer, owner, task.id, cat)
+    assert get_task(store, owner, task.id).label_ids == {}
+
+
+def test_a_label_detached_concurrently_is_detached_once(
+    store: ItemStore, owner: str, new_label: NewLabel, racing: Racing
+) -> None:
+    task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
+    cat, dog = new_label("cat"), new_label("dog")
+    attach_label(store, owner, task.id, cat)
+    attach_label(store, owner, task.id, dog)
+    racer = racing(lambda other: detach_label(other, owner, task.id, cat))
+    assert list(detach_label(racer, owner, task.id, cat).label_ids) == [dog]
+    assert get_label(store, owner, cat).task_ids == {}
