@@ -207,3 +207,9 @@ def test_raw_body_gives_the_bytes_either_way() -> None:
     assert raw_body(_event("héllo", "text/plain")) == "héllo".encode()
     assert raw_body(_event(FILE_BYTES, "application/octet-stream", b64=True)) == FILE_BYTES
     assert raw_body(_event(None, None)) == b""
+
+
+def test_an_empty_multipart_body_is_refused_and_one_without_parts_is_empty() -> None:
+    with pytest.raises(InvalidInput, match=r"^the multipart body cannot be read: "):
+        normalise_body(_event(None, MULTIPART))
+    assert _json_of(normalise_body(_event(f"--{BOUNDARY}--\r\n", MULTIPART))) == {}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from kestrel.adapters.sqlite_items import SqliteItemStore
+from kestrel.domain.entities import Owner
 from kestrel.domain.errors import InvalidInput, NotFound, Unauthenticated
 from kestrel.ports.items import SK, ItemStore
 from kestrel.store import keys
@@ -18,6 +22,8 @@ from kestrel.store.accounts import (
     parse_authorization,
     revoke_token,
 )
+
+Racing = Callable[..., SqliteItemStore]
 
 
 def test_an_empty_store_has_no_owners(store: ItemStore) -> None:
@@ -127,3 +133,11 @@ def test_what_is_not_a_kestrel_token_is_refused_before_any_lookup(store: ItemSto
 def test_a_well_formed_unknown_token_is_refused(store: ItemStore) -> None:
     with pytest.raises(Unauthenticated, match="Invalid token: it is unknown or was revoked"):
         authenticate(store, "Token " + "0" * 40)
+
+
+def test_an_owner_created_concurrently_is_the_one_returned(store: ItemStore, racing: Racing) -> None:
+    first: list[Owner] = []
+    racer = racing(lambda other: first.append(ensure_owner(other, "new@example.com", "First")))
+    assert ensure_owner(racer, "NEW@example.com", "Second") == first[0]
+    assert [item[SK] for item in store.query(keys.OWNERS_PK)] == [first[0].id]
+    assert get_owner(store, first[0].id).name == "First"
