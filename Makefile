@@ -33,9 +33,9 @@ lint: $(STAMP)
 test: lint backbone
 	$(BIN)/pytest -n auto
 
-# The inner loop: everything but the slow, browser, crash, fuzz and infra suites, in parallel.
+# The inner loop: the local runtime's tests without training, moto, browser, crash, fuzz or CDK synth.
 test-fast: $(STAMP) backbone
-	$(BIN)/pytest -n auto -m "not slow" --ignore=tests/e2e --ignore=tests/crash --ignore=tests/fuzz --ignore=tests/infra
+	$(BIN)/pytest -n auto -m "not slow and not aws" --ignore=tests/e2e --ignore=tests/crash --ignore=tests/fuzz --ignore=tests/infra
 
 # The fuzz, security and crash suites at full length (make test runs their short profile); their
 # figures go into docs/benchmarks.md even when a test fails.
