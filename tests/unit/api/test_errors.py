@@ -137,9 +137,7 @@ def test_several_errors_are_all_told_in_order() -> None:
 
 
 def test_a_body_that_is_not_an_object_is_described_as_the_body() -> None:
-    described = _described("POST", [1, 2])
-    assert described.startswith("body: ")
-    assert "field '" not in described
+    assert _described("POST", [1, 2]) == "body: Input should be a valid dictionary or object to extract fields from"
 
 
 def test_invalid_json_says_to_send_a_json_object() -> None:
