@@ -143,7 +143,9 @@ def test_the_card_of_a_version_that_is_not_trained_is_a_clean_400(server: Runnin
 
 def test_dynamodb_refuses_a_transaction_of_101_actions(table: tuple[DynamoItemStore, Any]) -> None:
     store, client = table
-    puts = [{"Put": {"TableName": "kestrel-sizes", "Item": {PK: {"S": "p"}, SK: {"S": f"{n:03d}"}}}} for n in range(101)]
+    puts = [
+        {"Put": {"TableName": "kestrel-sizes", "Item": {PK: {"S": "p"}, SK: {"S": f"{n:03d}"}}}} for n in range(101)
+    ]
     with pytest.raises(ClientError):
         client.transact_write_items(TransactItems=puts)  # the limit is real
     with pytest.raises(ValueError, match="at most 100"):

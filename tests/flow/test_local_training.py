@@ -142,7 +142,9 @@ def test_a_mailer_that_always_raises_never_blocks_the_worker(
     attempts = MailSettings().attempts
     assert len(tried) == 2 * attempts  # "started" and "finished", each tried `attempts` times
     assert len(pauses) == 2 * (attempts - 1)
-    expected = f"not sent: the mail could not be written or sent ({attempts} attempts); the training result is unaffected"
+    expected = (
+        f"not sent: the mail could not be written or sent ({attempts} attempts); the training result is unaffected"
+    )
     assert trained["mail_status"] == {"started": expected, "finished": expected}
     assert _mails_not_sent() - before == 2  # the metric, once per dropped mail
     dropped = [record for record in caplog.records if record.getMessage() == "mail dropped after its attempts"]

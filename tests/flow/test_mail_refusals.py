@@ -11,7 +11,6 @@ transient failure a bounded number of times, with back-off.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -56,9 +55,9 @@ def mail_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture
-def dlq(server: RunningServer) -> Iterator[str]:  # noqa: F811 (the server fixture)
+def dlq(server: RunningServer) -> str:  # noqa: F811 (the server fixture)
     """The train queue as the stack makes it: a DLQ after TRAIN_MAX_RECEIVES receives; a failed
-    message is visible again at once. Yields the DLQ's URL."""
+    message is visible again at once. Returns the DLQ's URL."""
     sqs = boto3.client("sqs", region_name=AWS_REGION)
     dlq_url = sqs.create_queue(QueueName="kestrel-train-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -67,15 +66,15 @@ def dlq(server: RunningServer) -> Iterator[str]:  # noqa: F811 (the server fixtu
         QueueUrl=server.ports.settings.training.queue_url,
         Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": "0"},
     )
-    yield dlq_url
+    return str(dlq_url)
 
 
-def drain_like_the_lambda_poller(server: RunningServer) -> list[dict[str, Any]]:
+def drain_like_the_lambda_poller(running: RunningServer) -> list[dict[str, Any]]:
     """Receive and hand each message to the launcher as Lambda's SQS poller does: a record the
     launcher acknowledges is deleted, a failed one comes back (then goes to the DLQ). Returns
     every launcher response."""
     sqs = boto3.client("sqs", region_name=AWS_REGION)
-    queue_url = server.ports.settings.training.queue_url
+    queue_url = running.ports.settings.training.queue_url
     responses = []
     for _ in range(TRAIN_MAX_RECEIVES + 2):
         batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])

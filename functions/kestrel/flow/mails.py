@@ -10,8 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.ports import Ports
-from kestrel.ports.items import ItemStore
 from kestrel.ports.errors import Unavailable
+from kestrel.ports.items import ItemStore
 from kestrel.ports.mail import Mail, MailRefused
 from kestrel.store.accounts import get_owner
 from kestrel.store.lifecycle import (

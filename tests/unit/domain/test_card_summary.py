@@ -16,7 +16,9 @@ def card(mistakes: int, labels: int = 2) -> dict[str, Any]:
         "labels": [{"id": label, "name": f"label {n}"} for n, label in enumerate(ids)],
         "per_label": {label: {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3} for label in ids},
         "confusion_matrix": {"labels": ids, "rows": [[1] * labels for _ in ids]},
-        "misclassified": [{"image_id": str(n), "label": ids[0], "predicted": ids[-1], "prob": 0.5} for n in range(mistakes)],
+        "misclassified": [
+            {"image_id": str(n), "label": ids[0], "predicted": ids[-1], "prob": 0.5} for n in range(mistakes)
+        ],
     }
 
 
