@@ -246,7 +246,8 @@ def owed_mails(store: ItemStore, ref: JobRef) -> dict[str, dict[str, Any]]:
 
 
 def take_mail(store: ItemStore, ref: JobRef, kind: str) -> bool:
-    """Claim the owed mail ``kind``: True for exactly one caller, who must send it (or give it back)."""
+    """Claim the owed mail ``kind``: True for exactly one caller, who then sends it and records
+    what became of it (``record_mail_status``)."""
     try:
         store.update(
             Update(
