@@ -202,6 +202,42 @@ def cold_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def memory_section(results: dict[str, Any]) -> list[str]:
+    memory = results.get("memory")
+    if not memory:
+        return []
+    rows = []
+    for kind, what in (("upload", "upload (api Lambda)"), ("classify", "classify, 10 records (classify Lambda)")):
+        for name in ("png", "jpeg"):
+            figures = memory.get(f"{kind} {name}")
+            if not figures:
+                continue
+            image = memory["images"][name]
+            size = "x".join(str(side) for side in image["size"])
+            rows.append(
+                [
+                    f"{what}: {name.upper()} {size} {image['mode']}, {image['bytes'] / 1024:,.0f} KB",
+                    f"{figures['status']}",
+                    f"{figures['warm_rss_mb']:.0f}",
+                    f"**{figures['peak_mb']:.0f}**",
+                    f"+{figures['growth_mb']:.0f}",
+                    f"{figures['lambda_mb']}",
+                    f"{100 * figures['peak_mb'] / figures['lambda_mb']:.0f} %",
+                ]
+            )
+    return [
+        "## Peak memory per request (worst accepted images)",
+        "",
+        "Each row: a fresh process runs the Lambda handler in process, answers a warm-up request, resets",
+        "its peak (`clear_refs`), then answers the measured request (bench/memory.py). The budget per",
+        "decoded image is `KESTREL_MAX_DECODED_BYTES` (200 MB); at most 2 full-size decodes run at once",
+        "per process (`vision.imagefile.FULL_SIZE_DECODES`); JPEGs are decoded at 1/2-1/8 scale.",
+        "",
+        *_table(["request", "status", "warm MB", "peak MB", "growth MB", "Lambda MB", "of the Lambda"], rows),
+        "",
+    ]
+
+
 def training_section(results: dict[str, Any]) -> list[str]:
     scale = results.get("training_scale")
     if not scale:
@@ -364,6 +400,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *latency_section(results),
         *load_section(results),
         *cold_section(results),
+        *memory_section(results),
         *training_section(results),
         *crud_section(results),
         *listing_section(results),

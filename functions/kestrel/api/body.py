@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 from multipart import MultipartError, MultipartParser, parse_options_header
 
 from kestrel.domain.errors import InvalidInput
+from kestrel.domain.free_form import MAX_BODY_DEPTH, nesting_depth
 
 
 def _header(event: dict[str, Any], name: str) -> str:
@@ -25,12 +27,32 @@ def _header(event: dict[str, Any], name: str) -> str:
     return ""
 
 
-def _form_value(value: str) -> Any:
+def _too_deep(where: str) -> InvalidInput:
+    return InvalidInput(
+        f"{where} is nested more than {MAX_BODY_DEPTH} levels deep; send flatter JSON "
+        "(meta_data keeps at most 8 levels)"
+    )
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON text, refused with a 400 when nested deeper than any request needs.
+
+    Python's parser recurses: 100,000 levels would end in a RecursionError (a 500) otherwise."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise _too_deep(where) from None
+    if nesting_depth(value, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        raise _too_deep(where)
+    return value
+
+
+def _form_value(name: str, value: str) -> Any:
     # Structured fields (meta_data, labels) arrive as JSON text inside a form.
     stripped = value.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return json.loads(stripped)
+            return parse_json(stripped, f"form field '{name}'")
         except ValueError:
             return value
     return value
@@ -63,7 +85,7 @@ def normalise_body(event: dict[str, Any]) -> dict[str, Any]:
     content_type = content_type.lower()
     if content_type == "application/x-www-form-urlencoded":
         text = raw_body(event).decode("utf-8", errors="replace")
-        fields = _collect([(k, _form_value(v)) for k, v in parse_qsl(text, keep_blank_values=True)])
+        fields = _collect([(k, _form_value(k, v)) for k, v in parse_qsl(text, keep_blank_values=True)])
         return _with_json(event, fields)
     if content_type == "multipart/form-data":
         boundary = options.get("boundary")
@@ -84,15 +106,25 @@ def normalise_body(event: dict[str, Any]) -> dict[str, Any]:
                 if part.filename is not None:
                     pairs.append((part.name, base64.b64encode(part.raw).decode("ascii")))
                 else:
-                    pairs.append((part.name, _form_value(part.value)))
+                    pairs.append((part.name, _form_value(part.name, part.value)))
         except MultipartError as error:
             raise InvalidInput(f"the multipart body cannot be read: {error}") from None
         return _with_json(event, _collect(pairs))
     if event.get("isBase64Encoded") and content_type in ("", "application/json", "text/plain"):
-        return _with_json_text(event, raw_body(event).decode("utf-8", errors="replace"))
+        return _checked_json(_with_json_text(event, raw_body(event).decode("utf-8", errors="replace")))
     if (event.get("body") or "").strip() in ("", "null"):
         # No body at all (the ximilar client posts None to train/): treat as an empty object.
         return _with_json_text(event, "{}" if event.get("httpMethod") in ("POST", "PUT", "PATCH") else "")
+    return _checked_json(event)
+
+
+def _checked_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The event unchanged, once its JSON body is known not to be a depth bomb. Invalid JSON
+    passes on: the route's validation answers it with its own 400."""
+    body = event.get("body")
+    if isinstance(body, str) and ("[" in body or "{" in body):
+        with contextlib.suppress(ValueError):
+            parse_json(body, "the JSON body")
     return event
 
 
