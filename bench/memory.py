@@ -9,7 +9,9 @@ the request (what the Lambda's memory size must hold) and the growth over the wa
 The worst accepted images:
 * PNG: 7000 x 7000 RGBA (49 MP, ~190 KB) — issue 14's attacker image; a PNG has no reduced
   decode, so one full-size copy (196 MB) is the floor;
-* JPEG: 8000 x 6000 (48 MP), as large in bytes as a classify body allows ten of; decoded at 1/8.
+* JPEG: 8000 x 6000 (48 MP), 2 MB; decoded at 1/8. Ten of them make a 28 MB classify body, more
+  than API Gateway passes (6 MB): the probe calls the handler directly, a worse case than any
+  real request.
 
 Run alone: ``.venv/bin/python -m bench.memory [--quick]`` (makes its own trained task)."""
 
@@ -113,7 +115,7 @@ def _probe(kind: str, image_path: str, token: str, task_id: str, out_path: str) 
         path, function = "/recognition/v2/classify/", "classify"
         warm_body = {"task_id": task_id, "records": [{"_base64": warm}]}
         body = {"task_id": task_id, "records": [{"_base64": payload}] * RECORDS}
-    context = _Context(function, LAMBDA_MB[function])
+    context: Any = _Context(function, LAMBDA_MB[function])  # what Powertools reads of a LambdaContext
     warmed = lambda_handler(_event("POST", path, warm_body, owner), context)
     event = _event("POST", path, body, owner)
     del body, payload

@@ -157,11 +157,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningS
         yield server, trainable, data_dir
 
 
-def _mails(data_dir: Path) -> list[email.message.EmailMessage]:
-    found = []
-    for path in sorted((data_dir / "outbox").glob("*.eml")):
-        found.append(email.message_from_bytes(path.read_bytes(), policy=policy.default))
-    return found  # type: ignore[return-value]
+def _mails(data_dir: Path) -> list[email.message.Message]:
+    paths = sorted((data_dir / "outbox").glob("*.eml"))
+    return [email.message_from_bytes(path.read_bytes(), policy=policy.default) for path in paths]
 
 
 @pytest.mark.slow
@@ -215,7 +213,8 @@ def test_a_stored_poisoned_name_and_a_deleted_image(trained: tuple[RunningServer
     assert latest["failure_reason"] == IMAGE_DELETED
     failure_mail = [m for m in _mails(data_dir) if "failed" in str(m["Subject"])]
     assert failure_mail, "the owner is told"
-    body = failure_mail[-1].get_content()
+    payload = failure_mail[-1].get_payload(decode=True)
+    body = payload.decode("utf-8") if isinstance(payload, bytes) else ""
     assert IMAGE_DELETED in body
     for internal in ("BlobNotFound", "images/", "Traceback", "Error"):
         assert internal not in body and internal not in latest["failure_reason"]
