@@ -14,14 +14,14 @@ from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ItemStore
 from kestrel.store import images
 from kestrel.store.images import CheckedImage
-from kestrel.vision.imagefile import DecodeLimits, ImageRejected, check_and_thumbnail
+from kestrel.vision.imagefile import DEFAULT_MAX_DECODED_BYTES, DecodeLimits, ImageRejected, check_and_thumbnail
 
 
 @dataclass(frozen=True)
 class UploadLimits:
     max_bytes: int
     max_pixels: int
-    max_decoded_bytes: int
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
 
 
 def check_image(data: bytes, limits: UploadLimits) -> CheckedImage:
