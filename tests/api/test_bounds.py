@@ -114,6 +114,17 @@ def test_meta_data_is_bounded_before_anything_is_stored(api: Api) -> None:
     assert api.get("training-image/", params={"page_size": 1000})["count"] == before[2] + 1
 
 
+def test_depth_bomb_json_bodies_answer_400_on_every_route(api: Api) -> None:
+    bomb = '{"name": "x", "z": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    task = api.create_task("Target")
+    before = _snapshot(api)
+    headers = {"Content-Type": "application/json"}
+    for method, path in (("POST", "task/"), ("PATCH", f"task/{task['id']}/"), ("POST", "classify/")):
+        _refused(api, method, path, 400, "nested more than 32 levels", data=bomb, headers=headers)
+    assert _snapshot(api) == before
+    assert api.get(f"task/{task['id']}")["name"] == "Target"
+
+
 def test_the_largest_accepted_png_uploads_and_the_server_keeps_serving(api: Api) -> None:
     data = huge_rgba_png()
     assert len(data) < 400_000
