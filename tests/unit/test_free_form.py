@@ -17,6 +17,7 @@ from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import InvalidInput
 from kestrel.domain.free_form import (
     MAX_META_BYTES,
+    json_text_depth,
     meta_data_problem,
     nesting_depth,
     one_line,
@@ -60,6 +61,15 @@ def test_depth_is_counted_without_recursion() -> None:
     assert nesting_depth("text", 8) == 0
     bomb = nested(200_000)  # would exhaust the stack of any recursive walk
     assert nesting_depth(bomb, 8) == 9  # stops counting once over the limit
+
+
+def test_json_text_depth_reads_brackets_outside_strings_only() -> None:
+    assert json_text_depth("[" * 40 + "]" * 40, 32) == 33  # stops once past the limit
+    assert json_text_depth(json.dumps({"s": "[" * 100 + '\\"' + "{" * 100}), 32) == 1
+    flat = "[" + ",".join(["1"] * 100_000) + "]"
+    assert json_text_depth(flat, 32) <= 32
+    nested_records = json.dumps({"records": [{"_url": "x"}] * 50})  # many brackets, shallow
+    assert json_text_depth(nested_records, 32) == 3
 
 
 def test_meta_data_bounds() -> None:

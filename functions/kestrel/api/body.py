@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import io
 import json
 from typing import Any
@@ -17,7 +16,7 @@ from urllib.parse import parse_qsl
 from multipart import MultipartError, MultipartParser, parse_options_header
 
 from kestrel.domain.errors import InvalidInput
-from kestrel.domain.free_form import MAX_BODY_DEPTH, nesting_depth
+from kestrel.domain.free_form import MAX_BODY_DEPTH, json_text_depth
 
 
 def _header(event: dict[str, Any], name: str) -> str:
@@ -34,17 +33,16 @@ def _too_deep(where: str) -> InvalidInput:
     )
 
 
-def parse_json(text: str, where: str) -> Any:
-    """JSON text, refused with a 400 when nested deeper than any request needs.
-
-    Python's parser recurses: 100,000 levels would end in a RecursionError (a 500) otherwise."""
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        raise _too_deep(where) from None
-    if nesting_depth(value, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+def check_depth(text: str, where: str) -> None:
+    """Refuse (400) JSON text nested deeper than any request needs, before anything parses it:
+    Python's parser recurses, and 100,000 levels would end in a RecursionError (a 500)."""
+    if json_text_depth(text, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
         raise _too_deep(where)
-    return value
+
+
+def parse_json(text: str, where: str) -> Any:
+    check_depth(text, where)
+    return json.loads(text)
 
 
 def _form_value(name: str, value: str) -> Any:
@@ -122,9 +120,8 @@ def _checked_json(event: dict[str, Any]) -> dict[str, Any]:
     """The event unchanged, once its JSON body is known not to be a depth bomb. Invalid JSON
     passes on: the route's validation answers it with its own 400."""
     body = event.get("body")
-    if isinstance(body, str) and ("[" in body or "{" in body):
-        with contextlib.suppress(ValueError):
-            parse_json(body, "the JSON body")
+    if isinstance(body, str):
+        check_depth(body, "the JSON body")
     return event
 
 

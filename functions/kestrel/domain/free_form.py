@@ -7,6 +7,7 @@ problem as a sentence for the user, or None; callers raise their own error kind 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any
 
@@ -67,7 +68,33 @@ def nesting_depth(value: Any, stop_after: int) -> int:
         deepest = max(deepest, level)
         if deepest > stop_after:
             return deepest
-        stack.extend((child, level + 1) for child in children)
+        # Only containers are kept: a flat list of millions of numbers costs no extra memory.
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_text_depth(text: str, stop_after: int) -> int:
+    """How deep JSON text nests, read from the text before any parser recurses into it; the
+    answer is exact up to ``stop_after`` and only says "deeper" beyond it.
+
+    Costs one pass over the text plus a step per bracket outside strings: a flat list of
+    millions of numbers is as cheap as any other body."""
+    openers = text.count("[") + text.count("{")
+    if openers <= stop_after:
+        return openers  # too few brackets to go deeper: an upper bound is enough
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > stop_after:
+                return deepest
+        else:
+            depth -= 1
     return deepest
 
 
@@ -77,14 +104,14 @@ def meta_data_problem(value: Any) -> str | None:
         return None
     if not isinstance(value, dict):
         return "must be a JSON object"
-    depth = nesting_depth(value, MAX_META_DEPTH)
-    if depth > MAX_META_DEPTH:
-        return (
-            f"is nested more than {MAX_META_DEPTH} levels deep; at most {MAX_META_DEPTH} levels of "
-            "objects and lists are kept: flatten it"
-        )
-    try:
+    too_deep = (
+        f"is nested more than {MAX_META_DEPTH} levels deep; at most {MAX_META_DEPTH} levels of "
+        "objects and lists are kept: flatten it"
+    )
+    try:  # the size first: C speed on any value, and it bounds the depth walk below
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except RecursionError:
+        return too_deep
     except (TypeError, ValueError) as error:
         return f"is not plain JSON ({error})"
     if size > MAX_META_BYTES:
@@ -92,7 +119,7 @@ def meta_data_problem(value: Any) -> str | None:
             f"is {size:,} bytes as JSON, over the limit of {MAX_META_BYTES:,} bytes; keep large data "
             "elsewhere and store a reference to it"
         )
-    return None
+    return too_deep if nesting_depth(value, MAX_META_DEPTH) > MAX_META_DEPTH else None
 
 
 def one_line(value: str, limit: int = 200) -> str:
