@@ -72,6 +72,18 @@ def find_duplicate(store: ItemStore, owner_id: str, content_hash: str) -> str | 
     return None if existing is None else str(existing["image_id"])
 
 
+#: Labels one training image may carry. Recording an image with its labels is one transaction of
+#: 2 + 2 per label writes (DynamoDB takes at most 100), and so is deleting it: 48 labels fit.
+MAX_LABELS_PER_IMAGE = 48
+
+
+def _too_many_labels(count: int) -> InvalidInput:
+    return InvalidInput(
+        f"an image may carry at most {MAX_LABELS_PER_IMAGE} labels, and this would give it {count}; "
+        "split the labels over several tasks, or use fewer per image"
+    )
+
+
 def add_image(
     store: ItemStore,
     blobs: BlobStore,
@@ -85,11 +97,14 @@ def add_image(
 ) -> TrainingImage:
     """Store the bytes and the thumbnail, then record the image (with its labels) at once."""
     check_meta_data(meta_data)
+    unique_labels = list(dict.fromkeys(label_ids or []))
+    if len(unique_labels) > MAX_LABELS_PER_IMAGE:
+        raise _too_many_labels(len(unique_labels))  # before anything is stored
     data, content_hash = checked.data, checked.content_hash
     duplicate = find_duplicate(store, owner_id, content_hash)
     if duplicate is not None:
         raise Conflict(duplicate_detail(duplicate))
-    labels = [get_label(store, owner_id, label_id) for label_id in dict.fromkeys(label_ids or [])]
+    labels = [get_label(store, owner_id, label_id) for label_id in unique_labels]
 
     image = TrainingImage(
         id=new_id(),
@@ -174,6 +189,8 @@ def add_label_to_image(store: ItemStore, owner_id: str, image_id: str, label_id:
     get_label(store, owner_id, label_id)
     if label_id in image.label_ids:
         return image
+    if len(image.label_ids) >= MAX_LABELS_PER_IMAGE:
+        raise _too_many_labels(len(image.label_ids) + 1)
     when = now_iso()
     try:
         store.transact(
