@@ -202,6 +202,64 @@ def cold_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _memory_row(memory: dict[str, Any], kind: str, name: str, what: str) -> list[str] | None:
+    figures = memory.get(f"{kind} {name}")
+    if not figures:
+        return None
+    image = memory["images"][name]
+    size = "x".join(str(side) for side in image["size"])
+    before = (memory.get("before") or {}).get(f"{kind} {name}")
+    return [
+        f"{what}: {name.upper()} {size} {image['mode']}, {image['bytes'] / 1024:,.0f} KB",
+        f"{before['peak_mb']:.0f}" if before else "n/a",
+        f"**{figures['peak_mb']:.0f}**",
+        f"+{figures['growth_mb']:.0f}",
+        f"{figures['after_mb']:.0f}",
+        f"{figures['lambda_mb']}",
+        f"{100 * figures['peak_mb'] / figures['lambda_mb']:.0f} %",
+    ]
+
+
+def memory_section(results: dict[str, Any]) -> list[str]:
+    memory = results.get("memory")
+    if not memory:
+        return []
+    rows = [
+        row
+        for kind, what in (("upload", "upload (api Lambda)"), ("classify", "classify, 10 records (classify Lambda)"))
+        for name in ("png", "jpeg")
+        if (row := _memory_row(memory, kind, name, what)) is not None
+    ]
+    before = memory.get("before") or {}
+    return [
+        "## Peak memory per request (worst accepted images)",
+        "",
+        "Each row: a fresh process runs the Lambda handler in process (bench/memory.py), answers a warm-up",
+        "request, resets its peak (`clear_refs`), then answers the measured request. *Peak* is the",
+        "process's resident high-water mark during the request (what the Lambda's memory must hold),",
+        "*growth* the part above the warm process, *after* what the process keeps once it has answered.",
+        *([f"*Before*: the same probe on the code of {before['code']}."] if before.get("code") else []),
+        "",
+        *_table(["request", "before MB", "peak MB", "growth MB", "after MB", "Lambda MB", "of the Lambda"], rows),
+        "",
+        "The budget: one decoded picture may take `KESTREL_MAX_DECODED_BYTES` (200 MB; the 7000x7000 RGBA",
+        "PNG takes 196 MB), and at most 2 such decodes run at once per process",
+        "(`vision.imagefile.FULL_SIZE_DECODES`), each with a few MB of strips besides. A JPEG is decoded at",
+        "1/2-1/8 scale and never comes near it. So an upload needs at most the warm api process (~100 MB)",
+        "+ 200 MB + the 6 MB body and its copies: **about 320 MB of the api Lambda's 1,024 MB**. A classify",
+        "needs the warm classify process with its models (~200 MB, each cached model ~20 MB more, at most",
+        "8) + 2 x 200 MB + 10 records' bytes: **about 800 MB of the classify Lambda's 3,008 MB**, whatever",
+        "its ten records are. `KESTREL_MAX_DECODED_BYTES` may be raised to ~600 MB for the api Lambda and",
+        "~1,000 MB for classify before either could run out.",
+        "",
+        "The probe calls the handler directly, so the JPEG classify body (ten 2 MB photos, 28 MB as JSON)",
+        "is bigger than API Gateway lets through (6 MB): a worse case than any real request. The same",
+        "ten 49-megapixel PNGs take tens of seconds of CPU on a shared 2-core machine, which no longer",
+        "costs memory but does cost time (issue 14's per-request time budget is the gateway's part).",
+        "",
+    ]
+
+
 def training_section(results: dict[str, Any]) -> list[str]:
     scale = results.get("training_scale")
     if not scale:
@@ -364,6 +422,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *latency_section(results),
         *load_section(results),
         *cold_section(results),
+        *memory_section(results),
         *training_section(results),
         *crud_section(results),
         *listing_section(results),

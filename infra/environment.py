@@ -63,6 +63,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     config.ENV_SMTP_PASSWORD: "local runtime only: AWS mails through SES",
     config.ENV_MAX_IMAGE_BYTES: "tunable; kestrel.config.Limits' default fits Lambda",
     config.ENV_MAX_IMAGE_PIXELS: "tunable; kestrel.config.Limits' default fits Lambda",
+    config.ENV_MAX_DECODED_BYTES: "tunable; the 200 MB default fits the api (1 GB) and classify (3 GB) Lambdas",
     config.ENV_MAX_REQUEST_BYTES: "tunable; the default already sits under Lambda's 6 MB request cap",
     config.ENV_URL_TTL: "tunable; presigned URLs also end with the Lambda role session",
     config.ENV_ORT_THREADS: "tunable; the default (2) matches the 2 vCPUs Lambda gives 1,770-3,538 MB functions",

@@ -13,6 +13,7 @@ ENV_TABLE = "KESTREL_TABLE"
 ENV_BUCKET = "KESTREL_BUCKET"
 ENV_MAX_IMAGE_BYTES = "KESTREL_MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "KESTREL_MAX_IMAGE_PIXELS"
+ENV_MAX_DECODED_BYTES = "KESTREL_MAX_DECODED_BYTES"
 ENV_MAX_REQUEST_BYTES = "KESTREL_MAX_REQUEST_BYTES"
 ENV_URL_TTL = "KESTREL_URL_TTL_SECONDS"
 # Training flow (AWS): the queue, and what CreateTrainingJob needs.
@@ -88,6 +89,9 @@ def _host_list(name: str) -> frozenset[str]:
 class Limits:
     max_image_bytes: int = 10 * MB
     max_image_pixels: int = 50_000_000
+    # What one decoded picture may take in memory (vision.imagefile): a JPEG is decoded at the
+    # size the model needs, other formats at full size, one at a time per slot.
+    max_decoded_bytes: int = 200_000_000
     # A synchronous Lambda invocation carries at most 6 MB; keep headroom for the envelope.
     max_request_bytes: int = 6 * MB - 64 * 1024
     url_ttl_seconds: int = 3600
@@ -177,6 +181,7 @@ class Settings:
         limits = Limits(
             max_image_bytes=_int(ENV_MAX_IMAGE_BYTES, Limits.max_image_bytes),
             max_image_pixels=_int(ENV_MAX_IMAGE_PIXELS, Limits.max_image_pixels),
+            max_decoded_bytes=_int(ENV_MAX_DECODED_BYTES, Limits.max_decoded_bytes),
             max_request_bytes=_int(ENV_MAX_REQUEST_BYTES, Limits.max_request_bytes),
             url_ttl_seconds=_int(ENV_URL_TTL, Limits.url_ttl_seconds),
         )

@@ -105,6 +105,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         config.ENV_BUCKET: "kestrel-bucket",
         config.ENV_MAX_IMAGE_BYTES: "1000",
         config.ENV_MAX_IMAGE_PIXELS: "2000",
+        config.ENV_MAX_DECODED_BYTES: "5000",
         config.ENV_MAX_REQUEST_BYTES: "3000",
         config.ENV_URL_TTL: "60",
         config.ENV_QUEUE_URL: "https://sqs.example/queue",
@@ -142,9 +143,10 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert (
         settings.limits.max_image_bytes,
         settings.limits.max_image_pixels,
+        settings.limits.max_decoded_bytes,
         settings.limits.max_request_bytes,
         settings.limits.url_ttl_seconds,
-    ) == (1000, 2000, 3000, 60)
+    ) == (1000, 2000, 5000, 3000, 60)
     assert settings.training == TrainingSettings(
         queue_url="https://sqs.example/queue",
         image_uri="123.dkr.ecr/kestrel:1",

@@ -82,7 +82,11 @@ def _prepare(record: dict[str, Any], max_pixels: int) -> Prepared:
         else:
             return Prepared(code=400, text="the record needs '_url' or '_base64'")
         # preprocess proves the bytes are a whole image; the size then comes from the header.
-        pixels = preprocess(data, max_pixels=max_pixels)
+        # Decoded at the size the model needs; big decodes wait for one of the process's few
+        # slots (vision.imagefile.FULL_SIZE_DECODES), so ten huge records never sit in memory at once.
+        pixels = preprocess(
+            data, max_pixels=max_pixels, max_decoded_bytes=current_ports().settings.limits.max_decoded_bytes
+        )
         width, height = displayed_size(data)
         return Prepared(pixels, width, height)
     except FetchRefused as refused:

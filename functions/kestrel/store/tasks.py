@@ -10,6 +10,7 @@ from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task,
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
+from kestrel.store.checks import check_names
 from kestrel.store.labels import delete_label, get_label, label_item
 from kestrel.store.paging import Page, PageRequest, paginate
 from kestrel.store.versions import get_model_by_version, model_items_of_task
@@ -57,6 +58,7 @@ def _negative_label(owner_id: str, task: Task, when: str) -> Label:
 
 def create_task(store: ItemStore, owner_id: str, name: str, description: str, task_type: TaskType) -> Task:
     """A new task; a multi_label task gets its negative label with it (as Ximilar's do)."""
+    check_names({"name": name})
     when = now_iso()
     task = Task(id=new_id(), owner_id=owner_id, name=name, description=description, type=task_type, created=when)
     writes: list[Put | Update | Delete] = []
@@ -90,6 +92,7 @@ def create_task(store: ItemStore, owner_id: str, name: str, description: str, ta
 
 def update_task(store: ItemStore, owner_id: str, task_id: str, changes: dict[str, Any]) -> Task:
     """Rename, describe, toggle auto-deploy, or change the type of a task without labels."""
+    check_names(changes)
     current = get_task(store, owner_id, task_id)
     fields = dict(changes)
     writes: list[Put | Update | Delete] = []
