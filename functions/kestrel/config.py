@@ -38,6 +38,29 @@ MB = 1024 * 1024
 TRAIN_MAX_RECEIVES = 3
 
 
+#: Variables a local worker process takes over from the gateway's environment, as Lambda gives a
+#: function the environment of its configuration (fetch policy, cache sizes, Powertools switches).
+_FUNCTION_ENVIRONMENT_PREFIXES = ("KESTREL_", "POWERTOOLS_", "AWS_")
+
+
+def function_environment() -> dict[str, str]:
+    """The environment a local Lambda look-alike process gets (see kestrel.local.pool)."""
+    return {name: value for name, value in os.environ.items() if name.startswith(_FUNCTION_ENVIRONMENT_PREFIXES)}
+
+
+def apply_function_environment(environment: dict[str, str]) -> None:
+    """Install ``environment`` in this (worker) process: its function variables become exactly these."""
+    for name in [name for name in os.environ if name.startswith(_FUNCTION_ENVIRONMENT_PREFIXES)]:
+        if name not in environment:
+            del os.environ[name]
+    os.environ.update(environment)
+
+
+def disable_powertools_metrics() -> None:
+    """Powertools reads this switch when it flushes: locally no CloudWatch reads EMF metric lines."""
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-import kestrel.local.gateway as gateway
+import kestrel.local.console as gateway
 from kestrel.composition import build_ports
 from tests.conftest import RunningServer, local_settings, running_server
 

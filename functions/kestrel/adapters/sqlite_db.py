@@ -6,6 +6,7 @@ processes alike, and either all land or none do."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,10 @@ from pathlib import Path
 class SqliteDatabase:
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the database holds token hashes and everyone's metadata. SQLite gives its
+        # -wal and -shm files the database file's permissions.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
         self._local = threading.local()
         self.connect().executescript(schema)
 

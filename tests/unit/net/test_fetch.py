@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from kestrel.urlfetch import FetchPolicy, FetchRefused, check_address, fetch_image_bytes
-from kestrel.urlfetch import fetch as fetch_module
+from kestrel.urlfetch import connection as connection_module
 
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 TRICKLE_STEP = 0.05  # seconds between the bytes of a trickling answer
@@ -686,7 +686,7 @@ def tls_remote(pki: _Pki) -> Iterator[_RemoteServer]:
 def trust_test_ca(pki: _Pki, monkeypatch: pytest.MonkeyPatch) -> None:
     context = ssl.create_default_context(cafile=str(pki.ca_pem))
     trusted: Callable[[], ssl.SSLContext] = lambda: context  # noqa: E731
-    monkeypatch.setattr(fetch_module, "_tls_context", trusted)
+    monkeypatch.setattr(connection_module, "_tls_context", trusted)
 
 
 def test_https_is_verified_against_the_host_name(tls_remote: _RemoteServer, trust_test_ca: None) -> None:
