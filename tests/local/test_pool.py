@@ -4,6 +4,7 @@ replaced and its request answers 502, never a hang."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,4 @@ def test_closing_the_server_stops_its_workers(ports: Ports) -> None:
         pools = server.server.gateway.functions
         assert pid in [p for pool in pools for p in pool.worker_pids()]
     with pytest.raises(ProcessLookupError):
-        import os
-
         os.kill(pid, 0)

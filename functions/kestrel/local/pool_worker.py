@@ -63,13 +63,13 @@ def serve(connection: Connection, spec: WorkerSpec) -> None:
     except Exception:
         logger.exception("%s: the handler %s failed to load", spec.function_name, spec.handler)
         handler = None
-        connection.send(("ready", None))
+        connection.send(("ready", None))  # ready to say so, request after request
     while True:
         try:
             invocation: Invocation = connection.recv()
+            connection.send(_answer(handler, spec, invocation))
         except (EOFError, OSError):
-            return  # the gateway closed the pipe or died
-        connection.send(_answer(handler, spec, invocation))
+            return  # the gateway closed the pipe or died (then nobody waits for the answer)
 
 
 def _answer(handler: Any, spec: WorkerSpec, invocation: Invocation) -> tuple[str, Any]:

@@ -741,3 +741,24 @@ def test_policy_from_env_rejects_bad_numbers(monkeypatch: pytest.MonkeyPatch, na
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name):
         FetchPolicy.from_env()
+
+
+def test_a_fetch_with_no_time_left_in_its_request_budget_is_408_without_connecting(no_connect: list[Any]) -> None:
+    from kestrel.urlfetch.deadline import Deadline
+
+    spent = Deadline(5, end=0.0)  # a budget whose end has passed
+    with pytest.raises(FetchRefused) as refused:
+        fetch_image_bytes("http://93.184.216.34/cat.jpg", FetchPolicy(), spent)
+    assert refused.value.status == 408
+    assert "5 seconds" in refused.value.detail and "ran out" in refused.value.detail
+    assert no_connect == []
+
+
+def test_a_request_budget_ends_a_fetch_before_its_own_timeout() -> None:
+    from kestrel.urlfetch.deadline import Deadline
+
+    budget = Deadline(1)
+    own = Deadline(10).within(budget)
+    assert own.end == budget.end and own.cut_by is budget
+    later = Deadline(10)
+    assert Deadline(0.5).within(later).cut_by is None  # its own timeout comes first
