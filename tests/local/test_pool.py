@@ -142,3 +142,16 @@ def test_closing_the_server_stops_its_workers(ports: Ports) -> None:
         assert pid in [p for pool in pools for p in pool.worker_pids()]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_handler_past_the_time_limit_is_a_504_and_its_worker_is_replaced(ports: Ports, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    with running_server(ports, "local", routes=_stub("hold"), workers=1, timeout_seconds=2) as server:
+        held = server.request("GET", f"recognition/v2/hold/?started={tmp_path / 'first'}&release={release}")
+        assert held.status_code == 504 and "time limit" in held.json()["detail"]
+        first = int((tmp_path / "first").read_text())
+        assert first not in server.server.gateway.functions[0].worker_pids()  # stopped, not reused
+        again = server.request("GET", f"recognition/v2/hold/?started={tmp_path / 'again'}&release={release}")
+        assert again.status_code == 504
+        assert int((tmp_path / "again").read_text()) != first  # a new worker took the next request
+        release.write_text("go")

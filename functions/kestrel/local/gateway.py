@@ -112,6 +112,7 @@ class Gateway:
         *,
         workers: int = 0,
         queue_seconds: float = TIMEOUT_SECONDS,
+        timeout_seconds: float = TIMEOUT_SECONDS,
         public_url: str | None = None,
     ) -> None:
         self.ports = ports
@@ -121,6 +122,7 @@ class Gateway:
         self._unauthorized = unauthorized
         self.max_request_bytes = ports.settings.limits.max_request_bytes
         self.public_url = public_url
+        self.timeout_seconds = timeout_seconds  # API Gateway's limit: queueing and running together
 
     def authorizer(self) -> tuple[Authorizer, type[Exception]]:
         if self._authorizer is None or self._unauthorized is None:
@@ -229,6 +231,7 @@ def make_server(
     *,
     workers: int = 0,
     queue_seconds: float = TIMEOUT_SECONDS,
+    timeout_seconds: float = TIMEOUT_SECONDS,
     public_url: str | None = None,
     routes: Sequence[Route] | None = None,
     authorizer: Authorizer | None = None,
@@ -236,7 +239,8 @@ def make_server(
 ) -> GatewayServer:
     """A bound (not yet serving) gateway on ``host:port`` (port 0: any free port, see ``.url``).
 
-    ``workers``: the size of each function's pool of worker processes (``kestrel serve``: one a
+    ``queue_seconds`` / ``timeout_seconds``: how long a request may wait for a worker / in all
+    (API Gateway's 29 s; tests shorten them). ``workers``: the size of each function's pool of worker processes (``kestrel serve``: one a
     core); 0 runs the handlers in this process, one request at a time (tests whose adapters live
     only in this process: moto, stubs). Installs ``ports`` process-wide (``set_ports``) for the
     authorizer and in-process handlers: with several gateways in one process, the last one wins.
@@ -245,7 +249,14 @@ def make_server(
     is the exception type the authorizer raises to refuse a request."""
     set_ports(ports)
     gateway = Gateway(
-        ports, routes, authorizer, unauthorized, workers=workers, queue_seconds=queue_seconds, public_url=public_url
+        ports,
+        routes,
+        authorizer,
+        unauthorized,
+        workers=workers,
+        queue_seconds=queue_seconds,
+        timeout_seconds=timeout_seconds,
+        public_url=public_url,
     )
     # Enough front threads to hold every worker busy and still parse and queue the next requests.
     return GatewayServer(gateway, host, port, max(threads, 2 * workers * len(gateway.functions)))

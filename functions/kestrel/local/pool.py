@@ -151,7 +151,10 @@ class ProcessPool:
             worker.connection.send(Invocation(event, context.aws_request_id, seconds))
             if not worker.connection.poll(seconds):
                 self._discard(worker)
-                raise FunctionTimedOut(f"{self.spec.function_name} did not answer within {TIMEOUT_SECONDS} s")
+                raise FunctionTimedOut(
+                    f"{self.spec.function_name} did not answer within the gateway's time limit; "
+                    "it was stopped (send less work per request)"
+                )
             kind, value = worker.connection.recv()
         except (EOFError, OSError):
             code = worker.process.exitcode
