@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
@@ -58,7 +58,5 @@ def _create_owner_only(path: Path) -> None:
     """Create the database file 0600 if it does not exist yet; never touch an existing one: closing
     any descriptor of a file drops every POSIX lock this process holds on it, including SQLite's
     (so an open-and-close on a database another connection here uses could corrupt it)."""
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass

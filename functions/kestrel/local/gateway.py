@@ -239,11 +239,12 @@ def make_server(
 ) -> GatewayServer:
     """A bound (not yet serving) gateway on ``host:port`` (port 0: any free port, see ``.url``).
 
-    ``queue_seconds`` / ``timeout_seconds``: how long a request may wait for a worker / in all
-    (API Gateway's 29 s; tests shorten them). ``workers``: the size of each function's pool of worker processes (``kestrel serve``: one a
+    ``workers``: the size of each function's pool of worker processes (``kestrel serve``: one a
     core); 0 runs the handlers in this process, one request at a time (tests whose adapters live
     only in this process: moto, stubs). Installs ``ports`` process-wide (``set_ports``) for the
     authorizer and in-process handlers: with several gateways in one process, the last one wins.
+    ``queue_seconds`` / ``timeout_seconds``: how long a request may wait for a worker / take in all
+    (API Gateway's 29 s; tests shorten them).
 
     ``routes`` / ``authorizer`` replace the deployed handlers (tests inject stubs); ``unauthorized``
     is the exception type the authorizer raises to refuse a request."""

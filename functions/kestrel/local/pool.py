@@ -147,6 +147,9 @@ class ProcessPool:
         queued_until = time.monotonic() + self.queue_seconds
         worker = self._take(min(queued_until, context.deadline))
         seconds = context.get_remaining_time_in_millis() / 1000
+        if seconds <= 0:  # the wait took all the time there was: nothing left to run it in
+            self._give_back(worker)
+            raise NoEnvironmentFree(f"every {self.spec.function_name} worker stayed busy too long; try again shortly")
         try:
             worker.connection.send(Invocation(event, context.aws_request_id, seconds))
             if not worker.connection.poll(seconds):
@@ -161,6 +164,9 @@ class ProcessPool:
             self._discard(worker)
             logger.error("%s worker died mid-request (exit code %s); replaced", self.spec.function_name, code)
             raise EnvironmentDied("the function's worker process died before it answered") from None
+        except BaseException:
+            self._discard(worker)  # whatever went wrong, a worker in an unknown state is not reused
+            raise
         self._give_back(worker)
         if kind == "raised":
             raise HandlerRaised(str(value))

@@ -717,14 +717,18 @@ def test_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KESTREL_FETCH_ALLOW_HOSTS", " LocalHost, 127.0.0.1 ,,[::1]")
     monkeypatch.setenv("KESTREL_FETCH_MAX_BYTES", "1000")
     monkeypatch.setenv("KESTREL_FETCH_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("KESTREL_FETCH_BUDGET_SECONDS", "12")
     assert FetchPolicy.from_env() == FetchPolicy(
-        max_bytes=1000, timeout_seconds=2.5, allowed_hosts=frozenset({"localhost", "127.0.0.1", "::1"})
+        max_bytes=1000,
+        timeout_seconds=2.5,
+        allowed_hosts=frozenset({"localhost", "127.0.0.1", "::1"}),
+        budget_seconds=12.0,
     )
 
 
 def test_policy_from_env_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KESTREL_FETCH_ALLOW_HOSTS", "KESTREL_FETCH_MAX_BYTES", "KESTREL_FETCH_TIMEOUT_SECONDS"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("ALLOW_HOSTS", "MAX_BYTES", "TIMEOUT_SECONDS", "BUDGET_SECONDS"):
+        monkeypatch.delenv(f"KESTREL_FETCH_{name}", raising=False)
     assert FetchPolicy.from_env() == FetchPolicy()
 
 
