@@ -52,7 +52,8 @@ class Server:
             try:
                 requests.get(f"{self.url}recognition/v2/openapi.json", timeout=2)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or listening while its first worker processes start.
                 time.sleep(0.05)
         raise AssertionError(f"the server did not start:\n{self.log_tail()}")
 
