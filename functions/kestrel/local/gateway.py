@@ -22,7 +22,7 @@ from kestrel.adapters.folder_blobs import FolderBlobStore
 from kestrel.adapters.url_signing import BLOB_ROUTE
 from kestrel.api.public import is_public
 from kestrel.composition import Ports, set_ports
-from kestrel.config import MB, function_environment
+from kestrel.config import ENV_ORT_THREADS, MB, function_environment
 from kestrel.local import console
 from kestrel.local.blob_urls import blob_response
 from kestrel.local.events import (
@@ -83,6 +83,9 @@ def build_functions(
         return [InProcessFunction(route) for route in routes]
     functions: list[Function] = []
     environment = function_environment()
+    # KESTREL_ORT_THREADS, when set, is taken as it is; otherwise each worker gets its share.
+    configured = ENV_ORT_THREADS in environment
+    threads = ports.settings.vision.ort_threads if configured else onnx_threads_per_worker(workers)
     for route in routes:
         if not isinstance(route.handler, str):
             raise ValueError(
@@ -94,7 +97,7 @@ def build_functions(
             route.memory_mb,
             ports.settings,
             environment,
-            onnx_threads_per_worker(workers),
+            threads,
         )
         functions.append(ProcessPool(route, spec, workers, queue_seconds))
     return functions
