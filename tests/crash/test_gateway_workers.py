@@ -46,7 +46,7 @@ def pooled_server(tmp_path: Path) -> Iterator[Server]:
 
 
 def _upload(api: Api, data: bytes) -> requests.Response:
-    return api.call("POST", "training-image/", json={"base64": base64.b64encode(data).decode()}, timeout=60)
+    return api.call("POST", "training-image/", json={"base64": base64.b64encode(data).decode()})
 
 
 def _client(api: CountingApi, photo: PhotoMaker, stop: threading.Event, outcomes: Outcomes) -> None:
@@ -59,6 +59,15 @@ def _client(api: CountingApi, photo: PhotoMaker, stop: threading.Event, outcomes
                 outcomes.acknowledged[response.json()["id"]] = sha256(data)
             elif response.status_code >= 500:
                 outcomes.refused.append(data)
+
+
+def _some_workers(server: Server) -> list[int]:
+    """The gateway's workers, once it has any (a killed one is replaced on the next request)."""
+    give_up = time.monotonic() + 60
+    while not (workers := server.gateway_workers()):
+        assert time.monotonic() < give_up, "the gateway started no worker processes"
+        time.sleep(0.05)
+    return workers
 
 
 def _settle(api: Api, outcomes: Outcomes) -> list[str]:
@@ -101,8 +110,7 @@ def test_killing_a_gateway_worker_mid_request_is_a_5xx_and_the_pool_recovers(poo
             while kills < 3 or 502 not in outcomes.codes:
                 assert kills < 20, f"no kill caught a request in 20 tries: {sorted(set(outcomes.codes))}"
                 time.sleep(rng.uniform(0.3, 1.0))
-                workers = server.gateway_workers()
-                assert workers, "the gateway has no worker processes"
+                workers = _some_workers(server)
                 os.kill(rng.choice(workers), signal.SIGKILL)
                 kills += 1
                 answered_before_last_kill = len(outcomes.codes)
