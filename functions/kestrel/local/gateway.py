@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -135,10 +136,24 @@ class Gateway:
         return self._authorizer, self._unauthorized
 
     def warm_up(self) -> None:
-        """Load every handler now instead of on its first request (``kestrel serve`` does this)."""
+        """Load every handler now instead of on its first request (``kestrel serve`` does this);
+        the functions' first workers start side by side."""
         self.authorizer()
-        for function in self.functions:
-            function.warm_up()
+        failures: list[BaseException] = []
+
+        def start(function: Function) -> None:
+            try:
+                function.warm_up()
+            except Exception as error:  # noqa: BLE001 - re-raised below, once every function had its turn
+                failures.append(error)
+
+        starting = [threading.Thread(target=start, args=(function,)) for function in self.functions]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        if failures:
+            raise failures[0]
 
     def close(self) -> None:
         """Stop the worker processes (the server calls this when it stops)."""
