@@ -33,9 +33,9 @@ lint: $(STAMP)
 test: lint backbone
 	$(BIN)/pytest -n auto
 
-# The inner loop: everything but the slow, browser, crash, fuzz and infra suites, in parallel.
+# The inner loop: the local runtime's tests without training, moto, browser, crash, fuzz or CDK synth.
 test-fast: $(STAMP) backbone
-	$(BIN)/pytest -n auto -m "not slow" --ignore=tests/e2e --ignore=tests/crash --ignore=tests/fuzz --ignore=tests/infra
+	$(BIN)/pytest -n auto -m "not slow and not aws" --ignore=tests/e2e --ignore=tests/crash --ignore=tests/fuzz --ignore=tests/infra
 
 # The suite in a random order (the seed is printed; SEED=n repeats an order), to find tests that
 # depend on what ran before them.
