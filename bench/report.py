@@ -170,10 +170,10 @@ def load_section(results: dict[str, Any]) -> list[str]:
         f"Throughput peaks at {best['per_second']:.1f} requests/s with {best['clients']} clients "
         f"({best['per_second'] / load['floor_per_second']:.2f}x the floor); with {last['clients']} clients it is "
         f"{last['per_second']:.1f} requests/s",
-        f"({last['per_second'] / best['per_second']:.2f}x the peak): extra clients queue for the",
-        "gateway's worker processes (`kestrel serve`'s default pool; each answers one request at a time,",
-        "like a Lambda execution environment) and share the same cores with them. On AWS concurrency",
-        "comes from more Lambda instances, each with its own cores.",
+        f"({last['per_second'] / best['per_second']:.2f}x the peak): extra clients queue, and their threads and the",
+        "server's compete for the same two cores. How the gateway serves requests in parallel (and how",
+        "it did before its worker pool) is in the next section. On AWS each Lambda instance serves one",
+        "request at a time and concurrency comes from more instances.",
         "",
     ]
 
@@ -205,7 +205,8 @@ def pool_section(results: dict[str, Any]) -> list[str]:
             f"{before['doubles_at']} clients",
         ]
     ]
-    blocking_rows = [["before: 1 process, one request at a time", "—", f"{before['head_of_line_s'] * 1000:.0f}", "—"]]
+    before_ms = f"{before['head_of_line_s'] * 1000:.0f}"
+    blocking_rows = [["before: 1 process, one request at a time (issue 14)", "—", before_ms, "—"]]
     for config in pool["configurations"]:
         load = config["load"]
         name = f"{config['workers']} workers x {config['threads']} threads"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kestrel.config import FetchSettings
 from tests.api.http import Api
 from tests.flow.conftest import trained_server
 from tests.photos import photo
@@ -49,20 +50,18 @@ def _median_seconds(call: Any, times: int) -> float:
     return statistics.median(spent)
 
 
-def test_a_classify_of_slow_urls_does_not_hold_up_another_owner(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_classify_of_slow_urls_does_not_hold_up_another_owner(tmp_path: Path) -> None:
     _SlowImages.body = photo("coffee", 180)
     _SlowImages.release = threading.Event()
     _SlowImages.arrived = threading.Semaphore(0)
     images = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowImages)
     images.daemon_threads = True
     threading.Thread(target=images.serve_forever, daemon=True).start()
-    # Set before the gateway starts: its worker processes take the environment they start with.
-    monkeypatch.setenv("KESTREL_FETCH_ALLOW_HOSTS", "localhost")
     slow_urls = [{"_url": f"http://localhost:{images.server_address[1]}/slow-{n}.jpg"} for n in range(10)]
     try:
-        with trained_server(tmp_path / "data", workers=2) as (server, trainable):
+        # The worker processes get the server's settings, which allow the test's image host.
+        allowing = FetchSettings(allowed_hosts=frozenset({"localhost"}))
+        with trained_server(tmp_path / "data", fetch=allowing, workers=2) as (server, trainable):
             other = Api(server.url, server.new_token("other-owner@example.com"))
             other.create_task("theirs")
 

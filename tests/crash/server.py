@@ -50,7 +50,8 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                requests.get(f"{self.url}recognition/v2/openapi.json", timeout=2)
+                # Connecting must be quick; the answer may wait for the first worker to start.
+                requests.get(f"{self.url}recognition/v2/openapi.json", timeout=(2, 60))
                 return
             except (requests.ConnectionError, requests.Timeout):
                 # Not listening yet, or listening while its first worker processes start.

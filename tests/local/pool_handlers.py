@@ -53,3 +53,10 @@ def die(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise RuntimeError("secret internal state /srv/kestrel/x.py")
+
+
+def threads(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The onnxruntime threads this worker's sessions get."""
+    from kestrel.vision.session import _thread_count
+
+    return _answer({"threads": _thread_count()})

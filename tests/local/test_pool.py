@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from kestrel.composition import Ports, build_ports
+from kestrel.config import VisionSettings
 from kestrel.local.gateway import Route, make_server
 from tests.conftest import RunningServer, local_settings, running_server
 
@@ -155,3 +157,16 @@ def test_a_handler_past_the_time_limit_is_a_504_and_its_worker_is_replaced(ports
         assert again.status_code == 504
         assert int((tmp_path / "again").read_text()) != first  # a new worker took the next request
         release.write_text("go")
+
+
+def test_workers_share_the_cores_unless_onnxruntime_threads_are_configured(
+    ports: Ports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KESTREL_ORT_THREADS", raising=False)
+    share = max(1, (os.cpu_count() or 1) // 2)
+    with running_server(ports, "local", routes=_stub("threads"), workers=2) as server:
+        assert server.request("GET", "recognition/v2/x/").json()["threads"] == share  # 2 x share ~ cores
+    monkeypatch.setenv("KESTREL_ORT_THREADS", "3")
+    configured = replace(ports, settings=replace(ports.settings, vision=VisionSettings(ort_threads=3)))
+    with running_server(configured, "local", routes=_stub("threads"), workers=2) as server:
+        assert server.request("GET", "recognition/v2/x/").json()["threads"] == 3

@@ -5,7 +5,6 @@ A bad record (not an image, an unreachable or forbidden URL) gets its own ``_sta
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ def model_cache() -> Any:
 
         # Read through the current ports on every load, never a blob store captured once.
         _cache = ModelCache(
-            lambda key: current_ports().blobs.get(key), capacity=int(os.environ.get("KESTREL_MODEL_CACHE_SIZE", "8"))
+            lambda key: current_ports().blobs.get(key), capacity=current_ports().settings.vision.model_cache_size
         )
     return _cache
 
@@ -122,7 +121,7 @@ def classify(body: ClassifyRequest) -> dict[str, Any]:
     model = model_cache().get(model_prefix(scope.owner_id, model_info.id))
 
     max_pixels = scope.ports.settings.limits.max_image_pixels
-    policy = FetchPolicy.from_env()
+    policy = FetchPolicy.from_settings(scope.ports.settings.fetch)
     budget = policy.request_budget()  # all the URLs of this request together, not each one
     with ThreadPoolExecutor(max_workers=min(4, len(body.records))) as pool:
         prepared = list(pool.map(lambda record: _prepare(record, max_pixels, policy, budget), body.records))

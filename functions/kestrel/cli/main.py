@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from kestrel.cli import classify as cli_classify
@@ -191,6 +192,14 @@ def _print_banner(url: str, settings: Settings, created: tuple[str, TokenInfo] |
     print("\n".join(lines), flush=True)
 
 
+def _warm_up(gateway: Any) -> None:
+    try:
+        gateway.warm_up()
+    except Exception:
+        # Keep serving (the docs and the front page may still work); the log says what is broken.
+        logger.exception("a handler failed to load; its requests will answer 500")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from kestrel.local.gateway import default_workers, make_server  # waitress is only needed here
     from kestrel.local.powertools import quiet_local_powertools
@@ -208,11 +217,9 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     # After binding, so a busy port does not leave behind a token nobody saw.
     created = _bootstrap_admin(ports) if settings.runtime == "local" else None
-    try:
-        server.gateway.warm_up()
-    except Exception:
-        # Keep serving (the docs and the front page may still work); the log says what is broken.
-        logger.exception("a handler failed to load; its requests will answer 500")
+    # Each function's first worker starts while the server already listens: a request that comes
+    # first waits for it, as for a Lambda cold start.
+    threading.Thread(target=_warm_up, args=(server.gateway,), name="warm-up", daemon=True).start()
     worker = None
     if settings.runtime == "local" and not args.no_worker:
         from kestrel.local.worker import LocalWorker

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from kestrel.adapters.folder_blobs import FolderBlobStore
 from kestrel.adapters.url_signing import BLOB_ROUTE
 from kestrel.api.public import is_public
 from kestrel.composition import Ports, set_ports
-from kestrel.config import MB, function_environment
+from kestrel.config import ENV_ORT_THREADS, MB, function_environment
 from kestrel.local import console
 from kestrel.local.blob_urls import blob_response
 from kestrel.local.events import (
@@ -83,6 +84,9 @@ def build_functions(
         return [InProcessFunction(route) for route in routes]
     functions: list[Function] = []
     environment = function_environment()
+    # KESTREL_ORT_THREADS, when set, is taken as it is; otherwise each worker gets its share.
+    configured = ENV_ORT_THREADS in environment
+    threads = ports.settings.vision.ort_threads if configured else onnx_threads_per_worker(workers)
     for route in routes:
         if not isinstance(route.handler, str):
             raise ValueError(
@@ -94,7 +98,7 @@ def build_functions(
             route.memory_mb,
             ports.settings,
             environment,
-            onnx_threads_per_worker(workers),
+            threads,
         )
         functions.append(ProcessPool(route, spec, workers, queue_seconds))
     return functions
@@ -132,10 +136,24 @@ class Gateway:
         return self._authorizer, self._unauthorized
 
     def warm_up(self) -> None:
-        """Load every handler now instead of on its first request (``kestrel serve`` does this)."""
+        """Load every handler now instead of on its first request (``kestrel serve`` does this);
+        the functions' first workers start side by side."""
         self.authorizer()
-        for function in self.functions:
-            function.warm_up()
+        failures: list[BaseException] = []
+
+        def start(function: Function) -> None:
+            try:
+                function.warm_up()
+            except Exception as error:  # noqa: BLE001 - re-raised below, once every function had its turn
+                failures.append(error)
+
+        starting = [threading.Thread(target=start, args=(function,)) for function in self.functions]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        if failures:
+            raise failures[0]
 
     def close(self) -> None:
         """Stop the worker processes (the server calls this when it stops)."""

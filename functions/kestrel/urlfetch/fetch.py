@@ -29,18 +29,16 @@ code for its ``_status.code``.
 from __future__ import annotations
 
 import http.client
-import os
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 from urllib.parse import urljoin
 
+from kestrel.config import FetchSettings
 from kestrel.urlfetch.addresses import IPAddress, check_address
 from kestrel.urlfetch.connection import connect, resolve
 from kestrel.urlfetch.deadline import Deadline
 from kestrel.urlfetch.errors import FetchRefused
-from kestrel.urlfetch.urls import MAX_URL_LENGTH, Target, normalize_allowed, parse_url
+from kestrel.urlfetch.urls import MAX_URL_LENGTH, Target, parse_url
 
 __all__ = ["MAX_URL_LENGTH", "Deadline", "FetchPolicy", "FetchRefused", "check_address", "fetch_image_bytes"]
 
@@ -62,39 +60,22 @@ class FetchPolicy:
     budget_seconds: float = 20.0
 
     @classmethod
-    def from_env(cls) -> FetchPolicy:
-        """Read KESTREL_FETCH_ALLOW_HOSTS (comma-separated), KESTREL_FETCH_MAX_BYTES,
-        KESTREL_FETCH_TIMEOUT_SECONDS and KESTREL_FETCH_BUDGET_SECONDS; unset or empty variables
-        keep the defaults."""
-        default = cls()
-        hosts = frozenset(normalize_allowed(h) for h in os.environ.get("KESTREL_FETCH_ALLOW_HOSTS", "").split(","))
+    def from_settings(cls, settings: FetchSettings) -> FetchPolicy:
+        """The policy for KESTREL_FETCH_* (read by kestrel.config); unset variables keep the defaults."""
         return cls(
-            max_bytes=_env_number("KESTREL_FETCH_MAX_BYTES", int, default.max_bytes),
-            timeout_seconds=_env_number("KESTREL_FETCH_TIMEOUT_SECONDS", float, default.timeout_seconds),
-            max_redirects=default.max_redirects,
-            allowed_hosts=hosts - {""},
-            budget_seconds=_env_number("KESTREL_FETCH_BUDGET_SECONDS", float, default.budget_seconds),
+            max_bytes=settings.max_bytes,
+            timeout_seconds=settings.timeout_seconds,
+            allowed_hosts=settings.allowed_hosts,
+            budget_seconds=settings.budget_seconds,
         )
+
+    @classmethod
+    def from_env(cls) -> FetchPolicy:
+        return cls.from_settings(FetchSettings.from_env())
 
     def request_budget(self) -> Deadline:
         """The deadline that every fetch of one request shares."""
         return Deadline(self.budget_seconds)
-
-
-_N = TypeVar("_N", int, float)
-
-
-def _env_number(name: str, kind: Callable[[str], _N], default: _N) -> _N:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0:  # also catches NaN
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 @dataclass

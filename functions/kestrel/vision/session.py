@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnxruntime as ort
 
+from kestrel.config import VisionSettings
+
 #: Lambda and the dev machines have 2 cores; override with KESTREL_ORT_THREADS.
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = VisionSettings.ort_threads
 
 
 _process_default: int | None = None  # set by the process that owns its share of the cores
@@ -24,10 +25,7 @@ def set_default_threads(threads: int) -> None:
 
 
 def _thread_count() -> int:
-    value = os.environ.get("KESTREL_ORT_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return _process_default or DEFAULT_THREADS
+    return _process_default or VisionSettings.from_env().ort_threads
 
 
 def create_session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
