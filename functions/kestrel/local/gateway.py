@@ -262,7 +262,9 @@ def make_server(
     only in this process: moto, stubs). Installs ``ports`` process-wide (``set_ports``) for the
     authorizer and in-process handlers: with several gateways in one process, the last one wins.
     ``queue_seconds`` / ``timeout_seconds``: how long a request may wait for a worker / take in all
-    (API Gateway's 29 s; tests shorten them).
+    (API Gateway's 29 s; tests shorten them). Workers start from a fork server, which imports the
+    main module as multiprocessing does: a script that serves with workers needs the
+    ``if __name__ == "__main__":`` guard (``kestrel serve`` and pytest have it).
 
     ``routes`` / ``authorizer`` replace the deployed handlers (tests inject stubs); ``unauthorized``
     is the exception type the authorizer raises to refuse a request."""
