@@ -171,11 +171,78 @@ def load_section(results: dict[str, Any]) -> list[str]:
         f"({best['per_second'] / load['floor_per_second']:.2f}x the floor); with {last['clients']} clients it is "
         f"{last['per_second']:.1f} requests/s",
         f"({last['per_second'] / best['per_second']:.2f}x the peak): extra clients queue, and their threads and the",
-        "gateway's compete for the same two cores and interpreter lock. onnxruntime already spreads one",
-        "image over both cores, and the local gateway resolves one request at a time per process",
-        "(Powertools keeps the request in class attributes; see `kestrel/handlers/http.py`) while reading",
-        "bodies, the authorizer and sending answers overlap across its threads. On AWS each Lambda",
-        "instance serves one request at a time and concurrency comes from more instances.",
+        "server's compete for the same two cores. How the gateway serves requests in parallel (and how",
+        "it did before its worker pool) is in the next section. On AWS each Lambda instance serves one",
+        "request at a time and concurrency comes from more instances.",
+        "",
+    ]
+
+
+#: The record before the worker pool (make bench, 2026-11-24 14:31 UTC, same machine): one gateway
+#: process that resolved one request at a time (a process-wide lock), onnxruntime with 2 threads.
+BEFORE_POOL = {
+    "levels": [(1, 69.1, 13.0), (2, 94.7, 20.7), (4, 91.3, 42.6), (8, 94.3, 83.7), (16, 91.4, 173.0)],
+    "doubles_at": 4,
+    # Issue 14: another owner's GET task/ while a classify of 10 slow URLs ran (each its 10 s).
+    "head_of_line_s": 29.6,
+}
+
+
+def pool_section(results: dict[str, Any]) -> list[str]:
+    pool = results.get("pool")
+    if not pool:
+        return []
+    before = BEFORE_POOL
+    header = [
+        "configuration",
+        *[f"{c} clients req/s (median ms)" for c, _, _ in before["levels"]],
+        "latency doubles at",
+    ]
+    rows = [
+        [
+            "before: 1 process, one request at a time, 2 onnxruntime threads",
+            *[f"{rate:.1f} ({ms:.1f})" for _, rate, ms in before["levels"]],
+            f"{before['doubles_at']} clients",
+        ]
+    ]
+    before_ms = f"{before['head_of_line_s'] * 1000:.0f}"
+    blocking_rows = [["before: 1 process, one request at a time (issue 14)", "—", before_ms, "—"]]
+    for config in pool["configurations"]:
+        load = config["load"]
+        name = f"{config['workers']} workers x {config['threads']} threads"
+        by_clients = {row["clients"]: row for row in load["levels"]}
+        cells = [
+            f"{by_clients[c]['per_second']:.1f} ({by_clients[c]['median_ms']:.1f})" if c in by_clients else "—"
+            for c, _, _ in before["levels"]
+        ]
+        doubled = load["latency_doubles_at_clients"]
+        rows.append([name, *cells, f"{doubled} clients" if doubled else "not within 16"])
+        blocking = config["head_of_line"]
+        blocking_rows.append(
+            [
+                name,
+                f"{blocking['quiet_ms']:.1f}",
+                f"{blocking['busy_ms']:.1f}",
+                f"{blocking['busy_ms'] / blocking['quiet_ms']:.2f}x",
+            ]
+        )
+    return [
+        "## The gateway's worker pool",
+        "",
+        f"`{pool.get('command', 'make bench')}` ({pool.get('date', results['date'])}):",
+        "`kestrel serve --workers W` with `KESTREL_ORT_THREADS=T`, classify of one photo per request",
+        "as in the load section above,",
+        f"{pool['seconds']:.0f} s a level. The first row is the record before the pool (one process that resolved",
+        "one request at a time).",
+        "",
+        *_table(header, rows),
+        "",
+        "Another owner's `GET task/` (median of 20, ms) with nothing else running, and while a classify",
+        "of 10 URL records whose host holds every answer is running:",
+        "",
+        *_table(["configuration", "quiet", "during the slow classify", "ratio"], blocking_rows),
+        "",
+        *pool.get("conclusion", []),
         "",
     ]
 
@@ -421,6 +488,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *headline(results),
         *latency_section(results),
         *load_section(results),
+        *pool_section(results),
         *cold_section(results),
         *memory_section(results),
         *training_section(results),

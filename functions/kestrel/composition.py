@@ -34,7 +34,7 @@ def _local_secret(data_dir: Path) -> bytes:
     key = _read_key(path)
     if key is not None:
         return key
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fresh = data_dir / f".secret.key.{os.getpid()}.tmp"
     fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -88,6 +88,7 @@ def build_ports(settings: Settings) -> Ports:
     from kestrel.adapters.url_signing import UrlSigner
 
     data_dir = settings.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, like the files in it
     signer = UrlSigner(_local_secret(data_dir))
     database = data_dir / "kestrel.db"
     return Ports(

@@ -41,6 +41,7 @@ ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"
 ENV_FETCH_MAX_BYTES = "KESTREL_FETCH_MAX_BYTES"
 ENV_FETCH_TIMEOUT = "KESTREL_FETCH_TIMEOUT_SECONDS"
 ENV_FETCH_ALLOW_HOSTS = "KESTREL_FETCH_ALLOW_HOSTS"
+ENV_FETCH_BUDGET = "KESTREL_FETCH_BUDGET_SECONDS"
 # The training job's SageMaker root (/opt/ml), moved by the local worker.
 ENV_SM_ROOT = "KESTREL_SM_ROOT"
 
@@ -49,6 +50,29 @@ MB = 1024 * 1024
 #: SQS receives of a train request before it moves to the dead-letter queue (the stack's
 #: maxReceiveCount, infra.training.MAX_RECEIVE_COUNT); the launcher gives the version up on the last.
 TRAIN_MAX_RECEIVES = 3
+
+
+#: Variables a local worker process takes over from the gateway's environment, as Lambda gives a
+#: function the environment of its configuration (fetch policy, cache sizes, Powertools switches).
+_FUNCTION_ENVIRONMENT_PREFIXES = ("KESTREL_", "POWERTOOLS_", "AWS_")
+
+
+def function_environment() -> dict[str, str]:
+    """The environment a local Lambda look-alike process gets (see kestrel.local.pool)."""
+    return {name: value for name, value in os.environ.items() if name.startswith(_FUNCTION_ENVIRONMENT_PREFIXES)}
+
+
+def apply_function_environment(environment: dict[str, str]) -> None:
+    """Install ``environment`` in this (worker) process: its function variables become exactly these."""
+    for name in [name for name in os.environ if name.startswith(_FUNCTION_ENVIRONMENT_PREFIXES)]:
+        if name not in environment:
+            del os.environ[name]
+    os.environ.update(environment)
+
+
+def disable_powertools_metrics() -> None:
+    """Powertools reads this switch when it flushes: locally no CloudWatch reads EMF metric lines."""
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
 
 
 def _int(name: str, default: int) -> int:
@@ -150,6 +174,8 @@ class FetchSettings:
     timeout_seconds: float = 10.0
     #: Hosts whose addresses may be private: local development and tests only (see infra/environment.py).
     allowed_hosts: frozenset[str] = frozenset()
+    #: All the URLs of one classify together, under API Gateway's 29 s.
+    budget_seconds: float = 20.0
 
     @classmethod
     def from_env(cls) -> FetchSettings:
@@ -157,6 +183,7 @@ class FetchSettings:
             max_bytes=_int(ENV_FETCH_MAX_BYTES, cls.max_bytes),
             timeout_seconds=_float(ENV_FETCH_TIMEOUT, cls.timeout_seconds),
             allowed_hosts=_host_list(ENV_FETCH_ALLOW_HOSTS),
+            budget_seconds=_float(ENV_FETCH_BUDGET, cls.budget_seconds),
         )
 
 

@@ -25,7 +25,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 import kestrel.api.classify as classify_route
 from kestrel.composition import build_ports
 from kestrel.handlers import finisher, launcher
-from kestrel.local.gateway import LocalLambdaContext
+from kestrel.local.lambda_context import LocalLambdaContext
 from kestrel.store.keys import image_blob
 from kestrel.store.lifecycle import job_name
 from tests.api.http import Api

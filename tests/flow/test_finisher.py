@@ -21,7 +21,7 @@ import pytest
 import kestrel.flow.finish as finish_step
 from kestrel.flow.launch import launch
 from kestrel.handlers import finisher
-from kestrel.local.gateway import LocalLambdaContext
+from kestrel.local.lambda_context import LocalLambdaContext
 from kestrel.local.worker import job_event
 from kestrel.ports.jobs import TrainRequest
 from kestrel.store.lifecycle import job_name

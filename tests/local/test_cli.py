@@ -224,6 +224,10 @@ def serve_process() -> Iterator[list[ServeProcess]]:
             serving.process.wait(timeout=10)
 
 
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
 def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_process: list[ServeProcess]) -> None:
     serving = ServeProcess(data_dir)
     serve_process.append(serving)
@@ -234,7 +238,10 @@ def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_pr
     assert f"{url[1]}recognition/v2/docs/" in banner and ADMIN_EMAIL in banner
     assert f'curl -H "Authorization: Token {token[1]}" {url[1]}recognition/v2/task/' in banner
 
-    response = requests.get(f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=30)
+    # The first request may wait for the API's first worker process to start (a cold start).
+    response = requests.get(
+        f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=120
+    )
     assert response.status_code == 200 and response.json()["count"] == 0
     assert serving.stop(signal.SIGTERM) == 0
     output = serving.read_until_end()
@@ -248,7 +255,9 @@ def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_pr
     assert not re.search(r"^\s+[0-9a-f]{40}\s*$", banner, re.MULTILINE)
     url = re.search(r"running at\s+(http://\S+/)", banner)
     assert url
-    response = requests.get(f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=30)
+    response = requests.get(
+        f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=120
+    )
     assert response.status_code == 200
     assert again.stop(signal.SIGINT) == 0
 

@@ -126,6 +126,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         config.ENV_MODEL_CACHE_SIZE: "3",
         config.ENV_FETCH_MAX_BYTES: "4096",
         config.ENV_FETCH_TIMEOUT: "2.5",
+        config.ENV_FETCH_BUDGET: "7.5",
         config.ENV_FETCH_ALLOW_HOSTS: " LocalHost. , [::1],,127.0.0.1 ",
         config.ENV_SM_ROOT: str(tmp_path / "ml"),
     }
@@ -165,7 +166,10 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
     assert settings.vision == VisionSettings(model_dir=tmp_path / "models", ort_threads=4, model_cache_size=3)
     assert settings.fetch == FetchSettings(
-        max_bytes=4096, timeout_seconds=2.5, allowed_hosts=frozenset({"localhost", "::1", "127.0.0.1"})
+        max_bytes=4096,
+        timeout_seconds=2.5,
+        allowed_hosts=frozenset({"localhost", "::1", "127.0.0.1"}),
+        budget_seconds=7.5,
     )
     assert settings.usage_plan_id == "abc123"
     assert sagemaker_root() == tmp_path / "ml"

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
 
 from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
@@ -92,7 +94,7 @@ def _ports(settings: Settings) -> Ports:
     if settings.runtime == "local":
         folder = settings.data_dir
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise CliError(f"cannot use {folder} as the data folder: {error.strerror or error}") from None
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -109,9 +111,47 @@ def _ports(settings: Settings) -> Ports:
 def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one")
-    parser.add_argument("--threads", type=int, default=8, help="requests served in parallel (default: 8)")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="HTTP front threads that parse, queue and answer requests (default: 8)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="worker processes per function (classify, API), each answering one request at a time "
+        "like a Lambda execution environment (default: one a core, at least 2)",
+    )
+    parser.add_argument(
+        "--public-url",
+        type=_public_url,
+        default=None,
+        metavar="URL",
+        help="the URL clients reach this server at (e.g. https://kestrel.example.com/): links in answers "
+        "and signed URLs are built from it, never from a request's Host header",
+    )
     parser.add_argument("--no-worker", action="store_true", help="do not train here (run `kestrel worker` instead)")
     _add_data_dir(parser)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _public_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(
+            f"must be an origin such as https://kestrel.example.com/ (scheme and host, no path), not {text!r}"
+        )
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise argparse.ArgumentTypeError(f"must have no user, query or fragment: {text!r}")
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def _bootstrap_admin(ports: Ports) -> tuple[str, TokenInfo] | None:
@@ -153,30 +193,41 @@ def _print_banner(url: str, settings: Settings, created: tuple[str, TokenInfo] |
     print("\n".join(lines), flush=True)
 
 
+def _warm_up(gateway: Any) -> None:
+    try:
+        gateway.warm_up()
+    except Exception:
+        # Keep serving (the docs and the front page may still work); the log says what is broken.
+        logger.exception("a handler failed to load; its requests will answer 500")
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from kestrel.local.gateway import make_server  # waitress is only needed here
+    from kestrel.local.gateway import default_workers, make_server  # waitress is only needed here
+    from kestrel.local.powertools import quiet_local_powertools
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_local_powertools()
     settings = _settings(args)
     ports = _ports(settings)
+    workers = args.workers or default_workers()
     try:
-        server = make_server(ports, host=args.host, port=args.port, threads=args.threads)
+        server = make_server(
+            ports, host=args.host, port=args.port, threads=args.threads, workers=workers, public_url=args.public_url
+        )
     except OSError as error:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     # After binding, so a busy port does not leave behind a token nobody saw.
     created = _bootstrap_admin(ports) if settings.runtime == "local" else None
-    try:
-        server.gateway.warm_up()
-    except Exception:
-        # Keep serving (the docs and the front page may still work); the log says what is broken.
-        logger.exception("a handler failed to load; its requests will answer 500")
+    # Each function's first worker starts while the server already listens: a request that comes
+    # first waits for it, as for a Lambda cold start.
+    threading.Thread(target=_warm_up, args=(server.gateway,), name="warm-up", daemon=True).start()
     worker = None
     if settings.runtime == "local" and not args.no_worker:
         from kestrel.local.worker import LocalWorker
 
         worker = LocalWorker(ports)
         worker.start()
-    _print_banner(server.url, settings, created)
+    _print_banner(args.public_url or server.url, settings, created)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         logger.info("received %s, shutting down", signal.Signals(signum).name)
