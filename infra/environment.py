@@ -67,7 +67,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     config.ENV_MAX_REQUEST_BYTES: "tunable; the default already sits under Lambda's 6 MB request cap",
     config.ENV_URL_TTL: "tunable; presigned URLs also end with the Lambda role session",
     "KESTREL_ORT_THREADS": "tunable; the default (2) matches the 2 vCPUs Lambda gives 1,770-3,538 MB functions",
-    "KESTREL_MODEL_CACHE_SIZE": "tunable; classify's default bound on cached inference sessions",
+    config.ENV_MODEL_CACHE_SIZE: "tunable; classify's default bound on cached inference sessions",
     "KESTREL_SM_ROOT": "training job only (not a Lambda): SageMaker's /opt/ml, moved by the local worker",
     "KESTREL_FETCH_MAX_BYTES": "tunable; kestrel.urlfetch.fetch's default cap applies",
     "KESTREL_FETCH_TIMEOUT_SECONDS": "tunable; kestrel.urlfetch.fetch's default timeout applies",

@@ -15,6 +15,7 @@ ENV_MAX_IMAGE_BYTES = "KESTREL_MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "KESTREL_MAX_IMAGE_PIXELS"
 ENV_MAX_REQUEST_BYTES = "KESTREL_MAX_REQUEST_BYTES"
 ENV_URL_TTL = "KESTREL_URL_TTL_SECONDS"
+ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"  # classify: inference sessions kept per process
 # Training flow (AWS): the queue, and what CreateTrainingJob needs.
 ENV_QUEUE_URL = "KESTREL_QUEUE_URL"
 ENV_TRAINING_IMAGE = "KESTREL_TRAINING_IMAGE_URI"
@@ -60,6 +61,8 @@ class Limits:
     url_ttl_seconds: int = 3600
     max_page_size: int = 1000
     default_page_size: int = 50
+    # Trained models a classify process keeps loaded (an LRU; each holds an onnxruntime session).
+    model_cache_size: int = 8
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Settings:
             max_image_pixels=_int(ENV_MAX_IMAGE_PIXELS, Limits.max_image_pixels),
             max_request_bytes=_int(ENV_MAX_REQUEST_BYTES, Limits.max_request_bytes),
             url_ttl_seconds=_int(ENV_URL_TTL, Limits.url_ttl_seconds),
+            model_cache_size=_int(ENV_MODEL_CACHE_SIZE, Limits.model_cache_size),
         )
         return cls(
             runtime=runtime,

@@ -14,6 +14,7 @@ from kestrel.domain.errors import Conflict, NotFound
 from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
 from kestrel.store import keys
+from kestrel.store.images import image_blob, image_from_item
 from kestrel.store.labels import get_labels
 from kestrel.store.tasks import get_task
 from kestrel.store.versions import get_model, model_from_item
@@ -165,14 +166,15 @@ def _transition(
     key = keys.model_key(ref.owner_id, ref.model_id)
     changed = False
     item: Item | None = None
-    for state in froms:
+    # Each state in either spelling: versions stored before Kestrel took Ximilar's keep moving.
+    for stored in [spelling for state in froms for spelling in (state.value, state.legacy)]:
         try:
             item = store.update(
                 Update(
                     key,
                     set={"train_status": to.value, **fields},
                     map_set={OUTBOX: dict(owed)} if owed else {},
-                    condition=Condition(equals={"train_status": state.value}),
+                    condition=Condition(equals={"train_status": stored}),
                 )
             )
         except ConditionFailed:
@@ -181,7 +183,7 @@ def _transition(
         break
     else:
         item = store.get(key)
-        if item is None or item.get("train_status") != to.value:
+        if item is None or TrainStatus.parse(str(item.get("train_status"))) != to:
             return False
     _set_task_status(store, ref.owner_id, ref.task_id, to, int(item["version"]))
     return changed
@@ -329,7 +331,7 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
         "images": [
             {
                 "id": str(item["id"]),
-                "key": keys.image_blob(ref.owner_id, str(item["id"])),
+                "key": image_blob(image_from_item(item)),
                 "sha256": str(item["content_hash"]),
                 "labels": list(own),
                 "split": assignment[str(item["id"])],
@@ -354,8 +356,9 @@ def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
         )
     if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
         raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
+    stored = (store.get(keys.model_key(owner_id, model_id)) or {}).get("train_status")  # in its stored spelling
     writes = [
-        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})),
+        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": stored})),
         Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
     ]
     try:

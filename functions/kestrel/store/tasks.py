@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task, TaskType, new_id, now_iso
+from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task, TaskType, TrainStatus, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
@@ -26,7 +26,7 @@ def task_from_item(item: Item) -> Task:
         type=TaskType(item["type"]),
         created=item["created"],
         production_version=int(item.get("production_version", -1)),
-        last_train_status=item.get("last_train_status"),
+        last_train_status=TrainStatus.parse(item["last_train_status"]) if item.get("last_train_status") else None,
         auto_deploy=bool(item.get("auto_deploy", False)),
         label_ids=dict(item.get("labels") or {}),
         versions_created=int(item.get("versions_created", 0)),
@@ -139,8 +139,10 @@ def set_production_version(store: ItemStore, owner_id: str, task_id: str, versio
 
     if version != -1:
         model = get_model_by_version(store, owner_id, task_id, version)
-        if model.train_status != "Trained":
-            raise InvalidInput(f"version {version} is {model.train_status}; only a Trained version can be deployed")
+        if model.train_status != TrainStatus.TRAINED:
+            raise InvalidInput(
+                f"version {version} is {model.train_status.value}; only a TRAINED version can be deployed"
+            )
     try:
         item = store.update(
             Update(

@@ -20,7 +20,7 @@ def model_from_item(item: Item) -> Model:
         task_id=item["task_id"],
         task_name=item.get("task_name", ""),
         version=int(item["version"]),
-        train_status=TrainStatus(item["train_status"]),
+        train_status=TrainStatus.parse(item["train_status"]),
         created=item["created"],
         accuracy=item.get("accuracy"),
         metrics=dict(item.get("metrics") or {}),
@@ -41,7 +41,7 @@ def waiting_models(store: ItemStore) -> Iterator[Model]:
     """Every owner's versions still Waiting for their train request to be launched."""
     for owner in store.query(keys.OWNERS_PK):
         for item in store.query(keys.owner_pk(str(owner[SK])), MODEL_PREFIX):
-            if item.get("train_status") == TrainStatus.WAITING.value:
+            if item.get("train_status") in (TrainStatus.WAITING.value, TrainStatus.WAITING.legacy):
                 yield model_from_item(item)
 
 

@@ -4,7 +4,7 @@
 
 import { get } from "../api.js";
 import { append, formatDate, formatDuration, formatPercent, h, plural, replace } from "../lib/dom.js";
-import { labelNamer, stateBadge } from "../lib/models.js";
+import { STATUS, labelNamer, stateBadge } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
 import { dataTable, emptyState, errorBox, loading } from "../lib/ui.js";
 import { taskShell } from "./task-common.js";
@@ -40,11 +40,11 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
         draw();
       }),
     );
-    if (model.train_status === "Failed") {
+    if (model.train_status === STATUS.FAILED) {
       replace(body, heading, errorBox({ detail: model.failure_reason || "no reason given" }, `train version ${model.version}`));
       return;
     }
-    if (!model.metrics || model.train_status !== "Trained") {
+    if (!model.metrics || model.train_status !== STATUS.TRAINED) {
       replace(body, heading, emptyState(`Version ${model.version} is ${model.train_status}.`, "Its evaluation appears here when training ends."));
       return;
     }
