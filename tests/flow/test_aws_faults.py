@@ -379,7 +379,12 @@ def test_s3_upload_through_the_api_survives_slow_down(
     assert backoffs == [1.0, 2.0]
     image = api(server).get(f"training-image/{answer.body['id']}")
     assert [entry["id"] for entry in image["labels"]] == [label["id"]]
-    assert server.ports.blobs.get(image_blob(owner_id(server), image["id"])) == data
+    assert (
+        server.ports.blobs.get(
+            image_blob(owner_id(server), image["id"], image["img_path"].split("?")[0].split("/")[-1])
+        )
+        == data
+    )
 
 
 def test_train_request_survives_an_unavailable_queue(

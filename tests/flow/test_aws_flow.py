@@ -221,7 +221,7 @@ def test_launcher_writes_the_manifest_starts_the_job_and_mails(aws_server: Runni
     assert len(images) == 42 and manifest["skipped_images"] == []
     for image in images:
         assert hashlib.sha256(s3_object(image["key"])).hexdigest() == image["sha256"]
-        assert image["key"] == image_blob(owner, image["id"])
+        assert image["key"] == image_blob(owner, image["id"], f"{image['id']}.jpg")  # named after the image
     for label in (cat, coffee):
         mine = [image for image in images if image["labels"] == [label["id"]]]
         tests = sum(1 for image in mine if image["split"] == "test")

@@ -19,7 +19,7 @@ from kestrel.api import classify, images, labels, tasks, versions
 from kestrel.api.context import provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
 from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
-from kestrel.api.strict import refuse_unknown_names
+from kestrel.api.strict import first_unknown, refuse_unknown_names
 from kestrel.domain.errors import KestrelError
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
@@ -102,6 +102,9 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
         detail = describe_validation_errors(list(error.errors()))
+        refusal = first_unknown(app)  # a misspelt field shows up as unknown and as missing
+        if refusal is not None:
+            detail = f"{refusal.detail}; {detail}"
         return error_response(400, detail, with_status=answers_with_status())
 
     @app.not_found

@@ -92,10 +92,20 @@ def unknown_names(route: Route, event: dict[str, Any]) -> list[str]:
     return unknown
 
 
+def first_unknown(app: ApiGatewayResolver) -> InvalidInput | None:
+    """The refusal of the current request's first name its route does not take, if any."""
+    route: Route | None = app.context.get("_route")
+    unknown = unknown_names(route, app.current_event.raw_event) if route is not None else []
+    return unsupported(unknown[0]) if unknown else None
+
+
 def refuse_unknown_names(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Any:
-    """Powertools middleware (every route): 400 naming the first name the route does not take."""
-    route: Route = app.context["_route"]
-    unknown = unknown_names(route, app.current_event.raw_event)
-    if unknown:
-        raise unsupported(unknown[0])
+    """Powertools middleware (every route): 400 naming the first name the route does not take.
+
+    Powertools validates the request before user middlewares run; a request that also fails
+    validation gets this refusal from the validation error's handler (see kestrel.api.app), so an
+    unknown name is reported either way (often it is a misspelt required one)."""
+    refusal = first_unknown(app)
+    if refusal is not None:
+        raise refusal
     return next_middleware(app)
