@@ -120,3 +120,9 @@ def test_no_route_needs_requests_to_know_the_names(api_server: Any) -> None:
         timeout=30,
     )
     assert answer.status_code == 400 and "'colour'" in answer.json()["detail"]
+
+
+def test_the_reference_keeps_its_own_parameters(api_server: Any) -> None:
+    """Swagger UI's ``?format=json`` is Powertools' own, on a route outside the API's document."""
+    answer = api_server.request("GET", "recognition/v2/docs/?format=json", token=None)
+    assert answer.status_code == 200 and answer.json()["openapi"].startswith("3.")

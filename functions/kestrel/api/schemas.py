@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from kestrel.domain.entities import ID_PATTERN, LabelType, TaskType
 
@@ -20,6 +22,13 @@ class Request(BaseModel):
     # Unknown fields never get here: kestrel.api.strict refuses them (400) before validation's
     # result reaches the route; the model drops only what that check lets through everywhere.
     model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document says what the server enforces: no field beyond those listed.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["additionalProperties"] = False
+        return schema
 
 
 class TaskCreate(Request):

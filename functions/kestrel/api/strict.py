@@ -82,7 +82,11 @@ def _body_names(event: dict[str, Any]) -> list[str]:
 
 
 def unknown_names(route: Route, event: dict[str, Any]) -> list[str]:
-    """The query parameters and body fields of ``event`` that ``route`` does not take."""
+    """The query parameters and body fields of ``event`` that ``route`` does not take. Routes kept
+    out of the OpenAPI document (the document itself, Swagger UI and its ``?format=json``) are
+    not the API's and are not checked."""
+    if not route.include_in_schema:
+        return []
     allowed = {*ACCEPTED_EVERYWHERE, *ACCEPTED_AND_IGNORED}
     known_query = _names(route.dependant.query_params) | allowed
     unknown = [name for name in _query_names(event) if name not in known_query]

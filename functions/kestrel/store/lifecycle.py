@@ -12,12 +12,12 @@ from typing import Any
 from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, new_id, now_iso
 from kestrel.domain.errors import Conflict, NotFound
 from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
+from kestrel.ports.items import PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
 from kestrel.store import keys
 from kestrel.store.images import image_blob, image_from_item
 from kestrel.store.labels import get_labels
 from kestrel.store.tasks import get_task
-from kestrel.store.versions import get_model, model_from_item
+from kestrel.store.versions import get_model, model_from_item, model_item
 
 _DEPLOY_RETRIES = 10
 _CREATE_RETRIES = 20  # a request loses the race for version n+1 to each concurrent one
@@ -80,7 +80,6 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
             train_status=TrainStatus.WAITING,
             created=now_iso(),
         )
-        pk, sk = keys.model_key(owner_id, model.id)
         version_pk, version_sk = keys.model_version_key(owner_id, task_id, version)
         job_pk, job_sk = job_key(model.id)
         writes: list[Write] = [
@@ -89,24 +88,7 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
                 set={"versions_created": version, "last_train_status": TrainStatus.WAITING.value},
                 condition=Condition(equals={"versions_created": task.versions_created}),
             ),
-            Put(
-                {
-                    PK: pk,
-                    SK: sk,
-                    ORD: keys.model_ord(task_id, version),
-                    "id": model.id,
-                    "owner_id": owner_id,
-                    "task_id": task_id,
-                    "task_name": task.name,
-                    "version": version,
-                    "train_status": model.train_status.value,
-                    "created": model.created,
-                    "accuracy": None,
-                    "metrics": {},
-                    OUTBOX: {},
-                },
-                Condition(exists=False),
-            ),
+            Put({**model_item(model), OUTBOX: {}}, Condition(exists=False)),
             Put({PK: version_pk, SK: version_sk, "model_id": model.id}, Condition(exists=False)),
             Put({PK: job_pk, SK: job_sk, "owner_id": owner_id, "task_id": task_id}, Condition(exists=False)),
         ]

@@ -34,6 +34,29 @@ def task_from_item(item: Item) -> Task:
     )
 
 
+def task_item(task: Task) -> Item:
+    """The stored form of ``task`` (what ``task_from_item`` reads back)."""
+    pk, sk = keys.task_key(task.owner_id, task.id)
+    return {
+        PK: pk,
+        SK: sk,
+        ORD: keys.task_ord(task.created, task.id),
+        "id": task.id,
+        "owner_id": task.owner_id,
+        "name": task.name,
+        "name_lc": task.name.lower(),
+        "description": task.description,
+        "type": task.type.value,
+        "created": task.created,
+        "production_version": task.production_version,
+        "last_train_status": task.last_train_status.value if task.last_train_status else None,
+        "auto_deploy": task.auto_deploy,
+        "labels": dict(task.label_ids),
+        "negative_label_id": task.negative_label_id,
+        "versions_created": task.versions_created,
+    }
+
+
 def get_task(store: ItemStore, owner_id: str, task_id: str) -> Task:
     item = store.get(keys.task_key(owner_id, task_id))
     if item is None:
@@ -65,26 +88,7 @@ def create_task(store: ItemStore, owner_id: str, name: str, description: str, ta
         task.negative_label_id = negative.id
         task.label_ids = {negative.id: when}
         writes.append(Put(label_item(negative, negative_for_task=task.id), Condition(exists=False)))
-    pk, sk = keys.task_key(owner_id, task.id)
-    task_item = {
-        PK: pk,
-        SK: sk,
-        ORD: keys.task_ord(task.created, task.id),
-        "id": task.id,
-        "owner_id": owner_id,
-        "name": name,
-        "name_lc": name.lower(),
-        "description": description,
-        "type": task_type.value,
-        "created": task.created,
-        "production_version": -1,
-        "last_train_status": None,
-        "auto_deploy": False,
-        "labels": dict(task.label_ids),
-        "negative_label_id": task.negative_label_id,
-        "versions_created": 0,
-    }
-    store.transact([Put(task_item, Condition(exists=False)), *writes])
+    store.transact([Put(task_item(task), Condition(exists=False)), *writes])
     return task
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import NotFound
-from kestrel.ports.items import SK, Item, ItemStore
+from kestrel.ports.items import ORD, PK, SK, Item, ItemStore
 from kestrel.store import keys
 from kestrel.store.paging import Page, PageRequest, paginate
 
@@ -28,6 +28,29 @@ def model_from_item(item: Item) -> Model:
         started=item.get("started"),
         failure_reason=item.get("failure_reason"),
     )
+
+
+def model_item(model: Model) -> Item:
+    """The stored form of ``model`` (what ``model_from_item`` reads back); the lifecycle adds its
+    own bookkeeping attributes (owed mails, a pending deploy) in its writes."""
+    pk, sk = keys.model_key(model.owner_id, model.id)
+    return {
+        PK: pk,
+        SK: sk,
+        ORD: keys.model_ord(model.task_id, model.version),
+        "id": model.id,
+        "owner_id": model.owner_id,
+        "task_id": model.task_id,
+        "task_name": model.task_name,
+        "version": model.version,
+        "train_status": model.train_status.value,
+        "created": model.created,
+        "accuracy": model.accuracy,
+        "metrics": dict(model.metrics),
+        "trained": model.trained,
+        "started": model.started,
+        "failure_reason": model.failure_reason,
+    }
 
 
 def get_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
