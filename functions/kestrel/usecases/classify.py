@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,6 @@ class _Prepared:
     height: int = 0
     code: int = 200
     text: str = "OK"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _prepare(record: dict[str, Any], max_pixels: int, policy: FetchPolicy) -> _Prepared:
