@@ -133,7 +133,10 @@ def trained_version(ports: Ports, owner_id: str, task: Task, version: int | None
     return chosen, model.id
 
 
-def _fill(result: RecordResult, model: LoadedModel, task: Task, probs: np.ndarray, descriptor: np.ndarray) -> None:
+def _fill(
+    result: RecordResult, model: LoadedModel, task: Task, output: tuple[np.ndarray, np.ndarray], descriptor: bool
+) -> None:
+    probs, vector = output
     result.labels = _ranked(list(zip(model.labels, probs.tolist(), strict=True)))
     if task.type == TaskType.MULTI_LABEL:
         # Every tag over its own threshold (tuned for F1 on held-out data at training).
@@ -144,7 +147,8 @@ def _fill(result: RecordResult, model: LoadedModel, task: Task, probs: np.ndarra
             if prob >= limit
         ]
         result.best_labels = _ranked(over)
-    result.descriptor = [round(float(v), 6) for v in descriptor.tolist()]
+    if descriptor:
+        result.descriptor = [round(float(v), 6) for v in vector.tolist()]
 
 
 def _store(ports: Ports, owner_id: str, data: bytes, prediction: dict[str, Any]) -> str:
@@ -204,14 +208,16 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
         result = RecordResult({k: v for k, v in record.items() if k != "_base64"}, item.code, item.text)
         if index in outputs:
             result.width, result.height = item.width, item.height
-            _fill(result, model, task, *outputs[index])
-            if not command.descriptor:
-                result.descriptor = None
+            _fill(result, model, task, outputs[index], command.descriptor)
             if command.store_images:
-                prediction = _prediction(task, version, model_id, result)
-                try:
-                    result.stored_image_id = _store(ports, command.owner_id, item.data, prediction)
-                except KestrelError as error:  # e.g. over the upload size limit: classified, not kept
-                    result.text = f"OK, but not stored: {error.detail}"
+                _keep(ports, command.owner_id, item.data, result, _prediction(task, version, model_id, result))
         results.append(result)
     return Classification(task.id, version, results, round(time.perf_counter() - started, 4))
+
+
+def _keep(ports: Ports, owner_id: str, data: bytes, result: RecordResult, prediction: dict[str, Any]) -> None:
+    """store_images for one classified record: its id on the result, or why it was not kept."""
+    try:
+        result.stored_image_id = _store(ports, owner_id, data, prediction)
+    except KestrelError as error:  # e.g. over the upload size limit: classified, not kept
+        result.text = f"OK, but not stored: {error.detail}"
