@@ -56,7 +56,7 @@ def test_train_wait_models_deploy_and_classify(
     assert code == 0, err
     model = local_server.request("GET", "recognition/v2/model/", params={"task": task["id"]}).json()["results"][0]
     assert model["version"] == 1 and model["train_status"] == "TRAINED"
-    assert "Training version 1 of 'Pets' (Waiting)." in out
+    assert "Training version 1 of 'Pets' (WAITING)." in out
     assert f"Version 1 of 'Pets': accuracy {100 * model['accuracy']:.1f}% on " in out
     assert re.search(r"^LABEL +PRECISION +RECALL +F1 +SUPPORT$", out, flags=re.MULTILINE), out
     for label in LABELS:
@@ -67,7 +67,7 @@ def test_train_wait_models_deploy_and_classify(
     rows = model["metrics"]["confusion_matrix"]["rows"]
     assert re.search(rf"^cat +{rows[0][0]} +{rows[0][1]}$", out, flags=re.MULTILINE), out
     assert "Version 1 is in production" in out
-    assert "Version 1: Training" in err or "Version 1: Waiting" in err  # the live state
+    assert "Version 1: IN_TRAINING" in err or "Version 1: WAITING" in err  # the live state
     assert "Version 1: TRAINED" in err
 
     # A second version without --wait; the first stays in production (auto-deploy is off).

@@ -161,7 +161,7 @@ def test_a_failed_training_exits_1_with_its_reason(
     code = main(["train", "Pets", "--wait", "--interval", "0", "--endpoint", "http://kestrel.invalid/", "--token", "t"])
     out, err = capsys.readouterr()
     assert code == 1
-    assert out == "Training version 1 of 'Pets' (Waiting).\n"
+    assert out == "Training version 1 of 'Pets' (WAITING).\n"
     assert err.splitlines()[-1] == (
         "kestrel: training version 1 failed: label 'cat' has only 3 usable images after decoding"
     )
