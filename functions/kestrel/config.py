@@ -15,7 +15,6 @@ ENV_MAX_IMAGE_BYTES = "KESTREL_MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "KESTREL_MAX_IMAGE_PIXELS"
 ENV_MAX_REQUEST_BYTES = "KESTREL_MAX_REQUEST_BYTES"
 ENV_URL_TTL = "KESTREL_URL_TTL_SECONDS"
-ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"  # classify: inference sessions kept per process
 # Training flow (AWS): the queue, and what CreateTrainingJob needs.
 ENV_QUEUE_URL = "KESTREL_QUEUE_URL"
 ENV_TRAINING_IMAGE = "KESTREL_TRAINING_IMAGE_URI"
@@ -31,6 +30,16 @@ ENV_SMTP_USER = "KESTREL_SMTP_USER"
 ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
 # Where the console is, for links in emails.
 ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
+# Vision: where the converted backbone is cached, onnxruntime threads, classify's model cache.
+ENV_MODEL_DIR = "KESTREL_MODEL_DIR"
+ENV_ORT_THREADS = "KESTREL_ORT_THREADS"
+ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"
+# Fetching ``_url`` records: caps, and hosts exempt from the SSRF check (never set in production).
+ENV_FETCH_MAX_BYTES = "KESTREL_FETCH_MAX_BYTES"
+ENV_FETCH_TIMEOUT = "KESTREL_FETCH_TIMEOUT_SECONDS"
+ENV_FETCH_ALLOW_HOSTS = "KESTREL_FETCH_ALLOW_HOSTS"
+# The training job's SageMaker root (/opt/ml), moved by the local worker.
+ENV_SM_ROOT = "KESTREL_SM_ROOT"
 
 MB = 1024 * 1024
 
@@ -52,6 +61,27 @@ def _int(name: str, default: int) -> int:
     return value
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:  # also refuses NaN
+        raise ValueError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _host_list(name: str) -> frozenset[str]:
+    # The same normalisation a URL's host gets, so "[::1]", "LocalHost." and "::1" all match.
+    hosts = (
+        h.strip().lower().removeprefix("[").removesuffix("]").rstrip(".") for h in os.environ.get(name, "").split(",")
+    )
+    return frozenset(hosts) - {""}
+
+
 @dataclass(frozen=True)
 class Limits:
     max_image_bytes: int = 10 * MB
@@ -61,8 +91,6 @@ class Limits:
     url_ttl_seconds: int = 3600
     max_page_size: int = 1000
     default_page_size: int = 50
-    # Trained models a classify process keeps loaded (an LRU; each holds an onnxruntime session).
-    model_cache_size: int = 8
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,41 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class VisionSettings:
+    #: None: ~/.cache/kestrel/models (the Lambda image sets /opt/kestrel/models).
+    model_dir: Path | None = None
+    #: Lambda and the dev machines have 2 cores.
+    ort_threads: int = 2
+    #: Trained models classify keeps open per process.
+    model_cache_size: int = 8
+
+    @classmethod
+    def from_env(cls) -> VisionSettings:
+        configured = os.environ.get(ENV_MODEL_DIR, "").strip()
+        return cls(
+            model_dir=Path(configured) if configured else None,
+            ort_threads=_int(ENV_ORT_THREADS, cls.ort_threads),
+            model_cache_size=_int(ENV_MODEL_CACHE_SIZE, cls.model_cache_size),
+        )
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    max_bytes: int = 10 * MB
+    timeout_seconds: float = 10.0
+    #: Hosts whose addresses may be private: local development and tests only (see infra/environment.py).
+    allowed_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> FetchSettings:
+        return cls(
+            max_bytes=_int(ENV_FETCH_MAX_BYTES, cls.max_bytes),
+            timeout_seconds=_float(ENV_FETCH_TIMEOUT, cls.timeout_seconds),
+            allowed_hosts=_host_list(ENV_FETCH_ALLOW_HOSTS),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     runtime: str
     data_dir: Path
@@ -95,6 +158,8 @@ class Settings:
     limits: Limits
     training: TrainingSettings = TrainingSettings()
     mail: MailSettings = MailSettings()
+    vision: VisionSettings = VisionSettings()
+    fetch: FetchSettings = FetchSettings()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -106,7 +171,6 @@ class Settings:
             max_image_pixels=_int(ENV_MAX_IMAGE_PIXELS, Limits.max_image_pixels),
             max_request_bytes=_int(ENV_MAX_REQUEST_BYTES, Limits.max_request_bytes),
             url_ttl_seconds=_int(ENV_URL_TTL, Limits.url_ttl_seconds),
-            model_cache_size=_int(ENV_MODEL_CACHE_SIZE, Limits.model_cache_size),
         )
         return cls(
             runtime=runtime,
@@ -130,4 +194,11 @@ class Settings:
                 smtp_password=os.environ.get(ENV_SMTP_PASSWORD, ""),
                 console_url=os.environ.get(ENV_CONSOLE_URL, MailSettings.console_url),
             ),
+            vision=VisionSettings.from_env(),
+            fetch=FetchSettings.from_env(),
         )
+
+
+def sagemaker_root() -> Path:
+    """The training job's root: /opt/ml on SageMaker, a temporary folder under the local worker."""
+    return Path(os.environ.get(ENV_SM_ROOT) or "/opt/ml")

@@ -1,3 +1,3 @@
-"""Use cases: what a request asks for, done with the ports and the store, testable without HTTP.
+"""Use cases: what one request asks of Kestrel (classify, train, upload), free of HTTP.
 
-Routes parse a request, call one use case and render its result; nothing here knows HTTP."""
+Routes parse the request, call a use case with ports and plain values, and render its result."""

@@ -40,11 +40,11 @@ _cache_lock = threading.Lock()
 
 def model_cache(ports: Ports) -> ModelCache:
     """The process's models (made on first use: it imports onnxruntime), bounded by
-    ``Limits.model_cache_size``."""
+    ``VisionSettings.model_cache_size``."""
     global _cache
     with _cache_lock:
         if _cache is None:
-            _cache = ModelCache(ports.blobs.get, capacity=ports.settings.limits.model_cache_size)
+            _cache = ModelCache(ports.blobs.get, capacity=ports.settings.vision.model_cache_size)
         return _cache
 
 
@@ -194,7 +194,7 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
     version, model_id = trained_version(ports, command.owner_id, task, command.version)
     model = model_cache(ports).get(model_prefix(command.owner_id, model_id), ports.blobs.get)
 
-    max_pixels, policy = ports.settings.limits.max_image_pixels, FetchPolicy.from_env()
+    max_pixels, policy = ports.settings.limits.max_image_pixels, FetchPolicy.from_settings(ports.settings.fetch)
     with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(command.records))) as pool:
         prepared = list(pool.map(lambda record: _prepare(record, max_pixels, policy), command.records))
     good = [index for index, item in enumerate(prepared) if item.pixels is not None]
