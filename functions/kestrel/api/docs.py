@@ -20,14 +20,19 @@ _ERROR_TEXT = {
 
 
 def responses(
-    status: int = 200, errors: tuple[int, ...] = (400, 401, 404), error_model: type[BaseModel] = ErrorOut
+    status: int = 200,
+    errors: tuple[int, ...] = (400, 401, 404),
+    error_model: type[BaseModel] = ErrorOut,
 ) -> dict[int, Any]:
     """The route's success answer and its error answers. The success body is described by the
-    route's return type (the model Powertools validates the answer against); 204 has none."""
+    route's return type (the model Powertools validates the answer against); 204 has none.
+
+    ``error_model`` describes the errors the API's own code answers; a 401 comes from the
+    authorizer before the route runs, so it is always a plain ``ErrorOut``."""
     declared: dict[int, Any] = {status: {"description": "done, no content" if status == 204 else "OK"}}
     for code in errors:
         declared[code] = {
             "description": _ERROR_TEXT[code],
-            "content": {"application/json": {"model": error_model}},
+            "content": {"application/json": {"model": ErrorOut if code == 401 else error_model}},
         }
     return declared
