@@ -71,6 +71,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     config.ENV_FETCH_MAX_BYTES: "tunable; kestrel.config.FetchSettings' default cap applies",
     config.ENV_FETCH_TIMEOUT: "tunable; kestrel.config.FetchSettings' default timeout applies",
     config.ENV_FETCH_ALLOW_HOSTS: "FORBIDDEN in production: it lets _url fetches reach private hosts",
+    config.ENV_USAGE_PLAN_ID: "the operator's `kestrel token` commands only: no function creates API keys",
     "KESTREL_ENDPOINT": "the kestrel CLI's client setting (which API to talk to), never a handler's",
     "KESTREL_TOKEN": "the kestrel CLI's client setting (its API token), never a handler's",
 }

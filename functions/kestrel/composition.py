@@ -58,6 +58,7 @@ def _local_secret(data_dir: Path) -> bytes:
 
 def build_ports(settings: Settings) -> Ports:
     if settings.runtime == "aws":
+        from kestrel.adapters.apigw_usage import ApiGatewayUsageKeys
         from kestrel.adapters.aws_jobs import SageMakerJobLauncher, SqsTrainQueue
         from kestrel.adapters.dynamo_items import DynamoItemStore
         from kestrel.adapters.s3_blobs import S3BlobStore
@@ -77,6 +78,7 @@ def build_ports(settings: Settings) -> Ports:
             SqsTrainQueue(settings.training.queue_url),
             SageMakerJobLauncher(settings.training, settings.bucket, job_environment),
             SesMailer(settings.mail),
+            ApiGatewayUsageKeys(settings.usage_plan_id) if settings.usage_plan_id else None,
         )
 
     from kestrel.adapters.folder_blobs import FolderBlobStore

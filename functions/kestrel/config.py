@@ -30,6 +30,8 @@ ENV_SMTP_USER = "KESTREL_SMTP_USER"
 ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
 # Where the console is, for links in emails.
 ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
+# The API's usage plan (AWS): `kestrel token create` puts each new owner's API key in it.
+ENV_USAGE_PLAN_ID = "KESTREL_USAGE_PLAN_ID"
 # Vision: where the converted backbone is cached, onnxruntime threads, classify's model cache.
 ENV_MODEL_DIR = "KESTREL_MODEL_DIR"
 ENV_ORT_THREADS = "KESTREL_ORT_THREADS"
@@ -112,6 +114,11 @@ class MailSettings:
     smtp_user: str = ""
     smtp_password: str = ""
     console_url: str = "http://127.0.0.1:8000/"
+    #: Tries per mail for a transient failure (beyond the client's own retries), with back-off
+    #: doubling from ``retry_seconds``; a permanent refusal is tried once. Fits the launcher's
+    #: 120 s and the finisher's 300 s even when SES throttles every try.
+    attempts: int = 3
+    retry_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,7 @@ class Settings:
     limits: Limits
     training: TrainingSettings = TrainingSettings()
     mail: MailSettings = MailSettings()
+    usage_plan_id: str = ""
     vision: VisionSettings = VisionSettings()
     fetch: FetchSettings = FetchSettings()
 
@@ -194,6 +202,7 @@ class Settings:
                 smtp_password=os.environ.get(ENV_SMTP_PASSWORD, ""),
                 console_url=os.environ.get(ENV_CONSOLE_URL, MailSettings.console_url),
             ),
+            usage_plan_id=os.environ.get(ENV_USAGE_PLAN_ID, "").strip(),
             vision=VisionSettings.from_env(),
             fetch=FetchSettings.from_env(),
         )

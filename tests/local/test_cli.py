@@ -98,6 +98,9 @@ def test_user_errors_are_one_line_and_exit_2(
     code, _, err = run(capsys, "token", "list", "--data-dir", str(blocker / "data"))
     assert_one_line_error(code, err, str(blocker / "data"))
 
+    code, _, err = run(capsys, "token", "keys", "--data-dir", data_dir)
+    assert_one_line_error(code, err, "AWS only")  # the local gateway has no usage plan
+
     monkeypatch.setenv("KESTREL_RUNTIME", "aws")
     monkeypatch.delenv("KESTREL_TABLE", raising=False)
     code, _, err = run(capsys, "token", "list")
@@ -134,8 +137,11 @@ def test_token_commands_work_against_the_aws_table(
     with mock_aws():
         create_table(boto3.client("dynamodb"), "cli-table")
         boto3.client("s3").create_bucket(Bucket="cli-bucket")
+        plan = boto3.client("apigateway").create_usage_plan(name="kestrel-cli")
+        monkeypatch.setenv("KESTREL_USAGE_PLAN_ID", plan["id"])
         code, out, _ = run(capsys, "token", "create", "--email", "cloud@example.com")
         assert code == 0 and TOKEN.match(out.splitlines()[-1])
+        assert len(boto3.client("apigateway").get_usage_plan_keys(usagePlanId=plan["id"])["items"]) == 1
         code, listing, _ = run(capsys, "token", "list")
         assert code == 0 and "cloud@example.com" in listing
 

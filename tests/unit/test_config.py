@@ -119,6 +119,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         config.ENV_SMTP_USER: "mailer",
         config.ENV_SMTP_PASSWORD: "s3cret",
         config.ENV_CONSOLE_URL: "https://console.example.com/",
+        config.ENV_USAGE_PLAN_ID: " abc123 ",
         config.ENV_MODEL_DIR: str(tmp_path / "models"),
         config.ENV_ORT_THREADS: "4",
         config.ENV_MODEL_CACHE_SIZE: "3",
@@ -164,6 +165,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert settings.fetch == FetchSettings(
         max_bytes=4096, timeout_seconds=2.5, allowed_hosts=frozenset({"localhost", "::1", "127.0.0.1"})
     )
+    assert settings.usage_plan_id == "abc123"
     assert sagemaker_root() == tmp_path / "ml"
     # The table above names every variable kestrel.config declares.
     assert sorted(values) == ENV_NAMES

@@ -121,6 +121,10 @@ class ModelOut(BaseModel):
     started: str | None
     trained: str | None
     failure_reason: str | None
+    mail_status: dict[str, str] = Field(
+        description="what became of each mail about this version ('started', 'finished'): 'sent' or "
+        "'not sent: <why>'; a mail never decides the training's result"
+    )
 
     @classmethod
     def of(cls, model: Model) -> ModelOut:
@@ -136,7 +140,17 @@ class ModelOut(BaseModel):
             started=model.started,
             trained=model.trained,
             failure_reason=model.failure_reason,
+            mail_status=model.mail_status,
         )
+
+
+class ModelCardOut(BaseModel):
+    """The full model card, as the training job wrote it (the model JSON's ``metrics`` is a bounded
+    summary of it); its other fields are those of ``metrics``."""
+
+    model_config = ConfigDict(extra="allow")
+    accuracy: float
+    misclassified: list[dict[str, Any]] = Field(description="every test image the version got wrong")
 
 
 class ModelDownloadOut(BaseModel):

@@ -11,9 +11,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
-from kestrel.api.responses import ModelDownloadOut, ModelOut, ModelPage
+from kestrel.api.responses import ModelCardOut, ModelDownloadOut, ModelOut, ModelPage
 from kestrel.api.views import models_out
-from kestrel.domain.entities import TrainStatus
+from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import InvalidInput
 from kestrel.store import lifecycle, versions
 from kestrel.store.tasks import get_task
@@ -44,6 +44,28 @@ def get_model(model_id: str) -> ModelOut:
     return ModelOut.of(versions.get_model(scope.ports.items, scope.owner_id, model_id))
 
 
+def _trained(scope: RequestScope, model_id: str) -> Model:
+    model = versions.get_model(scope.ports.items, scope.owner_id, model_id)
+    if model.train_status != TrainStatus.TRAINED:
+        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a TRAINED version has files")
+    return model
+
+
+@router.get(
+    f"{BASE}/<model_id>/card",
+    summary="The full model card of a trained version (every misclassified test image)",
+    description="The model JSON's `metrics` keeps at most the first 100 misclassified test images "
+    "(`misclassified_total` says how many there are, `truncated` whether anything was left out); "
+    "this answers the whole card.",
+    tags=["models"],
+    responses=responses(200, (400, 401, 404)),
+)
+def get_model_card(model_id: str) -> ModelCardOut:
+    scope = RequestScope(router)
+    model = _trained(scope, model_id)
+    return ModelCardOut.model_validate_json(scope.ports.blobs.get(model_prefix(scope.owner_id, model.id) + CARD_FILE))
+
+
 @router.get(
     f"{BASE}/<model_id>/download",
     summary="Export a trained version: its ONNX file (the one classify runs) and its card",
@@ -52,9 +74,7 @@ def get_model(model_id: str) -> ModelOut:
 )
 def download_model(model_id: str) -> ModelDownloadOut:
     scope = RequestScope(router)
-    model = versions.get_model(scope.ports.items, scope.owner_id, model_id)
-    if model.train_status != TrainStatus.TRAINED:
-        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a TRAINED version has files")
+    model = _trained(scope, model_id)
     prefix = model_prefix(scope.owner_id, model.id)
     ttl = scope.ports.settings.limits.url_ttl_seconds
     card = json.loads(scope.ports.blobs.get(prefix + CARD_FILE))

@@ -25,12 +25,13 @@ from kestrel.cli import versions as cli_models
 from kestrel.cli.client import ClientError as HttpClientError
 from kestrel.cli.common import CliError, add_connection_options
 from kestrel.composition import Ports, build_ports
-from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, Settings
+from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, ENV_USAGE_PLAN_ID, Settings
 from kestrel.domain.errors import KestrelError
 from kestrel.store.accounts import (
     TokenInfo,
     create_token,
     ensure_owner,
+    give_usage_keys,
     has_owners,
     list_tokens,
     revoke_token,
@@ -223,13 +224,34 @@ def _configure_token_create(parser: argparse.ArgumentParser) -> None:
     _add_data_dir(parser)
 
 
+def _check_metering(ports: Ports) -> None:
+    """On AWS every request needs its owner's API key in the stack's usage plan."""
+    if ports.settings.runtime == "aws" and ports.usage_keys is None:
+        raise CliError(
+            f"on AWS each owner needs an API key in the stack's usage plan: set {ENV_USAGE_PLAN_ID} "
+            "to the stack output UsagePlanId (docs/operations.md, 'The first API token')"
+        )
+
+
 def _token_create(args: argparse.Namespace) -> int:
     ports = _ports(_settings(args))
+    _check_metering(ports)
     owner = ensure_owner(ports.items, args.email)
-    token, info = create_token(ports.items, owner, args.name)
+    token, info = create_token(ports.items, owner, args.name, ports.usage_keys)
     print(f"Created token {info.token_id} ({info.name}) for {info.email}.")
     print("It is shown only this once. Send it as the header 'Authorization: Token <token>':")
     print(token)  # alone on the last line: TOKEN=$(kestrel token create ... | tail -1)
+    return 0
+
+
+def _token_keys(args: argparse.Namespace) -> int:
+    ports = _ports(_settings(args))
+    _check_metering(ports)
+    if ports.usage_keys is None:
+        raise CliError(f"usage keys exist on AWS only ({ENV_RUNTIME}=aws); the local gateway meters nothing")
+    created, updated = give_usage_keys(ports.items, ports.usage_keys)
+    plan = ports.settings.usage_plan_id
+    print(f"{created} owner(s) got an API key in usage plan {plan}; {updated} token(s) now name their owner's key.")
     return 0
 
 
@@ -269,6 +291,13 @@ COMMANDS: list[Command] = [
             Command("create", "create an API token (and its owner if new)", _configure_token_create, _token_create),
             Command("list", "list tokens (ids, owners, names; never the tokens)", _add_data_dir, _token_list),
             Command("revoke", "revoke a token by id", _configure_token_revoke, _token_revoke),
+            Command(
+                "keys",
+                "AWS: give every owner an API key in the usage plan and name it on their tokens "
+                "(once, after upgrading a stack deployed before per-owner limits)",
+                _add_data_dir,
+                _token_keys,
+            ),
         ),
     ),
     # These talk HTTP to any Kestrel API (--endpoint, --token): local or deployed.
