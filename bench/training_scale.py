@@ -94,7 +94,7 @@ def train_once(api: Api, worker: LocalWorker, task_id: str) -> dict[str, Any]:
     worker.run_until_idle(timeout=7200)
     seconds = time.perf_counter() - started
     trained = api.get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained", trained
+    assert trained["train_status"] == "TRAINED", trained
     card = trained["metrics"]
     return {
         "seconds": seconds,

@@ -209,7 +209,7 @@ def test_a_stored_poisoned_name_and_a_deleted_image(trained: tuple[RunningServer
     api.post(f"task/{task['id']}/train/", status=201)
     worker.run_until_idle()
     models = api.get("model/", params={"task": task["id"]})["results"]
-    assert models[0]["train_status"] == "Trained", models[0]
+    assert models[0]["train_status"] == "TRAINED", models[0]
     subjects = [str(message["Subject"]) for message in _mails(data_dir)]
     assert any("evil Bcc: x" in subject for subject in subjects), subjects
     assert all(message["Bcc"] is None for message in _mails(data_dir))
@@ -220,7 +220,7 @@ def test_a_stored_poisoned_name_and_a_deleted_image(trained: tuple[RunningServer
     api.post(f"task/{task['id']}/train/", status=201)
     worker.run_until_idle()
     latest = max(api.get("model/", params={"task": task["id"]})["results"], key=lambda model: model["version"])
-    assert latest["train_status"] == "Failed"
+    assert latest["train_status"] == "FAILED"
     assert latest["failure_reason"] == IMAGE_DELETED
     failure_mail = [m for m in _mails(data_dir) if "failed" in str(m["Subject"])]
     assert failure_mail, "the owner is told"

@@ -169,14 +169,14 @@ def test_request_level_errors(trained: tuple[Any, TrainableTask]) -> None:
 
 
 def test_the_model_cache_loads_each_model_once(trained: tuple[Any, TrainableTask]) -> None:
-    from kestrel.api.classify import model_cache
+    from kestrel.usecases.classify import model_cache
 
-    _, trainable = trained
+    server, trainable = trained
     _classify(trainable, [{"_base64": _b64(photo("chelsea", 80))}])
-    before = model_cache().loads
+    before = model_cache(server.ports).loads
     for _ in range(3):
         _classify(trainable, [{"_base64": _b64(photo("chelsea", 80))}])
-    assert model_cache().loads == before
+    assert model_cache(server.ports).loads == before
 
 
 def test_download_gives_the_file_classify_runs(trained: tuple[Any, TrainableTask], tmp_path: Path) -> None:

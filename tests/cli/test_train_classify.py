@@ -27,14 +27,14 @@ def _wait_trained(server: RunningServer, task_id: str, version: int) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         models = server.request("GET", "recognition/v2/model/", params={"task": task_id}).json()["results"]
-        if any(m["version"] == version and m["train_status"] == "Trained" for m in models):
+        if any(m["version"] == version and m["train_status"] == "TRAINED" for m in models):
             return
         time.sleep(0.2)
     raise AssertionError(f"version {version} did not finish training")
 
 
 def _production_row(out: str) -> str:
-    rows = [line for line in out.splitlines() if line.startswith("*") and "Trained" in line]
+    rows = [line for line in out.splitlines() if line.startswith("*") and "TRAINED" in line]
     assert len(rows) == 1, out
     return rows[0]
 
@@ -55,8 +55,8 @@ def test_train_wait_models_deploy_and_classify(
     code, out, err = cli("train", "Pets", "--wait", "--interval", "0.2")
     assert code == 0, err
     model = local_server.request("GET", "recognition/v2/model/", params={"task": task["id"]}).json()["results"][0]
-    assert model["version"] == 1 and model["train_status"] == "Trained"
-    assert "Training version 1 of 'Pets' (Waiting)." in out
+    assert model["version"] == 1 and model["train_status"] == "TRAINED"
+    assert "Training version 1 of 'Pets' (WAITING)." in out
     assert f"Version 1 of 'Pets': accuracy {100 * model['accuracy']:.1f}% on " in out
     assert re.search(r"^LABEL +PRECISION +RECALL +F1 +SUPPORT$", out, flags=re.MULTILINE), out
     for label in LABELS:
@@ -67,8 +67,8 @@ def test_train_wait_models_deploy_and_classify(
     rows = model["metrics"]["confusion_matrix"]["rows"]
     assert re.search(rf"^cat +{rows[0][0]} +{rows[0][1]}$", out, flags=re.MULTILINE), out
     assert "Version 1 is in production" in out
-    assert "Version 1: Training" in err or "Version 1: Waiting" in err  # the live state
-    assert "Version 1: Trained" in err
+    assert "Version 1: IN_TRAINING" in err or "Version 1: WAITING" in err  # the live state
+    assert "Version 1: TRAINED" in err
 
     # A second version without --wait; the first stays in production (auto-deploy is off).
     code, out, _ = cli("train", "Pets")
@@ -77,8 +77,8 @@ def test_train_wait_models_deploy_and_classify(
     code, out, _ = cli("models", "Pets")
     assert code == 0
     assert re.search(r"^ +VERSION +STATE +ACCURACY +CREATED \(UTC\) +TRAINED \(UTC\)$", out, flags=re.MULTILINE)
-    assert re.match(r"^\* +1 +Trained +\d+\.\d% +\d{4}-\d\d-\d\d \d\d:\d\d +\d{4}-", _production_row(out))
-    assert re.search(r"^ +2 +Trained ", out, flags=re.MULTILINE) and "* in production: version 1" in out
+    assert re.match(r"^\* +1 +TRAINED +\d+\.\d% +\d{4}-\d\d-\d\d \d\d:\d\d +\d{4}-", _production_row(out))
+    assert re.search(r"^ +2 +TRAINED ", out, flags=re.MULTILINE) and "* in production: version 1" in out
 
     code, out, _ = cli("deploy", "Pets", "2")
     assert code == 0 and "now classifies with version 2" in out and "before: version 1" in out

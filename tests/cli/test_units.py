@@ -165,22 +165,22 @@ def test_a_failed_training_exits_1_with_its_reason(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     task = {"id": "t1", "name": "Pets", "labels": [], "production_version": -1}
-    states = iter(["Training", "Failed"])
+    states = iter(["IN_TRAINING", "FAILED"])
 
     def model(self: KestrelClient, model_id: str) -> dict[str, Any]:
         status = next(states)
-        reason = "label 'cat' has only 3 usable images\nafter decoding" if status == "Failed" else None
+        reason = "label 'cat' has only 3 usable images\nafter decoding" if status == "FAILED" else None
         return {"id": model_id, "version": 1, "train_status": status, "failure_reason": reason}
 
     monkeypatch.setattr(KestrelClient, "tasks", lambda self, search=None: [task])
     monkeypatch.setattr(
-        KestrelClient, "train", lambda self, task_id: {"id": "m1", "version": 1, "train_status": "Waiting"}
+        KestrelClient, "train", lambda self, task_id: {"id": "m1", "version": 1, "train_status": "WAITING"}
     )
     monkeypatch.setattr(KestrelClient, "model", model)
     code = main(["train", "Pets", "--wait", "--interval", "0", "--endpoint", "http://kestrel.invalid/", "--token", "t"])
     out, err = capsys.readouterr()
     assert code == 1
-    assert out == "Training version 1 of 'Pets' (Waiting).\n"
+    assert out == "Training version 1 of 'Pets' (WAITING).\n"
     assert err.splitlines()[-1] == (
         "kestrel: training version 1 failed: label 'cat' has only 3 usable images after decoding"
     )

@@ -146,7 +146,7 @@ def unfinished_versions(database: Path) -> list[str]:
     return [
         f"version {model['version']} ({model['id']}): {model['train_status']}"
         for model in _versions(database)[0]
-        if model["train_status"] not in ("Trained", "Failed")
+        if model["train_status"] not in ("TRAINED", "FAILED")
     ]
 
 

@@ -23,6 +23,6 @@ def test_a_version_whose_request_was_never_queued_is_launched_after_a_restart(lo
 
     assert worker.requeue_waiting() == 1
     assert worker.step()  # launches it: the job is recorded, the version Training
-    assert api.get(f"model/{orphan.id}")["train_status"] == "Training"
-    assert api.get(f"task/{task_id}")["last_train_status"] == "Training"
+    assert api.get(f"model/{orphan.id}")["train_status"] == "IN_TRAINING"
+    assert api.get(f"task/{task_id}")["last_train_status"] == "IN_TRAINING"
     assert worker.requeue_waiting() == 0  # a version past Waiting has its job; nothing to queue

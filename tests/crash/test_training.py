@@ -45,7 +45,7 @@ pytestmark = pytest.mark.slow
 
 MAX_ATTEMPTS = 2  # LocalWorker's default: a job interrupted this many times is Failed
 PLANS = ("once", "twice", "random")  # the short profile runs the first
-FINAL = {"Trained", "Failed"}
+FINAL = {"TRAINED", "FAILED"}
 FINAL_JOBS = {"Completed", "Failed"}
 
 
@@ -86,7 +86,7 @@ class Crasher:
 
     def kill_mid_training(self, api: Api, model_id: str, rng: random.Random) -> bool:
         """Kill once the job's training process runs; True if it still ran at the kill."""
-        _wait_for(api, model_id, {"Training"}, timeout=120)
+        _wait_for(api, model_id, {"IN_TRAINING"}, timeout=120)
         wait_for_training_process(self.server.data_dir, timeout=120)
         time.sleep(rng.uniform(0.0, 0.5))
         running = bool(training_processes(self.server.data_dir))
@@ -113,12 +113,12 @@ def _outcome_problems(final: dict[str, Any], job: tuple[str, int], kills: int, i
     possible = range(interrupted + 1, kills + 2)
     if attempts not in possible:
         return [f"the job ran {attempts} times after {kills} kills, {interrupted} of them mid-training"]
-    if final["train_status"] == "Failed":
+    if final["train_status"] == "FAILED":
         if attempts - 1 < MAX_ATTEMPTS or f"interrupted {attempts - 1} times" not in (final["failure_reason"] or ""):
             return [f"Failed without reaching the attempt limit: {final}"]
         return [] if status == "Failed" else [f"the version is Failed but its job is {status}"]
-    if final["train_status"] != "Trained" or interrupted >= MAX_ATTEMPTS:
-        return [f"wanted {'Failed' if interrupted >= MAX_ATTEMPTS else 'Trained'}, got {final}"]
+    if final["train_status"] != "TRAINED" or interrupted >= MAX_ATTEMPTS:
+        return [f"wanted {'Failed' if interrupted >= MAX_ATTEMPTS else 'TRAINED'}, got {final}"]
     # Completed; or Failed if a kill cut the report short and the retry found the limit reached.
     return [] if status == "Completed" or (status == "Failed" and kills > interrupted) else [f"the job is {status}"]
 
@@ -151,7 +151,7 @@ def test_sigkill_during_training(server: Server) -> None:
             final = _wait_for(api, model["id"], FINAL, timeout=240)
             jobs = {name: (status, attempts) for name, status, attempts in _jobs_settled(server.database)}
             found += _outcome_problems(final, jobs.get(f"kestrel-{model['id']}", ("missing", 0)), kills, interrupted)
-            if final["train_status"] == "Trained":
+            if final["train_status"] == "TRAINED":
                 production = final["version"] if production == -1 else production
                 found += _classify_problems(api, task_id, final["version"])
             found += [f"job {name} is {status}" for name, (status, _) in jobs.items() if status not in FINAL_JOBS]

@@ -115,7 +115,7 @@ def test_a_truncated_card_is_read_whole_and_mails_not_sent_are_shown(
     trainable = make_trainable_task(api, name="Many mistakes")
     model = api.post(f"task/{trainable.task['id']}/train/", status=201)
     deadline = time.monotonic() + TRAINING_TIMEOUT_MS / 1000
-    while api.get(f"model/{model['id']}")["train_status"] != "Trained":
+    while api.get(f"model/{model['id']}")["train_status"] != "TRAINED":
         assert time.monotonic() < deadline, "the version did not train"
         time.sleep(0.5)
     # A card with 150 mistakes, as a larger test part gives: the file holds them all, the record

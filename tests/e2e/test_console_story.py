@@ -176,7 +176,7 @@ def test_the_whole_story_in_the_console(console: Console, tmp_path: Path) -> Non
     expect(page.locator(".notice.ok")).to_contain_text("Ready: 2 labels")
     page.evaluate("window.__sameDocument = true")
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.locator(".live-version")).to_contain_text(re.compile("Waiting|Training|Trained"))
+    expect(page.locator(".live-version")).to_contain_text(re.compile("WAITING|IN_TRAINING|TRAINED"))
     wait_trained(page, 1)
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     expect(page.locator(".live-version .big-number")).to_contain_text("%")
@@ -207,7 +207,7 @@ def test_the_whole_story_in_the_console(console: Console, tmp_path: Path) -> Non
     tab(page, "Models")
     version_2 = page.locator("tr[data-version='2']")
     expect(page.locator("tr[data-version='1']")).to_contain_text("in production")
-    expect(version_2).to_contain_text("Trained")
+    expect(version_2).to_contain_text("TRAINED")
     version_2.get_by_role("button", name="Deploy version 2").click()
     expect(version_2).to_contain_text("in production")
     expect(page.locator(".task-meta")).to_contain_text("version 2 in production")

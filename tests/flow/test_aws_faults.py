@@ -379,7 +379,12 @@ def test_s3_upload_through_the_api_survives_slow_down(
     assert backoffs == [1.0, 2.0]
     image = api(server).get(f"training-image/{answer.body['id']}")
     assert [entry["id"] for entry in image["labels"]] == [label["id"]]
-    assert server.ports.blobs.get(image_blob(owner_id(server), image["id"])) == data
+    assert (
+        server.ports.blobs.get(
+            image_blob(owner_id(server), image["id"], image["img_path"].split("?")[0].split("/")[-1])
+        )
+        == data
+    )
 
 
 def test_train_request_survives_an_unavailable_queue(
@@ -395,7 +400,7 @@ def test_train_request_survives_an_unavailable_queue(
     assert backoffs == [0.05, 0.1]  # a 503 is transient, not throttling: the short scale
     [message] = receive_all(server)
     assert json.loads(message["Body"])["model_id"] == answer.body["id"]
-    assert api(server).get(f"model/{answer.body['id']}")["train_status"] == "Waiting"
+    assert api(server).get(f"model/{answer.body['id']}")["train_status"] == "WAITING"
 
 
 def test_launch_survives_throttled_sagemaker_and_ses(
@@ -412,7 +417,7 @@ def test_launch_survives_throttled_sagemaker_and_ses(
     assert (faults.sent["sagemaker.CreateTrainingJob"], faults.sent["ses.SendEmail"]) == (3, 2)
     assert backoffs == [1.0, 2.0, 1.0]  # SageMaker twice, then SES once
     assert sagemaker_jobs() == [f"kestrel-{model['id']}"]
-    assert api(server).get(f"model/{model['id']}")["train_status"] == "Training"
+    assert api(server).get(f"model/{model['id']}")["train_status"] == "IN_TRAINING"
     [mail] = sent_mails(server)
     assert STARTED in mail.subject
 
@@ -465,10 +470,10 @@ def test_a_train_request_that_cannot_be_queued_answers_503_and_fails_its_version
     assert receive_all(server) == []
     # Not Waiting forever for a launch that will never come: Failed, with the reason.
     [model] = api(server).get(f"model/?task={task_id}")["results"]
-    assert (model["version"], model["train_status"]) == (1, "Failed")
+    assert (model["version"], model["train_status"]) == (1, "FAILED")
     assert "could not be queued" in model["failure_reason"]
     task = api(server).get(f"task/{task_id}")
-    assert (task["last_train_status"], task["production_version"]) == ("Failed", -1)
+    assert (task["last_train_status"], task["production_version"]) == ("FAILED", -1)
     assert sent_mails(server) == []  # the owner was told by the answer
 
     retried = call_api(server, "POST", f"task/{task_id}/train/")
@@ -489,9 +494,9 @@ def test_a_train_request_that_cannot_be_recorded_answers_503_and_leaves_the_task
 
     assert api(server).get(f"model/?task={task_id}")["count"] == 0
     assert receive_all(server) == []
-    assert api(server).get(f"task/{task_id}")["last_train_status"] == before["last_train_status"]  # not "Waiting"
+    assert api(server).get(f"task/{task_id}")["last_train_status"] == before["last_train_status"]  # not "WAITING"
     retried = call_api(server, "POST", f"task/{task_id}/train/")
-    assert retried.status == 201 and retried.body["train_status"] == "Waiting"
+    assert retried.status == 201 and retried.body["train_status"] == "WAITING"
 
 
 # == 3. partial batch failures ======================================================================
@@ -515,8 +520,8 @@ def test_launcher_returns_only_the_records_that_failed(
         "batchItemFailures": [{"itemIdentifier": throttled["messageId"]}, {"itemIdentifier": malformed["messageId"]}]
     }
     assert sagemaker_jobs() == [f"kestrel-{first['id']}"]
-    assert api(server).get(f"model/{first['id']}")["train_status"] == "Training"
-    assert api(server).get(f"model/{second['id']}")["train_status"] == "Waiting"  # SQS will deliver it again
+    assert api(server).get(f"model/{first['id']}")["train_status"] == "IN_TRAINING"
+    assert api(server).get(f"model/{second['id']}")["train_status"] == "WAITING"  # SQS will deliver it again
     assert [STARTED in mail.subject for mail in sent_mails(server)] == [True]
 
 
@@ -569,13 +574,13 @@ def test_a_request_that_keeps_failing_lands_in_the_dlq_and_fails_its_version(
     assert faults.sent["sagemaker.CreateTrainingJob"] == TRAIN_MAX_RECEIVES * MAX_ATTEMPTS
     assert sagemaker_jobs() == []
     # Waiting while SQS may still deliver it; Failed (and the owner told) on the last receive.
-    assert states == ["Waiting"] * (TRAIN_MAX_RECEIVES - 1) + ["Failed"]
+    assert states == ["WAITING"] * (TRAIN_MAX_RECEIVES - 1) + ["FAILED"]
     failed = api(server).get(f"model/{model['id']}")
     assert failed["failure_reason"] == (
         f"the training job could not be started after {TRAIN_MAX_RECEIVES} attempts "
         "(the training service was unavailable); request training again"
     )
-    assert api(server).get(f"task/{trainable.task['id']}")["last_train_status"] == "Failed"
+    assert api(server).get(f"task/{trainable.task['id']}")["last_train_status"] == "FAILED"
     [mail] = finish_mails(server)
     assert "failed" in mail.subject and "request training again" in mail.body
 
@@ -606,12 +611,12 @@ def test_finisher_raises_when_the_artefact_cannot_be_read_then_the_retry_trains(
     assert raised.value.what == "the file store"
     assert faults.sent["s3.GetObject"] == MAX_ATTEMPTS and len(backoffs) == MAX_ATTEMPTS - 1
     state = api(server).get(f"model/{model['id']}")
-    assert state["train_status"] == "Training" and state["failure_reason"] is None  # not "bad artefact"
+    assert state["train_status"] == "IN_TRAINING" and state["failure_reason"] is None  # not "bad artefact"
     assert s3_keys(f"models/{owner_id(server)}/") == [] and finish_mails(server) == []
 
     run_finisher(completed_event(server, model["id"]))  # Lambda's retry
 
-    assert api(server).get(f"model/{model['id']}")["train_status"] == "Trained"
+    assert api(server).get(f"model/{model['id']}")["train_status"] == "TRAINED"
     assert api(server).get(f"task/{trainable.task['id']}")["production_version"] == 1
     assert len(finish_mails(server)) == 1
 
@@ -626,10 +631,10 @@ def test_finisher_raises_when_the_item_store_is_throttled(
     with pytest.raises(Unavailable):
         run_finisher(completed_event(server, model["id"]))
 
-    assert api(server).get(f"model/{model['id']}")["train_status"] == "Training"
+    assert api(server).get(f"model/{model['id']}")["train_status"] == "IN_TRAINING"
     assert finish_mails(server) == []
     run_finisher(completed_event(server, model["id"]))
-    assert api(server).get(f"model/{model['id']}")["train_status"] == "Trained"
+    assert api(server).get(f"model/{model['id']}")["train_status"] == "TRAINED"
     assert len(finish_mails(server)) == 1
 
 
@@ -654,9 +659,9 @@ def test_a_redelivery_completes_what_a_failed_finisher_run_left_undone_once(
         run_finisher(completed_event(server, model["id"]))
 
     # The version is Trained (its files first), but the failed step did not happen.
-    assert api(server).get(f"model/{model['id']}")["train_status"] == "Trained"
+    assert api(server).get(f"model/{model['id']}")["train_status"] == "TRAINED"
     task = api(server).get(f"task/{task_id}")
-    assert (task["last_train_status"] == "Trained") is (step != "task status")
+    assert (task["last_train_status"] == "TRAINED") is (step != "task status")
     assert task["production_version"] == -1
     assert finish_mails(server) == []
 
@@ -664,7 +669,7 @@ def test_a_redelivery_completes_what_a_failed_finisher_run_left_undone_once(
     run_finisher(completed_event(server, model["id"]))  # and EventBridge's duplicate
 
     task = api(server).get(f"task/{task_id}")
-    assert (task["last_train_status"], task["production_version"]) == ("Trained", 1)
+    assert (task["last_train_status"], task["production_version"]) == ("TRAINED", 1)
     [mail] = finish_mails(server)
     assert "version 1" in mail.subject and "now the task's production version" in mail.body
 

@@ -22,7 +22,7 @@ import pytest
 from moto.sagemaker.exceptions import ResourceInUseException
 from moto.sagemaker.models import SageMakerModelBackend
 
-import kestrel.api.classify as classify_route
+import kestrel.usecases.classify as classify_usecase
 from kestrel.composition import build_ports
 from kestrel.handlers import finisher, launcher
 from kestrel.local.lambda_context import LocalLambdaContext
@@ -209,7 +209,7 @@ def test_launcher_writes_the_manifest_starts_the_job_and_mails(aws_server: Runni
     body = json.loads(message["Body"])
     owner = owner_id(aws_server)
     assert body == {"owner_id": owner, "task_id": trainable.task["id"], "model_id": model["id"], "version": 1}
-    assert api.get(f"model/{model['id']}")["train_status"] == "Waiting"
+    assert api.get(f"model/{model['id']}")["train_status"] == "WAITING"
 
     assert run_launcher(sqs_record(message)) == {"batchItemFailures": []}
 
@@ -221,7 +221,7 @@ def test_launcher_writes_the_manifest_starts_the_job_and_mails(aws_server: Runni
     assert len(images) == 42 and manifest["skipped_images"] == []
     for image in images:
         assert hashlib.sha256(s3_object(image["key"])).hexdigest() == image["sha256"]
-        assert image["key"] == image_blob(owner, image["id"])
+        assert image["key"] == image_blob(owner, image["id"], f"{image['id']}.jpg")  # named after the image
     for label in (cat, coffee):
         mine = [image for image in images if image["labels"] == [label["id"]]]
         tests = sum(1 for image in mine if image["split"] == "test")
@@ -250,8 +250,8 @@ def test_launcher_writes_the_manifest_starts_the_job_and_mails(aws_server: Runni
     assert environments == [{"KESTREL_RUNTIME": "aws", "KESTREL_TABLE": "kestrel-test", "KESTREL_BUCKET": AWS_BUCKET}]
 
     launched = api.get(f"model/{model['id']}")
-    assert launched["train_status"] == "Training" and launched["started"]
-    assert api.get(f"task/{trainable.task['id']}")["last_train_status"] == "Training"
+    assert launched["train_status"] == "IN_TRAINING" and launched["started"]
+    assert api.get(f"task/{trainable.task['id']}")["last_train_status"] == "IN_TRAINING"
 
     [mail] = sent_mails(aws_server)
     assert mail.to == OWNER_A and STARTED in mail.subject
@@ -275,7 +275,7 @@ def test_redelivered_request_starts_one_job_and_sends_one_mail(
     assert [job["TrainingJobName"] for job in sagemaker.list_training_jobs()["TrainingJobSummaries"]] == [name]
     assert sagemaker.describe_training_job(TrainingJobName=name)["CreationTime"] == created
     assert len([mail for mail in sent_mails(aws_server) if STARTED in mail.subject]) == 1
-    assert launched.api.get(f"model/{launched.model['id']}")["train_status"] == "Training"
+    assert launched.api.get(f"model/{launched.model['id']}")["train_status"] == "IN_TRAINING"
 
 
 def test_bad_records_fail_alone(aws_server: RunningServer) -> None:
@@ -291,7 +291,7 @@ def test_bad_records_fail_alone(aws_server: RunningServer) -> None:
     # Only the bad messages come back to the queue (and reach the dead letters after 3 receives).
     failed = [{"itemIdentifier": record["messageId"]} for record in (not_json, no_such_model)]
     assert response == {"batchItemFailures": failed}
-    assert trainable.api.get(f"model/{model['id']}")["train_status"] == "Training"
+    assert trainable.api.get(f"model/{model['id']}")["train_status"] == "IN_TRAINING"
     jobs = boto3.client("sagemaker", region_name=AWS_REGION).list_training_jobs()["TrainingJobSummaries"]
     assert [job["TrainingJobName"] for job in jobs] == [f"kestrel-{model['id']}"]
     assert len(sent_mails(aws_server)) == 1
@@ -306,9 +306,9 @@ def test_completed_job_becomes_the_production_version_and_classifies(
     # Classify's model cache lives as long as the process. Make it under another gateway's ports
     # first (as when a local test classified earlier in this process): classify must still read
     # through the ports that are current when it loads a model, here S3 under moto.
-    monkeypatch.setattr(classify_route, "_cache", None)
-    with running_server(build_ports(local_settings(tmp_path / "local")), "local"):
-        classify_route.model_cache()
+    monkeypatch.setattr(classify_usecase, "_cache", None)
+    with running_server(build_ports(local_settings(tmp_path / "local")), "local") as local:
+        classify_usecase.model_cache(local.ports)
 
     launched = train_and_launch(aws_server, make_trainable_task(Api(aws_server.url, aws_server.token)))
     api, model_id, labels = launched.api, launched.model["id"], launched.trainable.labels
@@ -318,14 +318,14 @@ def test_completed_job_becomes_the_production_version_and_classifies(
     run_finisher(completed_event(aws_server, model_id))
 
     model = api.get(f"model/{model_id}")
-    assert model["train_status"] == "Trained" and model["trained"] and model["failure_reason"] is None
+    assert model["train_status"] == "TRAINED" and model["trained"] and model["failure_reason"] is None
     assert model["accuracy"] == artefact.accuracy
     card = artefact.card_for(launched.model, labels)
     assert model["metrics"]["per_label"] == card["per_label"]
     assert model["metrics"]["confusion_matrix"]["labels"] == [label["id"] for label in labels]
     assert model["metrics"]["counts"]["images_train"] + model["metrics"]["counts"]["images_test"] == 40
     task = api.get(f"task/{launched.task_id}")
-    assert (task["production_version"], task["last_train_status"]) == (1, "Trained")
+    assert (task["production_version"], task["last_train_status"]) == (1, "TRAINED")
 
     # The finisher keeps the model and its card where classify reads them.
     prefix = f"models/{owner_id(aws_server)}/{model_id}/"
@@ -361,10 +361,10 @@ def test_failed_job_keeps_the_production_version_and_tells_why(
     run_finisher(failed_event(second.model["id"], "AlgorithmError: out of memory"))
 
     model = trainable.api.get(f"model/{second.model['id']}")
-    assert model["train_status"] == "Failed" and model["failure_reason"] == "out of memory"  # no class name
+    assert model["train_status"] == "FAILED" and model["failure_reason"] == "out of memory"  # no class name
     assert model["accuracy"] is None
     task = trainable.api.get(f"task/{first.task_id}")
-    assert (task["production_version"], task["last_train_status"]) == (1, "Failed")
+    assert (task["production_version"], task["last_train_status"]) == (1, "FAILED")
     assert s3_keys(f"models/{owner_id(aws_server)}/{second.model['id']}/") == []
     mail = finish_mails(aws_server)[-1]
     assert mail.to == OWNER_A and "failed" in mail.subject and "version 2" in mail.subject

@@ -119,7 +119,7 @@ def test_a_version_trained_with_5000_mistakes_keeps_a_summary_and_serves_the_who
     run_finisher(completed_event(server, model["id"]))
 
     trained = api(server).get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained"
+    assert trained["train_status"] == "TRAINED"
     metrics = trained["metrics"]
     assert len(metrics["misclassified"]) == MAX_SUMMARY_MISTAKES
     assert (metrics["misclassified_total"], metrics["truncated"]) == (MISTAKES, True)
@@ -135,7 +135,7 @@ def test_the_card_of_a_version_that_is_not_trained_is_a_clean_400(server: Runnin
     model = api(server).post(f"task/{trainable.task['id']}/train/", status=201)
     answer = api(server).call("GET", f"model/{model['id']}/card/")
     assert answer.status_code == 400
-    assert answer.json() == {"detail": "version 1 is Waiting; only a Trained version has files"}
+    assert answer.json() == {"detail": "version 1 is WAITING; only a TRAINED version has files"}
 
 
 # == 100-action transactions =========================================================================

@@ -79,7 +79,7 @@ class Flow:
         model = self.api.post(f"task/{self.task_id}/train/", status=201)
         request = TrainRequest(owner_id(self.server), self.task_id, model["id"], model["version"])
         launch(self.server.ports, request)
-        assert self.model(model)["train_status"] == "Training"
+        assert self.model(model)["train_status"] == "IN_TRAINING"
         return model
 
     def put_archive(self, model: dict[str, Any], archive: bytes | None = None) -> None:
@@ -127,7 +127,7 @@ def test_a_repeated_completion_event_changes_nothing(flow: Flow) -> None:
     second = flow.start()
     flow.complete(second)
     trained = flow.model(second)
-    assert trained["train_status"] == "Trained" and trained["trained"]
+    assert trained["train_status"] == "TRAINED" and trained["trained"]
     assert flow.task()["production_version"] == 2
     assert len(flow.mails()) == 2
 
@@ -152,9 +152,9 @@ def test_an_event_for_an_unknown_job_is_ignored(flow: Flow) -> None:
     deliver(other)
     deliver(job_event(job_name(model["id"]), "InProgress"))  # not a final state
 
-    assert flow.model(model)["train_status"] == "Training"
+    assert flow.model(model)["train_status"] == "IN_TRAINING"
     task = flow.task()
-    assert (task["production_version"], task["last_train_status"]) == (-1, "Training")
+    assert (task["production_version"], task["last_train_status"]) == (-1, "IN_TRAINING")
     assert flow.mails() == []
     assert list(flow.server.ports.blobs.list_keys("models/")) == []
 
@@ -164,11 +164,11 @@ def test_an_archive_without_a_card_fails_the_version(flow: Flow) -> None:
     flow.complete(model, pack({MODEL_FILE: flow.artefact.model}))
 
     failed = flow.model(model)
-    assert failed["train_status"] == "Failed" and failed["accuracy"] is None
+    assert failed["train_status"] == "FAILED" and failed["accuracy"] is None
     # The owner reads what to do; what was wrong with the archive goes to the log.
     assert failed["failure_reason"] == "the training job's output could not be read; train again"
     task = flow.task()
-    assert (task["production_version"], task["last_train_status"]) == (-1, "Failed")
+    assert (task["production_version"], task["last_train_status"]) == (-1, "FAILED")
     assert flow.model_files(model) == []
     [mail] = flow.mails()
     assert mail.to == OWNER_A and "failed" in mail.subject and "version 1" in mail.subject
@@ -184,7 +184,7 @@ def test_auto_deploy_on_makes_a_later_version_production(flow: Flow) -> None:
     flow.complete(second)
 
     task = flow.task()
-    assert (task["production_version"], task["last_train_status"]) == (2, "Trained")
+    assert (task["production_version"], task["last_train_status"]) == (2, "TRAINED")
     prefix = model_prefix(owner_id(flow.server), second["id"])
     assert flow.model_files(second) == [prefix + CARD_FILE, prefix + MODEL_FILE]
     mail = flow.mails()[-1]
@@ -198,9 +198,9 @@ def test_auto_deploy_off_keeps_the_production_version(flow: Flow) -> None:
     second = flow.start()
     flow.complete(second)
 
-    assert flow.model(second)["train_status"] == "Trained"
+    assert flow.model(second)["train_status"] == "TRAINED"
     task = flow.task()
-    assert (task["production_version"], task["last_train_status"]) == (1, "Trained")
+    assert (task["production_version"], task["last_train_status"]) == (1, "TRAINED")
     mail = flow.mails()[-1]
     assert "version 2" in mail.subject and "Deploy it from the console" in mail.body
 
@@ -214,9 +214,9 @@ def test_a_failed_job_leaves_production_alone_and_says_why(flow: Flow) -> None:
 
     failed = flow.model(second)
     # The service's sentence, without its class name (issue 14: no exception names for people).
-    assert (failed["train_status"], failed["failure_reason"]) == ("Failed", "out of memory")
+    assert (failed["train_status"], failed["failure_reason"]) == ("FAILED", "out of memory")
     task = flow.task()
-    assert (task["production_version"], task["last_train_status"]) == (1, "Failed")
+    assert (task["production_version"], task["last_train_status"]) == (1, "FAILED")
     assert flow.model_files(second) == []
     mail = flow.mails()[-1]
     assert "failed" in mail.subject and "version 2" in mail.subject and "'Cats and coffee'" in mail.subject
@@ -239,7 +239,7 @@ def test_versions_finishing_in_reverse_order_never_downgrade(flow: Flow) -> None
     assert flow.task()["production_version"] == 2
     flow.complete(first)
 
-    assert flow.model(first)["train_status"] == flow.model(second)["train_status"] == "Trained"
+    assert flow.model(first)["train_status"] == flow.model(second)["train_status"] == "TRAINED"
     assert flow.task()["production_version"] == 2
     second_mail, first_mail = flow.mails()
     assert "version 2" in second_mail.subject and "now the task's production version" in second_mail.body
@@ -269,7 +269,7 @@ def test_concurrent_deliveries_make_one_transition_and_one_mail(flow: Flow, monk
         list(pool.map(one_delivery, range(4)))
 
     assert sorted(outcomes) == [False, False, False, True]
-    assert flow.model(model)["train_status"] == "Trained"
+    assert flow.model(model)["train_status"] == "TRAINED"
     assert flow.task()["production_version"] == 1
     [mail] = flow.mails()
     assert "version 1" in mail.subject
@@ -288,6 +288,6 @@ def test_an_unreadable_artefact_fails_the_version(flow: Flow, defect: str) -> No
     flow.redeliver_completion(model)  # the Completed event, with the artefact (if any) in place
 
     state = flow.model(model)
-    assert state["train_status"] == "Failed" and state["failure_reason"]
+    assert state["train_status"] == "FAILED" and state["failure_reason"]
     assert flow.task()["production_version"] == -1
     assert len(flow.mails()) == 1

@@ -33,7 +33,7 @@ def test_train_classify_and_retrain(local_server: Any) -> None:
     first = api.post(f"task/{task_id}/train/", status=201)
     worker.run_until_idle()
     model = api.get(f"model/{first['id']}")
-    assert model["train_status"] == "Trained", model
+    assert model["train_status"] == "TRAINED", model
     assert model["accuracy"] >= 0.75 and model["trained"] and model["started"]
     metrics = model["metrics"]
     assert metrics["counts"]["images_train"] + metrics["counts"]["images_test"] == 40
@@ -41,7 +41,7 @@ def test_train_classify_and_retrain(local_server: Any) -> None:
     assert metrics["confusion_matrix"]["labels"] == [cat["id"], coffee["id"]]
     assert metrics["embedded_images"] == 40
     task = api.get(f"task/{task_id}")
-    assert (task["production_version"], task["last_train_status"]) == (1, "Trained")
+    assert (task["production_version"], task["last_train_status"]) == (1, "TRAINED")
 
     # Emails on start and finish, with the task name, the version and the accuracy.
     mails = _outbox(local_server)
@@ -72,7 +72,7 @@ def test_train_classify_and_retrain(local_server: Any) -> None:
     second = api.post(f"task/{task_id}/train/", status=201)
     worker.run_until_idle()
     retrained = api.get(f"model/{second['id']}")
-    assert retrained["train_status"] == "Trained" and retrained["version"] == 2
+    assert retrained["train_status"] == "TRAINED" and retrained["version"] == 2
     assert retrained["metrics"]["embedded_images"] == 2 and retrained["metrics"]["cached_images"] == 40
     # The card says where the time went and how much memory the job needed (the job is its own process).
     assert set(retrained["metrics"]["phase_seconds"]) == {"embedding", "head", "evaluation_and_export"}
@@ -139,7 +139,7 @@ def test_a_mailer_that_always_raises_never_blocks_the_worker(
 
     assert worker.step() is False  # nothing left: the job was recorded, not claimed again
     trained = api.get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained"
+    assert trained["train_status"] == "TRAINED"
     assert api.get(f"task/{trainable.task['id']}")["production_version"] == 1
     attempts = MailSettings().attempts
     assert len(tried) == 2 * attempts  # "started" and "finished", each tried `attempts` times

@@ -120,7 +120,7 @@ def test_a_refused_mail_at_start_and_at_finish_leaves_the_version_trained_and_sa
     assert responses == [{"batchItemFailures": []}]  # acknowledged on the first delivery
     assert dead_letters(dlq) == []
     launched = api(server).get(f"model/{model['id']}")
-    assert launched["train_status"] == "Training"
+    assert launched["train_status"] == "IN_TRAINING"
     assert launched["mail_status"]["started"].startswith("not sent: ")
     assert faults.sent["ses.SendEmail"] == 1  # permanent: tried once, by botocore and by Kestrel
     assert mail_pauses == []
@@ -129,7 +129,7 @@ def test_a_refused_mail_at_start_and_at_finish_leaves_the_version_trained_and_sa
     run_finisher(completed_event(server, model["id"]))  # does not raise: no retry, no DLQ
 
     trained = api(server).get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained"
+    assert trained["train_status"] == "TRAINED"
     assert api(server).get(f"task/{trainable.task['id']}")["production_version"] == 1
     for kind in ("started", "finished"):
         status = trained["mail_status"][kind]
@@ -154,7 +154,7 @@ def test_an_unverified_sender_is_refused_by_ses_itself_and_the_training_goes_on(
     run_finisher(completed_event(server, model["id"]))
 
     trained = api(server).get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained"
+    assert trained["train_status"] == "TRAINED"
     assert set(trained["mail_status"]) == {"started", "finished"}
     for status in trained["mail_status"].values():
         assert status.startswith("not sent: SES rejected the mail (") and "sandbox" in status
@@ -177,7 +177,7 @@ def test_a_refused_failure_mail_leaves_the_version_failed_with_its_reason(
     run_finisher(failed_event(model["id"], "AlgorithmError: out of memory"))
 
     failed = api(server).get(f"model/{model['id']}")
-    assert failed["train_status"] == "Failed" and "out of memory" in failed["failure_reason"]
+    assert failed["train_status"] == "FAILED" and "out of memory" in failed["failure_reason"]
     assert failed["mail_status"]["started"] == "sent"
     assert failed["mail_status"]["finished"].startswith("not sent: SES rejected the mail")
 
@@ -203,7 +203,7 @@ def test_a_throttled_mail_is_retried_with_back_off_then_recorded_and_the_record_
     retry = MailSettings().retry_seconds
     assert mail_pauses == [retry * 2**n for n in range(ATTEMPTS - 1)]  # Kestrel's back-off, doubling
     launched = api(server).get(f"model/{model['id']}")
-    assert launched["train_status"] == "Training"
+    assert launched["train_status"] == "IN_TRAINING"
     assert launched["mail_status"] == {
         "started": f"not sent: the mail service was unavailable ({ATTEMPTS} attempts); "
         "the training result is unaffected"
@@ -248,9 +248,9 @@ def test_a_finisher_whose_mail_keeps_failing_completes_the_training_and_raises_n
     run_finisher(completed_event(server, model["id"]))  # EventBridge's duplicate: nothing more
 
     trained = api(server).get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained"
+    assert trained["train_status"] == "TRAINED"
     task = api(server).get(f"task/{trainable.task['id']}")
-    assert (task["last_train_status"], task["production_version"]) == ("Trained", 1)
+    assert (task["last_train_status"], task["production_version"]) == ("TRAINED", 1)
     assert trained["mail_status"]["started"] == "sent"
     assert trained["mail_status"]["finished"].startswith("not sent: the mail service was unavailable")
     assert faults.sent["ses.SendEmail"] == 1 + ATTEMPTS * MAX_ATTEMPTS and finish_mails(server) == []

@@ -44,7 +44,7 @@ def test_multi_label_training_and_best_labels(local_server: Any) -> None:
     model = api.post(f"task/{task['id']}/train/", status=201)
     LocalWorker(local_server.ports).run_until_idle()
     trained = api.get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained", trained
+    assert trained["train_status"] == "TRAINED", trained
     metrics = trained["metrics"]
     assert metrics["counts"]["negatives"] == 12 and len(metrics["thresholds"]) == 2
     assert set(metrics["per_label"]) == {cat["id"], coffee["id"]}  # the negative label is not an output

@@ -46,8 +46,8 @@ def test_refusal_names_each_short_label(api_server: Any) -> None:
 def test_train_creates_the_next_version_waiting(api_server: Any, trainable: TrainableTask) -> None:
     api, task = trainable.api, trainable.task
     model = api.post(f"task/{task['id']}/train/", status=201)
-    assert (model["version"], model["train_status"], model["task"]) == (1, "Waiting", task["id"])
-    assert api.get(f"task/{task['id']}")["last_train_status"] == "Waiting"
+    assert (model["version"], model["train_status"], model["task"]) == (1, "WAITING", task["id"])
+    assert api.get(f"task/{task['id']}")["last_train_status"] == "WAITING"
     listed = api.get("model/", params={"task": task["id"]})
     assert [m["id"] for m in listed["results"]] == [model["id"]]
     assert queued_requests(api_server) == [

@@ -47,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         alice.post(f"task/{trainable.task['id']}/train/", status=201)
         LocalWorker(ports).run_until_idle()
         model = alice.get("model/", params={"task": trainable.task["id"]})["results"][0]
-        assert model["train_status"] == "Trained", model
+        assert model["train_status"] == "TRAINED", model
         image = alice.get("training-image/", params={"page_size": 1})["results"][0]
         bob_label = bob.create_label("bob label")["id"]
         bob_image = bob.upload(photo("rocket", 80))

@@ -20,6 +20,7 @@ from kestrel.api import classify, images, labels, tasks, versions
 from kestrel.api.context import provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
 from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
+from kestrel.api.strict import first_unknown, refuse_unknown_names
 from kestrel.domain.errors import KestrelError
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
@@ -92,27 +93,36 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
     )
     for module in (tasks, labels, images, versions, classify):
         app.include_router(module.router)
+    app.use(middlewares=[refuse_unknown_names])  # nothing unknown is ignored, on every route
+
+    def answers_with_status() -> bool:
+        return app.current_event.path.rstrip("/") == classify.PATH
 
     @app.exception_handler(KestrelError)
     def domain_error(error: KestrelError) -> Response[str]:
-        return error_response(status_for(error), error.detail)
+        return error_response(status_for(error), error.detail, with_status=answers_with_status())
 
     @app.exception_handler(Unavailable)
     def busy(error: Unavailable) -> Response[str]:
         # Throttled or unreachable after the clients' retries: the caller may simply try again.
         logger.warning("a backing service is unavailable", extra={"service": error.what, "reason": error.reason})
-        return unavailable_response(error)
+        return unavailable_response(error, with_status=answers_with_status())
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_body(_: RequestUnsupportedContentType) -> Response[str]:
         return error_response(
             415,
             "unsupported Content-Type: send application/json, multipart/form-data or application/x-www-form-urlencoded",
+            with_status=answers_with_status(),
         )
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[str]:
-        return error_response(400, describe_validation_errors(list(error.errors())))
+        detail = describe_validation_errors(list(error.errors()))
+        refusal = first_unknown(app)  # a misspelt field shows up as unknown and as missing
+        if refusal is not None:
+            detail = f"{refusal.detail}; {detail}"
+        return error_response(400, detail, with_status=answers_with_status())
 
     @app.not_found
     def no_route(_: Exception) -> Response[str]:
@@ -125,7 +135,7 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
     def unexpected(error: Exception) -> Response[str]:
         # The traceback goes to the log (with the request id); the client gets no internals.
         logger.exception("unhandled error")
-        return error_response(500, "internal error; the server log has the details")
+        return error_response(500, "internal error; the server log has the details", with_status=answers_with_status())
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     def openapi_document() -> Response[str]:

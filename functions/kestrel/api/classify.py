@@ -1,45 +1,39 @@
-"""Route: classify/ — up to 10 images per call, batched into one onnxruntime run.
+"""Route: classify/ — parse the request, run the classify use case, render its answer.
 
-A bad record (not an image, an unreachable or forbidden URL) gets its own ``_status`` with a
-4xx code, and the other records are still classified."""
+Every answer has ``status: {code, text}`` (errors keep ``detail`` too): the ximilar client raises
+its exception from ``status``, so a refused request surfaces in callers as Ximilar's would."""
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-import numpy as np
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import ConfigDict, Field
 
-from kestrel.api.context import RequestScope, current_ports
+from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
-from kestrel.api.images import decode_base64_image
+from kestrel.api.responses import ClassifyErrorOut, ClassifyOut, LabelScore, RecordOut, Statistics, Status
 from kestrel.api.schemas import Id, Request
-from kestrel.domain.entities import TaskType, TrainStatus
-from kestrel.domain.errors import InvalidInput, KestrelError
-from kestrel.store.tasks import get_task
-from kestrel.store.version_files import model_prefix
-from kestrel.store.versions import get_model_by_version
-from kestrel.urlfetch.fetch import Deadline, FetchPolicy, FetchRefused, fetch_image_bytes
-from kestrel.vision.imagefile import ImageRejected, displayed_size
-from kestrel.vision.preprocess import preprocess
+from kestrel.domain.errors import InvalidInput
+from kestrel.usecases.classify import MAX_RECORDS, Classification, ClassifyCommand, RecordResult, classify
 
 router = APIGatewayRouter()
-MAX_RECORDS = 10
-_cache: Any = None  # the process's ModelCache, made on first use (it imports onnxruntime)
+PATH = "/recognition/v2/classify"
 
 
 class ClassifyRequest(Request):
-    task_id: Id
-    version: int | None = Field(None, ge=1, description="a trained version; default: the production version")
+    task_id: Id | None = Field(None, description="the task to classify with (or 'task')")
+    task: Id | None = Field(None, description="the same as task_id (the name Ximilar's current docs use)")
+    version: int | None = Field(None, ge=1, description="a TRAINED version; default (or null): the production version")
     descriptor: Annotated[int, Field(ge=0, le=1)] | bool = Field(0, description="1: add _descriptor to records")
-    records: list[dict[str, Any]] = Field(description="1 to 10 of {'_url': ...} or {'_base64': ...}")
+    store_images: bool | None = Field(
+        None, description="true: keep each classified image as an unlabelled training image (_stored_image_id)"
+    )
+    records: list[dict[str, Any]] = Field(
+        description=f"1 to {MAX_RECORDS} of {{'_url': ...}} or {{'_base64': ...}}; other fields come back as sent"
+    )
 
     model_config = ConfigDict(
-        extra="ignore",
         json_schema_extra={
             "examples": [
                 {
@@ -50,115 +44,59 @@ class ClassifyRequest(Request):
         },
     )
 
-
-@dataclass
-class Prepared:
-    pixels: np.ndarray | None = None
-    width: int = 0
-    height: int = 0
-    code: int = 200
-    text: str = "OK"
-
-
-def model_cache() -> Any:
-    global _cache
-    if _cache is None:
-        from kestrel.vision.classifier import ModelCache
-
-        # Read through the current ports on every load, never a blob store captured once.
-        _cache = ModelCache(
-            lambda key: current_ports().blobs.get(key), capacity=current_ports().settings.vision.model_cache_size
-        )
-    return _cache
+    def chosen_task(self) -> str:
+        if self.task_id and self.task and self.task_id != self.task:
+            raise InvalidInput(f"'task_id' ({self.task_id}) and 'task' ({self.task}) name different tasks; send one")
+        chosen = self.task_id or self.task
+        if not chosen:
+            raise InvalidInput("name the task: 'task_id' (or 'task')")
+        return chosen
 
 
-def _prepare(record: dict[str, Any], max_pixels: int, policy: FetchPolicy, budget: Deadline) -> Prepared:
-    """The record's image, fetched (within the request's shared ``budget``) or decoded and
-    preprocessed, or why it cannot be."""
-    try:
-        if isinstance(record.get("_base64"), str) and record["_base64"]:
-            data = decode_base64_image(record["_base64"])
-        elif isinstance(record.get("_url"), str) and record["_url"]:
-            data = fetch_image_bytes(record["_url"], policy, budget)
-        else:
-            return Prepared(code=400, text="the record needs '_url' or '_base64'")
-        # preprocess proves the bytes are a whole image; the size then comes from the header.
-        # Decoded at the size the model needs; big decodes wait for one of the process's few
-        # slots (vision.imagefile.FULL_SIZE_DECODES), so ten huge records never sit in memory at once.
-        pixels = preprocess(
-            data, max_pixels=max_pixels, max_decoded_bytes=current_ports().settings.limits.max_decoded_bytes
-        )
-        width, height = displayed_size(data)
-        return Prepared(pixels, width, height)
-    except FetchRefused as refused:
-        return Prepared(code=refused.status, text=refused.detail)
-    except ImageRejected as rejected:
-        return Prepared(code=400, text=f"not a usable image: {rejected}")
-    except KestrelError as error:
-        return Prepared(code=400, text=error.detail)
+def _scores(found: list[dict[str, Any]] | None) -> list[LabelScore] | None:
+    return [LabelScore(**score) for score in found] if found is not None else None
 
 
-def _ranked(pairs: list[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
-    """Labels with their probabilities, most probable first."""
-    ordered = sorted(pairs, key=lambda pair: -pair[1])
-    return [{"id": label["id"], "name": label["name"], "prob": round(float(prob), 6)} for label, prob in ordered]
+def _record_out(result: RecordResult) -> RecordOut:
+    return RecordOut.model_validate(
+        {
+            **result.echo,
+            "_status": Status(code=result.code, text=result.text),
+            "best_label": LabelScore(**result.best_label) if result.best_label else None,
+            "labels": _scores(result.labels),
+            "best_labels": _scores(result.best_labels),
+            "_width": result.width,
+            "_height": result.height,
+            "_descriptor": result.descriptor,
+            "_stored_image_id": result.stored_image_id,
+        }
+    )
+
+
+def classify_out(done: Classification) -> ClassifyOut:
+    return ClassifyOut(
+        task_id=done.task_id,
+        version=done.version,
+        status=Status(code=200, text="OK"),
+        statistics=Statistics(processing_time=done.seconds),
+        records=[_record_out(result) for result in done.records],
+    )
 
 
 @router.post(
-    "/recognition/v2/classify",
-    summary="Classify 1 to 10 images with a task's model",
+    PATH,
+    summary=f"Classify 1 to {MAX_RECORDS} images with a task's model",
     tags=["classify"],
-    responses=responses(None, 200, (400, 401, 404)),
+    responses=responses(200, (400, 401, 404, 503), error_model=ClassifyErrorOut),
 )
-def classify(body: ClassifyRequest) -> dict[str, Any]:
-    started = time.perf_counter()
+def classify_images(body: ClassifyRequest) -> ClassifyOut:
     scope = RequestScope(router)
-    if not 1 <= len(body.records) <= MAX_RECORDS:
-        raise InvalidInput(f"'records' must hold 1 to {MAX_RECORDS} images, not {len(body.records)}")
-    task = get_task(scope.ports.items, scope.owner_id, body.task_id)
-    version = body.version if body.version is not None else task.production_version
-    if version == -1:
-        raise InvalidInput(f"task '{task.name}' has no trained model yet: train it (task/{{id}}/train/) first")
-    model_info = get_model_by_version(scope.ports.items, scope.owner_id, task.id, version)
-    if model_info.train_status != TrainStatus.TRAINED:
-        raise InvalidInput(f"version {version} is {model_info.train_status.value}, not Trained; it cannot classify")
-    model = model_cache().get(model_prefix(scope.owner_id, model_info.id))
-
-    max_pixels = scope.ports.settings.limits.max_image_pixels
-    policy = FetchPolicy.from_settings(scope.ports.settings.fetch)
-    budget = policy.request_budget()  # all the URLs of this request together, not each one
-    with ThreadPoolExecutor(max_workers=min(4, len(body.records))) as pool:
-        prepared = list(pool.map(lambda record: _prepare(record, max_pixels, policy, budget), body.records))
-    good = [index for index, item in enumerate(prepared) if item.pixels is not None]
-    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if good:
-        probabilities, descriptors = model.run(np.stack([prepared[i].pixels for i in good]))  # type: ignore[misc]
-        results = {index: (probabilities[row], descriptors[row]) for row, index in enumerate(good)}
-
-    records = []
-    for index, (record, item) in enumerate(zip(body.records, prepared, strict=True)):
-        out = {key: value for key, value in record.items() if key != "_base64"}
-        out["_status"] = {"code": item.code, "text": item.text}
-        if index in results:
-            probs, descriptor = results[index]
-            labels = _ranked(list(zip(model.labels, probs.tolist(), strict=True)))
-            out.update(best_label=labels[0], labels=labels, _width=item.width, _height=item.height)
-            if task.type == TaskType.MULTI_LABEL:
-                # Every tag over its own threshold (tuned for F1 on held-out data at training).
-                thresholds = model.thresholds or [0.5] * len(model.labels)
-                over = [
-                    (label, prob)
-                    for label, prob, limit in zip(model.labels, probs.tolist(), thresholds, strict=True)
-                    if prob >= limit
-                ]
-                out["best_labels"] = _ranked(over)
-            if body.descriptor:
-                out["_descriptor"] = [round(float(v), 6) for v in descriptor.tolist()]
-        records.append(out)
-    return {
-        "task_id": task.id,
-        "version": version,
-        "status": {"code": 200, "text": "OK"},
-        "statistics": {"processing time": round(time.perf_counter() - started, 4)},
-        "records": records,
-    }
+    command = ClassifyCommand(
+        owner_id=scope.owner_id,
+        task_id=body.chosen_task(),
+        records=body.records,
+        version=body.version,
+        descriptor=bool(body.descriptor),
+        store_images=bool(body.store_images),
+    )
+    return classify_out(classify(scope.ports, command))

@@ -101,14 +101,10 @@ class RequestScope:
             pairs.append(("cursor", cursor))
         return f"{self.root_url}{self.url_path}?{urlencode(pairs)}"
 
-    def page_body(self, page: Page, render: Callable[[list[dict[str, Any]]], list[Any]]) -> dict[str, Any]:
+    def page_links(self, page: Page) -> dict[str, Any]:
+        """A page's ``count``, ``next`` and ``previous`` (its ``results`` are the route's to render)."""
         next_url = None
         if page.next_after is not None:
             next_url = self._page_url(page.page + 1, encode_cursor(self.listing_tag(), page.page + 1, page.next_after))
         previous_url = self._page_url(page.page - 1, None) if page.has_previous else None
-        return {
-            "count": page.count,
-            "next": next_url,
-            "previous": previous_url,
-            "results": render(page.items),
-        }
+        return {"count": page.count, "next": next_url, "previous": previous_url}

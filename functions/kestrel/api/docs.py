@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from kestrel.api.schemas import ErrorOut
+from kestrel.api.responses import ErrorOut
 
 _ERROR_TEXT = {
     400: "invalid input (the detail says which field and why)",
@@ -20,17 +20,19 @@ _ERROR_TEXT = {
 
 
 def responses(
-    model: type[BaseModel] | None, status: int = 200, errors: tuple[int, ...] = (400, 401, 404)
+    status: int = 200,
+    errors: tuple[int, ...] = (400, 401, 404),
+    error_model: type[BaseModel] = ErrorOut,
 ) -> dict[int, Any]:
-    """The route's success answer (``model`` as JSON, or no content) and its error answers."""
-    declared: dict[int, Any] = {}
-    if model is None:
-        declared[status] = {"description": "done, no content"}
-    else:
-        declared[status] = {"description": "OK", "content": {"application/json": {"model": model}}}
+    """The route's success answer and its error answers. The success body is described by the
+    route's return type (the model Powertools validates the answer against); 204 has none.
+
+    ``error_model`` describes the errors the API's own code answers; a 401 comes from the
+    authorizer before the route runs, so it is always a plain ``ErrorOut``."""
+    declared: dict[int, Any] = {status: {"description": "done, no content" if status == 204 else "OK"}}
     for code in errors:
         declared[code] = {
             "description": _ERROR_TEXT[code],
-            "content": {"application/json": {"model": ErrorOut}},
+            "content": {"application/json": {"model": ErrorOut if code == 401 else error_model}},
         }
     return declared

@@ -36,18 +36,29 @@ def status_for(error: KestrelError) -> int:
     return 400
 
 
-def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response[str]:
+def error_body(status: int, detail: str, with_status: bool = False) -> dict[str, Any]:
+    """``{"detail": ...}``; ``with_status`` adds ``status: {code, text}`` (classify's answers all
+    carry it: the ximilar client raises its exception from it)."""
+    body: dict[str, Any] = {"detail": detail}
+    if with_status:
+        body["status"] = {"code": status, "text": detail}
+    return body
+
+
+def error_response(
+    status: int, detail: str, headers: dict[str, str] | None = None, *, with_status: bool = False
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"detail": detail}),
+        body=json.dumps(error_body(status, detail, with_status)),
         headers=headers,
     )
 
 
-def unavailable_response(error: Unavailable) -> Response[str]:
+def unavailable_response(error: Unavailable, *, with_status: bool = False) -> Response[str]:
     """503: nothing the client sent was wrong; the same request may be sent again after a pause."""
-    return error_response(503, error.detail, {"Retry-After": str(error.retry_after)})
+    return error_response(503, error.detail, {"Retry-After": str(error.retry_after)}, with_status=with_status)
 
 
 def proxy_error(status: int, detail: str) -> dict[str, Any]:

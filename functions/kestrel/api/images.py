@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,18 +10,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
-from kestrel.api.render import image_json, images_json
-from kestrel.api.schemas import (
-    BatchUpdateOut,
-    ImageBatchUpdate,
-    ImageOut,
-    ImagePage,
-    ImageUpdate,
-    ImageUpload,
-    LabelRef,
-    UploadUrlOut,
-    UploadUrlRequest,
-)
+from kestrel.api.responses import BatchUpdateOut, ImageOut, ImagePage, UploadUrlOut
+from kestrel.api.schemas import ImageBatchUpdate, ImageUpdate, ImageUpload, LabelRef, UploadUrlRequest
+from kestrel.api.views import image_out, images_out
+from kestrel.domain.encoded import decode_base64_image
 from kestrel.domain.entities import new_id
 from kestrel.domain.errors import InvalidInput, TooLarge
 from kestrel.ports.blobs import BlobNotFound
@@ -35,18 +24,7 @@ from kestrel.usecases.uploads import upload_image as check_and_store
 
 router = APIGatewayRouter()
 BASE = "/recognition/v2/training-image"
-_DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
 _UPLOAD_URL_TTL = 900
-
-
-def decode_base64_image(text: str) -> bytes:
-    """Bytes from base64 text, with or without a ``data:image/...;base64,`` prefix."""
-    payload = _DATA_URL.sub("", text.strip(), count=1)
-    payload = re.sub(r"\s+", "", payload)
-    try:
-        return base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("field 'base64' is not valid base64 data") from None
 
 
 def _ids(scope: RequestScope, name: str) -> tuple[str, ...]:
@@ -55,7 +33,7 @@ def _ids(scope: RequestScope, name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part.strip() for value in values for part in value.split(",") if part.strip()))
 
 
-@router.get(BASE, summary="List training images", tags=["training images"], responses=responses(ImagePage))
+@router.get(BASE, summary="List training images", tags=["training images"], responses=responses())
 def list_images(
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
@@ -63,11 +41,12 @@ def list_images(
     not_labels: Annotated[str | None, Query(description="label id(s): images that have none of them")] = None,
     test: Annotated[bool | None, Query(description="true: only test images; false: only training images")] = None,
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
-) -> dict[str, Any]:
+) -> ImagePage:
     scope = RequestScope(router)
     flt = ImageFilter(labels=_ids(scope, "labels"), not_labels=_ids(scope, "not_labels"), test=test)
     found = images.list_images(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), flt)
-    return scope.page_body(found, lambda items: images_json(scope.ports, scope.owner_id, items, scope.root_url))
+    results = images_out(scope, [images.image_from_item(item) for item in found.items])
+    return ImagePage(**scope.page_links(found), results=results)
 
 
 @router.post(
@@ -75,9 +54,9 @@ def list_images(
     summary="Upload a training image",
     tags=["training images"],
     status_code=201,
-    responses=responses(ImageOut, 201, (400, 401, 404, 409, 413)),
+    responses=responses(201, (400, 401, 404, 409, 413)),
 )
-def upload_image(body: ImageUpload) -> dict[str, Any]:
+def upload_image(body: ImageUpload) -> ImageOut:
     scope = RequestScope(router)
     sources = [name for name in ("base64", "img_path", "upload_id") if getattr(body, name)]
     if len(sources) != 1:
@@ -97,7 +76,7 @@ def upload_image(body: ImageUpload) -> dict[str, Any]:
         scope.ports.blobs,
         scope.owner_id,
         data,
-        UploadLimits(limits.max_image_bytes, limits.max_image_pixels, limits.max_decoded_bytes),
+        UploadLimits.from_settings(limits),
         label_ids=body.labels,
         meta_data=body.meta_data,
         test_image=body.test_image,
@@ -105,7 +84,7 @@ def upload_image(body: ImageUpload) -> dict[str, Any]:
     )
     if upload_key:
         scope.ports.blobs.delete(upload_key)
-    return image_json(scope.ports, image, scope.root_url)
+    return image_out(scope, image)
 
 
 def _read_upload(scope: RequestScope, key: str, upload_id: str, max_bytes: int) -> bytes:
@@ -126,9 +105,9 @@ def _read_upload(scope: RequestScope, key: str, upload_id: str, max_bytes: int) 
     summary="Get a URL to PUT a large image to, then register it with upload_id",
     tags=["training images"],
     status_code=201,
-    responses=responses(UploadUrlOut, 201),
+    responses=responses(201),
 )
-def upload_url(body: UploadUrlRequest) -> dict[str, Any]:
+def upload_url(body: UploadUrlRequest) -> UploadUrlOut:
     scope = RequestScope(router)
     max_bytes = scope.ports.settings.limits.max_image_bytes
     if body.size is not None and body.size > max_bytes:
@@ -137,22 +116,16 @@ def upload_url(body: UploadUrlRequest) -> dict[str, Any]:
     url = scope.ports.blobs.upload_url(
         keys.upload_blob(scope.owner_id, upload_id), _UPLOAD_URL_TTL, scope.root_url, max_bytes
     )
-    return {
-        "upload_id": upload_id,
-        "url": url,
-        "method": "PUT",
-        "max_bytes": max_bytes,
-        "expires_in": _UPLOAD_URL_TTL,
-    }
+    return UploadUrlOut(upload_id=upload_id, url=url, method="PUT", max_bytes=max_bytes, expires_in=_UPLOAD_URL_TTL)
 
 
 @router.post(
     f"{BASE}/update",
     summary="Change labels and test marks of many images at once",
     tags=["training images"],
-    responses=responses(BatchUpdateOut),
+    responses=responses(),
 )
-def batch_update(body: ImageBatchUpdate) -> dict[str, Any]:
+def batch_update(body: ImageBatchUpdate) -> BatchUpdateOut:
     scope = RequestScope(router)
     store, owner = scope.ports.items, scope.owner_id
     if not body.images and not body.labels:
@@ -171,21 +144,21 @@ def batch_update(body: ImageBatchUpdate) -> dict[str, Any]:
                 images.remove_label_from_image(store, owner, image_id, label_id)
         if body.mark_test or body.unmark_test:
             images.update_image(store, owner, image_id, {"test_image": body.mark_test})
-    return {"status": "OK", "updated": len(targets)}
+    return BatchUpdateOut(status="OK", updated=len(targets))
 
 
 @router.get(
     f"{BASE}/<image_id>",
     summary="Get a training image",
     tags=["training images"],
-    responses=responses(ImageOut),
+    responses=responses(),
 )
-def get_image(image_id: str) -> dict[str, Any]:
+def get_image(image_id: str) -> ImageOut:
     scope = RequestScope(router)
-    return image_json(scope.ports, images.get_image(scope.ports.items, scope.owner_id, image_id), scope.root_url)
+    return image_out(scope, images.get_image(scope.ports.items, scope.owner_id, image_id))
 
 
-def _change(image_id: str, body: ImageUpdate) -> dict[str, Any]:
+def _change(image_id: str, body: ImageUpdate) -> ImageOut:
     scope = RequestScope(router)
     changes: dict[str, Any] = {}
     if "meta_data" in body.model_fields_set:
@@ -196,16 +169,16 @@ def _change(image_id: str, body: ImageUpdate) -> dict[str, Any]:
         image = images.get_image(scope.ports.items, scope.owner_id, image_id)
     else:
         image = images.update_image(scope.ports.items, scope.owner_id, image_id, changes)
-    return image_json(scope.ports, image, scope.root_url)
+    return image_out(scope, image)
 
 
 @router.put(
     f"{BASE}/<image_id>",
     summary="Replace an image's meta_data / test mark",
     tags=["training images"],
-    responses=responses(ImageOut),
+    responses=responses(),
 )
-def put_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
+def put_image(image_id: str, body: ImageUpdate) -> ImageOut:
     return _change(image_id, body)
 
 
@@ -213,9 +186,9 @@ def put_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
     f"{BASE}/<image_id>",
     summary="Change an image's meta_data / test mark",
     tags=["training images"],
-    responses=responses(ImageOut),
+    responses=responses(),
 )
-def patch_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
+def patch_image(image_id: str, body: ImageUpdate) -> ImageOut:
     return _change(image_id, body)
 
 
@@ -224,7 +197,7 @@ def patch_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
     summary="Delete a training image",
     tags=["training images"],
     status_code=204,
-    responses=responses(None, 204),
+    responses=responses(204),
 )
 def delete_image(image_id: str) -> Response[None]:
     scope = RequestScope(router)
@@ -236,21 +209,21 @@ def delete_image(image_id: str) -> Response[None]:
     f"{BASE}/<image_id>/add-label",
     summary="Put a label on an image",
     tags=["training images"],
-    responses=responses(ImageOut),
+    responses=responses(),
 )
-def add_label(image_id: str, body: LabelRef) -> dict[str, Any]:
+def add_label(image_id: str, body: LabelRef) -> ImageOut:
     scope = RequestScope(router)
     image = images.add_label_to_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
-    return image_json(scope.ports, image, scope.root_url)
+    return image_out(scope, image)
 
 
 @router.post(
     f"{BASE}/<image_id>/remove-label",
     summary="Take a label off an image",
     tags=["training images"],
-    responses=responses(ImageOut),
+    responses=responses(),
 )
-def remove_label(image_id: str, body: LabelRef) -> dict[str, Any]:
+def remove_label(image_id: str, body: LabelRef) -> ImageOut:
     scope = RequestScope(router)
     image = images.remove_label_from_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
-    return image_json(scope.ports, image, scope.root_url)
+    return image_out(scope, image)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -10,8 +10,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
-from kestrel.api.render import label_json, labels_json
-from kestrel.api.schemas import LabelCreate, LabelOut, LabelPage, LabelUpdate
+from kestrel.api.responses import LabelOut, LabelPage
+from kestrel.api.schemas import LabelCreate, LabelUpdate
+from kestrel.api.views import labels_out
 from kestrel.store import labels
 from kestrel.store.tasks import get_task
 
@@ -19,25 +20,26 @@ router = APIGatewayRouter()
 BASE = "/recognition/v2/label"
 
 
-@router.get(BASE, summary="List labels", tags=["labels"], responses=responses(LabelPage))
+@router.get(BASE, summary="List labels", tags=["labels"], responses=responses())
 def list_labels(
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
     search: Annotated[str | None, Query(max_length=255, description="case-insensitive substring of the name")] = None,
     task: Annotated[str | None, Query(description="only the labels of this task")] = None,
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
-) -> dict[str, Any]:
+) -> LabelPage:
     scope = RequestScope(router)
     store = scope.ports.items
     task_label_ids = list(get_task(store, scope.owner_id, task).label_ids) if task else None
     found = labels.list_labels(
         store, scope.owner_id, scope.page_request(page, page_size, cursor), search, task_label_ids
     )
-    return scope.page_body(found, labels_json)
+    results = labels_out([labels.label_from_item(item) for item in found.items])
+    return LabelPage(**scope.page_links(found), results=results)
 
 
-@router.post(BASE, summary="Create a label", tags=["labels"], status_code=201, responses=responses(LabelOut, 201))
-def create_label(body: LabelCreate) -> dict[str, Any]:
+@router.post(BASE, summary="Create a label", tags=["labels"], status_code=201, responses=responses(201))
+def create_label(body: LabelCreate) -> LabelOut:
     scope = RequestScope(router)
     label = labels.create_label(
         scope.ports.items,
@@ -47,28 +49,28 @@ def create_label(body: LabelCreate) -> dict[str, Any]:
         body.description or "",
         body.output_name or "",
     )
-    return label_json(label)
+    return LabelOut.of(label)
 
 
-@router.get(f"{BASE}/<label_id>", summary="Get a label", tags=["labels"], responses=responses(LabelOut))
-def get_label(label_id: str) -> dict[str, Any]:
+@router.get(f"{BASE}/<label_id>", summary="Get a label", tags=["labels"], responses=responses())
+def get_label(label_id: str) -> LabelOut:
     scope = RequestScope(router)
-    return label_json(labels.get_label(scope.ports.items, scope.owner_id, label_id))
+    return LabelOut.of(labels.get_label(scope.ports.items, scope.owner_id, label_id))
 
 
-def _change(label_id: str, body: LabelUpdate) -> dict[str, Any]:
+def _change(label_id: str, body: LabelUpdate) -> LabelOut:
     scope = RequestScope(router)
     changes = {name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None}
-    return label_json(labels.update_label(scope.ports.items, scope.owner_id, label_id, changes))
+    return LabelOut.of(labels.update_label(scope.ports.items, scope.owner_id, label_id, changes))
 
 
-@router.put(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses(LabelOut))
-def put_label(label_id: str, body: LabelUpdate) -> dict[str, Any]:
+@router.put(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses())
+def put_label(label_id: str, body: LabelUpdate) -> LabelOut:
     return _change(label_id, body)
 
 
-@router.patch(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses(LabelOut))
-def patch_label(label_id: str, body: LabelUpdate) -> dict[str, Any]:
+@router.patch(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses())
+def patch_label(label_id: str, body: LabelUpdate) -> LabelOut:
     return _change(label_id, body)
 
 
@@ -77,7 +79,7 @@ def patch_label(label_id: str, body: LabelUpdate) -> dict[str, Any]:
     summary="Delete a label (images keep their other labels)",
     tags=["labels"],
     status_code=204,
-    responses=responses(None, 204),
+    responses=responses(204),
 )
 def delete_label(label_id: str) -> Response[None]:
     scope = RequestScope(router)

@@ -1,11 +1,12 @@
-"""Request and response models: they validate input and document the API (OpenAPI)."""
+"""Request models: they validate input and document it (OpenAPI). Answers: kestrel.api.responses."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from kestrel.domain.entities import ID_PATTERN, LabelType, TaskType
 from kestrel.domain.free_form import (
@@ -58,8 +59,16 @@ UploadId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=ID_PA
 
 
 class Request(BaseModel):
-    # Unknown fields (e.g. the ximilar client's "workspace") are ignored, as Ximilar does.
+    # Unknown fields never get here: kestrel.api.strict refuses them (400) before validation's
+    # result reaches the route; the model drops only what that check lets through everywhere.
     model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # The document says what the server enforces: no field beyond those listed.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["additionalProperties"] = False
+        return schema
 
 
 class TaskCreate(Request):
@@ -132,121 +141,3 @@ class ImageBatchUpdate(Request):
     unmark_test: bool = Field(False, alias="unmark-test")
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-# -- responses -------------------------------------------------------------------------------
-
-
-class LabelOut(BaseModel):
-    id: str
-    name: str
-    type: LabelType
-    description: str
-    output_name: str
-    images_count: int
-    tasks_count: int
-    negative_for_task: str | None = None
-    workspace: str
-    created: str
-
-
-class TaskOut(BaseModel):
-    id: str
-    name: str
-    description: str
-    type: TaskType
-    production_version: int = Field(description="-1 until a first successful training")
-    last_train_status: str | None
-    auto_deploy: bool
-    labels: list[LabelOut]
-    workspace: str
-    created: str
-
-
-class ImageOut(BaseModel):
-    id: str
-    created: str
-    img_path: str = Field(description="a URL that serves the original for a limited time")
-    thumb_img_path: str
-    img_width: int
-    img_height: int
-    labels: list[LabelOut]
-    meta_data: dict[str, Any]
-    test_image: bool
-    noresize: bool
-    workspace: str
-
-
-class ModelOut(BaseModel):
-    id: str
-    task: str
-    task_name: str
-    version: int
-    train_status: str
-    accuracy: float | None
-    metrics: dict[str, Any]
-    created: str
-    started: str | None
-    trained: str | None
-    failure_reason: str | None
-    mail_status: dict[str, str] = Field(
-        description="what became of each mail about this version ('started', 'finished'): 'sent' or "
-        "'not sent: <why>'; a mail never decides the training's result"
-    )
-
-
-class ModelDownloadOut(BaseModel):
-    id: str
-    version: int
-    model_url: str = Field(description="the ONNX file classify runs; input 'image' [N,3,224,224], see the card")
-    card_url: str
-    expires_in: int
-    card: dict[str, Any] = Field(description="labels in output order, thresholds, preprocessing, metrics")
-
-
-class ModelCardOut(BaseModel):
-    """The full model card, as the training job wrote it (the model JSON's ``metrics`` is a bounded
-    summary of it); its other fields are those of ``metrics``."""
-
-    model_config = ConfigDict(extra="allow")
-    accuracy: float
-    misclassified: list[dict[str, Any]] = Field(description="every test image the version got wrong")
-
-
-class UploadUrlOut(BaseModel):
-    upload_id: str
-    url: str
-    method: str
-    max_bytes: int
-    expires_in: int
-
-
-class PageOut(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-
-
-class TaskPage(PageOut):
-    results: list[TaskOut]
-
-
-class LabelPage(PageOut):
-    results: list[LabelOut]
-
-
-class ImagePage(PageOut):
-    results: list[ImageOut]
-
-
-class ModelPage(PageOut):
-    results: list[ModelOut]
-
-
-class BatchUpdateOut(BaseModel):
-    status: str
-    updated: int
-
-
-class ErrorOut(BaseModel):
-    detail: str

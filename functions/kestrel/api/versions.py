@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -11,8 +11,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
-from kestrel.api.render import model_json, models_json
-from kestrel.api.schemas import ModelCardOut, ModelDownloadOut, ModelOut, ModelPage
+from kestrel.api.responses import ModelCardOut, ModelDownloadOut, ModelOut, ModelPage
+from kestrel.api.views import models_out
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import InvalidInput
 from kestrel.store import lifecycle, versions
@@ -23,30 +23,31 @@ router = APIGatewayRouter()
 BASE = "/recognition/v2/model"
 
 
-@router.get(BASE, summary="List model versions", tags=["models"], responses=responses(ModelPage))
+@router.get(BASE, summary="List model versions", tags=["models"], responses=responses())
 def list_models(
     page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, description="items per page (max 1000)")] = 50,
     task: Annotated[str | None, Query(description="only the versions of this task")] = None,
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
-) -> dict[str, Any]:
+) -> ModelPage:
     scope = RequestScope(router)
     if task:
         get_task(scope.ports.items, scope.owner_id, task)
     found = versions.list_models(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), task)
-    return scope.page_body(found, models_json)
+    results = models_out([versions.model_from_item(item) for item in found.items])
+    return ModelPage(**scope.page_links(found), results=results)
 
 
-@router.get(f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses(ModelOut))
-def get_model(model_id: str) -> dict[str, Any]:
+@router.get(f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses())
+def get_model(model_id: str) -> ModelOut:
     scope = RequestScope(router)
-    return model_json(versions.get_model(scope.ports.items, scope.owner_id, model_id))
+    return ModelOut.of(versions.get_model(scope.ports.items, scope.owner_id, model_id))
 
 
 def _trained(scope: RequestScope, model_id: str) -> Model:
     model = versions.get_model(scope.ports.items, scope.owner_id, model_id)
     if model.train_status != TrainStatus.TRAINED:
-        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a Trained version has files")
+        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a TRAINED version has files")
     return model
 
 
@@ -57,35 +58,34 @@ def _trained(scope: RequestScope, model_id: str) -> Model:
     "(`misclassified_total` says how many there are, `truncated` whether anything was left out); "
     "this answers the whole card.",
     tags=["models"],
-    responses=responses(ModelCardOut, 200, (400, 401, 404)),
+    responses=responses(200, (400, 401, 404)),
 )
-def get_model_card(model_id: str) -> dict[str, Any]:
+def get_model_card(model_id: str) -> ModelCardOut:
     scope = RequestScope(router)
     model = _trained(scope, model_id)
-    card: dict[str, Any] = json.loads(scope.ports.blobs.get(model_prefix(scope.owner_id, model.id) + CARD_FILE))
-    return card
+    return ModelCardOut.model_validate_json(scope.ports.blobs.get(model_prefix(scope.owner_id, model.id) + CARD_FILE))
 
 
 @router.get(
     f"{BASE}/<model_id>/download",
     summary="Export a trained version: its ONNX file (the one classify runs) and its card",
     tags=["models"],
-    responses=responses(ModelDownloadOut, 200, (400, 401, 404)),
+    responses=responses(200, (400, 401, 404)),
 )
-def download_model(model_id: str) -> dict[str, Any]:
+def download_model(model_id: str) -> ModelDownloadOut:
     scope = RequestScope(router)
     model = _trained(scope, model_id)
     prefix = model_prefix(scope.owner_id, model.id)
     ttl = scope.ports.settings.limits.url_ttl_seconds
     card = json.loads(scope.ports.blobs.get(prefix + CARD_FILE))
-    return {
-        "id": model.id,
-        "version": model.version,
-        "model_url": scope.ports.blobs.download_url(prefix + MODEL_FILE, ttl, scope.root_url),
-        "card_url": scope.ports.blobs.download_url(prefix + CARD_FILE, ttl, scope.root_url),
-        "expires_in": ttl,
-        "card": card,
-    }
+    return ModelDownloadOut(
+        id=model.id,
+        version=model.version,
+        model_url=scope.ports.blobs.download_url(prefix + MODEL_FILE, ttl, scope.root_url),
+        card_url=scope.ports.blobs.download_url(prefix + CARD_FILE, ttl, scope.root_url),
+        expires_in=ttl,
+        card=card,
+    )
 
 
 @router.delete(
@@ -93,7 +93,7 @@ def download_model(model_id: str) -> dict[str, Any]:
     summary="Delete a model version that is not deployed",
     tags=["models"],
     status_code=204,
-    responses=responses(None, 204, (401, 404, 409)),
+    responses=responses(204, (401, 404, 409)),
 )
 def delete_model(model_id: str) -> Response[None]:
     scope = RequestScope(router)

@@ -30,7 +30,9 @@ from kestrel.cli.common import (
     render_table,
     resolve_task,
     scanning,
+    train_state,
 )
+from kestrel.domain.entities import TrainStatus
 
 BATCH_RECORDS = 10  # the API's limit per classify/ request
 FORMATS = ("table", "json", "csv")
@@ -231,12 +233,13 @@ def _check_version(client: KestrelClient, task: dict[str, Any], version: int | N
                 "(or pass --version N)"
             )
         return
-    states = {model["version"]: model["train_status"] for model in client.models(task["id"])}
+    states = {model["version"]: model for model in client.models(task["id"])}
     if version not in states:
         known = ", ".join(str(v) for v in sorted(states)) or "none yet"
         raise CliError(f"task {task['name']!r} has no version {version} (versions: {known})")
-    if states[version] != "Trained":
-        raise CliError(f"version {version} of {task['name']!r} is {states[version]}; classify needs a Trained one")
+    if train_state(states[version]) != TrainStatus.TRAINED:
+        state = states[version]["train_status"]
+        raise CliError(f"version {version} of {task['name']!r} is {state}; classify needs a TRAINED one")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from kestrel.cli.client import ApiError, KestrelClient
-from kestrel.domain.entities import ID_PATTERN
+from kestrel.domain.entities import ID_PATTERN, TrainStatus
 
 ENV_ENDPOINT = "KESTREL_ENDPOINT"
 ENV_TOKEN = "KESTREL_TOKEN"
@@ -144,3 +144,11 @@ def short_time(stamp: str | None) -> str:
 def quote(name: str) -> str:
     """A task name as a shell argument, for the commands the CLI suggests."""
     return name if re.fullmatch(r"[\w.@%+=:,/-]+", name) else "'" + name.replace("'", "'\\''") + "'"
+
+
+def train_state(model: dict[str, Any]) -> TrainStatus | None:
+    """A version's state from any Kestrel (older servers spelt it "Trained"); None if unknown."""
+    try:
+        return TrainStatus.parse(str(model.get("train_status")))
+    except ValueError:
+        return None

@@ -20,9 +20,11 @@ from kestrel.cli.common import (
     render_table,
     resolve_task,
     short_time,
+    train_state,
 )
+from kestrel.domain.entities import TrainStatus
 
-FINAL_STATES = ("Trained", "Failed")
+FINAL_STATES = (TrainStatus.TRAINED, TrainStatus.FAILED)
 EXIT_FAILED = 1
 #: Misclassified test images listed under an evaluation (the console shows them all).
 MAX_MISCLASSIFIED_SHOWN = 10
@@ -98,7 +100,7 @@ def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
 def configure_train(parser: argparse.ArgumentParser) -> None:
     _add_task(parser)
     parser.add_argument(
-        "--wait", action="store_true", help="show the state until Trained or Failed, then the evaluation"
+        "--wait", action="store_true", help="show the state until TRAINED or FAILED, then the evaluation"
     )
     parser.add_argument(
         "--interval", type=float, default=2.0, metavar="SECONDS", help="how often --wait asks (default: 2)"
@@ -107,10 +109,10 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 
 def wait_for_model(client: KestrelClient, model: dict[str, Any], interval: float) -> dict[str, Any]:
-    """Poll the version until it is Trained or Failed, showing its state and the time spent."""
+    """Poll the version until it is TRAINED or FAILED, showing its state and the time spent."""
     label = f"Version {model['version']}"
     with progress(bar_format="{desc} [{elapsed}]", desc=f"{label}: {model['train_status']}") as bar:
-        while model["train_status"] not in FINAL_STATES:
+        while train_state(model) not in FINAL_STATES:
             time.sleep(interval)
             model = client.model(model["id"])
             bar.set_description_str(f"{label}: {model['train_status']}", refresh=False)
@@ -132,7 +134,7 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"kestrel: stopped waiting; the training goes on (kestrel models {name} shows it)", file=sys.stderr)
         return 130
-    if model["train_status"] == "Failed":
+    if train_state(model) == TrainStatus.FAILED:
         reason = " ".join((model.get("failure_reason") or "no reason given").split())
         print(f"kestrel: training version {model['version']} failed: {reason}", file=sys.stderr)
         return EXIT_FAILED
@@ -172,7 +174,7 @@ def run_models(args: argparse.Namespace) -> int:
     task = resolve_task(client, args.task)
     if args.version is not None:
         model = _find_version(client, task, args.version)
-        if model["train_status"] != "Trained":
+        if train_state(model) != TrainStatus.TRAINED:
             reason = f": {model['failure_reason']}" if model.get("failure_reason") else ""
             print(f"Version {model['version']} is {model['train_status']}{reason}")
             return 0
@@ -219,8 +221,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     client = make_client(args)
     task = resolve_task(client, args.task)
     model = _find_version(client, task, args.version)
-    if model["train_status"] != "Trained":
-        raise CliError(f"version {args.version} of {task['name']!r} is {model['train_status']}; deploy a Trained one")
+    if train_state(model) != TrainStatus.TRAINED:
+        raise CliError(f"version {args.version} of {task['name']!r} is {model['train_status']}; deploy a TRAINED one")
     before = task["production_version"]
     task = client.deploy(task["id"], args.version)
     was = f"version {before}" if before > 0 else "no version"

@@ -20,10 +20,33 @@ class LabelType(StrEnum):
 
 
 class TrainStatus(StrEnum):
-    WAITING = "Waiting"
-    TRAINING = "Training"
-    TRAINED = "Trained"
-    FAILED = "Failed"
+    """A version's state, spelt as Ximilar spells it (its tools compare ``== "TRAINED"``)."""
+
+    WAITING = "WAITING"
+    TRAINING = "IN_TRAINING"
+    TRAINED = "TRAINED"
+    FAILED = "FAILED"
+
+    @property
+    def legacy(self) -> str:
+        """How Kestrel stored this state before it took Ximilar's spelling ("Trained", ...)."""
+        return _LEGACY_SPELLING[self]
+
+    @classmethod
+    def parse(cls, text: str) -> TrainStatus:
+        """A stored state in either spelling: items written before the change keep working."""
+        for status in cls:
+            if text in (status.value, status.legacy):
+                return status
+        raise ValueError(f"unknown training state {text!r}")
+
+
+_LEGACY_SPELLING = {
+    TrainStatus.WAITING: "Waiting",
+    TrainStatus.TRAINING: "Training",
+    TrainStatus.TRAINED: "Trained",
+    TrainStatus.FAILED: "Failed",
+}
 
 
 #: Which label type a task of each type takes (Ximilar: categories classify, tags tag).
@@ -66,7 +89,7 @@ class Task:
     type: TaskType
     created: str
     production_version: int = -1
-    last_train_status: str | None = None
+    last_train_status: TrainStatus | None = None
     auto_deploy: bool = False
     label_ids: dict[str, str] = field(default_factory=dict)  # label id -> when attached
     versions_created: int = 0
@@ -87,6 +110,19 @@ class Label:
     negative_for_task: str | None = None  # set on the one negative label of a multi_label task
 
 
+#: The file extension of each accepted image format: download URLs end in ``<image id>.<ext>``.
+EXTENSION_FOR_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+#: The file names of images stored before their names were unique (every URL ended in /original).
+LEGACY_IMAGE_FILE = "original"
+LEGACY_THUMB_FILE = "thumb.jpg"
+
+
+def image_file_names(image_id: str, image_format: str) -> tuple[str, str]:
+    """The stored file names of an image and its thumbnail: unique to the image, with the real
+    extension, because clients name downloads after the URL's last segment (ximilar's does)."""
+    return f"{image_id}.{EXTENSION_FOR_FORMAT.get(image_format, 'img')}", f"{image_id}_thumb.jpg"
+
+
 @dataclass
 class TrainingImage:
     id: str
@@ -94,6 +130,7 @@ class TrainingImage:
     created: str
     content_hash: str
     format: str
+    mime: str
     width: int
     height: int
     size_bytes: int
@@ -101,6 +138,8 @@ class TrainingImage:
     meta_data: dict[str, Any] = field(default_factory=dict)
     test_image: bool = False
     noresize: bool = False
+    file_name: str = LEGACY_IMAGE_FILE
+    thumb_name: str = LEGACY_THUMB_FILE
 
 
 @dataclass

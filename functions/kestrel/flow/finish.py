@@ -1,4 +1,4 @@
-"""Step 2 of a training: the job's completion event becomes a Trained or Failed version."""
+"""Step 2 of a training: the job's completion event becomes a TRAINED or FAILED version."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from aws_lambda_powertools import Logger
 
 from kestrel.domain.card_summary import summarise
+from kestrel.domain.entities import TrainStatus
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
 from kestrel.flow.reasons import for_people
@@ -52,10 +53,10 @@ def blob_key_of(uri: str) -> str:
     return urlparse(uri).path.lstrip("/")
 
 
-def finish(ports: Ports, event: dict[str, Any]) -> str | None:
+def finish(ports: Ports, event: dict[str, Any]) -> TrainStatus | None:
     """Handle one "SageMaker Training Job State Change" event (EventBridge's shape).
 
-    Returns the state the model reached ("Trained" or "Failed"), or None when the event changed
+    Returns the state the model reached (TRAINED or FAILED), or None when the event changed
     nothing (not Kestrel's job, an unknown model, or a repeated event).
 
     A transient failure of the blob store or the database raises, so that Lambda runs the event
@@ -74,22 +75,22 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
     except NotFound:
         logger.warning("event for an unknown job", extra={"job": name})
         return None
-    outcome: str | None
+    outcome: TrainStatus | None
     if status == "Completed":
         try:
-            outcome = "Trained" if _complete(ports, ref, detail) else None
+            outcome = TrainStatus.TRAINED if _complete(ports, ref, detail) else None
         except BadArtefact as error:
             logger.error(
                 "the job's output is unusable", extra={"job": name, "model_id": ref.model_id, "error": str(error)}
             )
             reason = "the training job's output could not be read; train again"
-            outcome = "Failed" if mark_failed(ports.items, ref, reason) else None
+            outcome = TrainStatus.FAILED if mark_failed(ports.items, ref, reason) else None
     else:
         raw = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
         reason = for_people(raw)
         if reason != raw:  # the owner reads the plain version; the log keeps what the service said
             logger.warning("training failure reason", extra={"job": name, "model_id": ref.model_id, "raw": raw})
-        outcome = "Failed" if mark_failed(ports.items, ref, reason) else None
+        outcome = TrainStatus.FAILED if mark_failed(ports.items, ref, reason) else None
     if outcome is None:
         logger.info("repeated event: nothing changed", extra={"model_id": ref.model_id})
     mails.send_owed(ports, ref)

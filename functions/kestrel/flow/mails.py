@@ -50,7 +50,8 @@ def started(to: str, model: Model, images: int, console_url: str) -> Mail:
         subject=f"Kestrel: training started for '{_name(model)}' version {model.version}",
         body=(
             f"Training of version {model.version} of your task '{_name(model)}' has started "
-            f"on {images} images.\n\nYou will get another email when it ends. Follow it here:\n"
+            f"on {images} images (status {TrainStatus.TRAINING.value}).\n\n"
+            "You will get another email when it ends. Follow it here:\n"
             f"{_link(console_url, model)}\n"
         ),
     )
@@ -64,7 +65,8 @@ def finished(to: str, model: Model, console_url: str, deployed: bool) -> Mail:
         subject=f"Kestrel: '{_name(model)}' version {model.version} trained, accuracy {accuracy}",
         body=(
             f"Version {model.version} of your task '{_name(model)}' finished training with "
-            f"accuracy {accuracy} on its test images.\n{where}\n\nThe evaluation: {_link(console_url, model)}\n"
+            f"accuracy {accuracy} on its test images (status {TrainStatus.TRAINED.value}).\n{where}\n\n"
+            f"The evaluation: {_link(console_url, model)}\n"
         ),
     )
 
@@ -74,7 +76,8 @@ def failed(to: str, model: Model, reason: str, console_url: str) -> Mail:
         to=to,
         subject=f"Kestrel: training of '{_name(model)}' version {model.version} failed",
         body=(
-            f"Training of version {model.version} of your task '{_name(model)}' failed:\n\n"
+            f"Training of version {model.version} of your task '{_name(model)}' failed "
+            f"(status {TrainStatus.FAILED.value}):\n\n"
             f"    {reason}\n\nThe production version is unchanged. Details: {_link(console_url, model)}\n"
         ),
     )

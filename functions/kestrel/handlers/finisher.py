@@ -1,4 +1,4 @@
-"""Lambda entry point: "SageMaker Training Job State Change" (EventBridge) -> Trained/Failed + email."""
+"""Lambda entry point: "SageMaker Training Job State Change" (EventBridge) -> TRAINED/FAILED + email."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
+from kestrel.domain.entities import TrainStatus
 from kestrel.flow.finish import finish
 
 logger = Logger(service="kestrel-finisher")
@@ -23,7 +24,7 @@ metrics = Metrics(namespace="Kestrel", service="finisher")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     # Counted only when one of this stage's models changed state: repeats and other jobs are not.
     outcome = finish(get_ports(), event)
-    if outcome == "Failed":
+    if outcome == TrainStatus.FAILED:
         metrics.add_metric(name="TrainingFailed", unit=MetricUnit.Count, value=1)
-    elif outcome == "Trained":
+    elif outcome == TrainStatus.TRAINED:
         metrics.add_metric(name="TrainingCompleted", unit=MetricUnit.Count, value=1)

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kestrel.domain.entities import TrainingImage, new_id, now_iso
+from kestrel.domain.entities import (
+    LEGACY_IMAGE_FILE,
+    LEGACY_THUMB_FILE,
+    TrainingImage,
+    image_file_names,
+    new_id,
+    now_iso,
+)
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
 from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
@@ -32,6 +39,7 @@ def image_from_item(item: Item) -> TrainingImage:
         created=item["created"],
         content_hash=item["content_hash"],
         format=item["format"],
+        mime=str(item.get("mime") or "application/octet-stream"),
         width=int(item["width"]),
         height=int(item["height"]),
         size_bytes=int(item.get("size_bytes", 0)),
@@ -39,7 +47,43 @@ def image_from_item(item: Item) -> TrainingImage:
         meta_data=dict(item.get("meta_data") or {}),
         test_image=bool(item.get("test_image", False)),
         noresize=bool(item.get("noresize", False)),
+        # Images stored before file names were unique have none: they keep their old names.
+        file_name=str(item.get("file_name") or LEGACY_IMAGE_FILE),
+        thumb_name=str(item.get("thumb_name") or LEGACY_THUMB_FILE),
     )
+
+
+def image_item(image: TrainingImage) -> Item:
+    """The stored form of ``image`` (what ``image_from_item`` reads back)."""
+    pk, sk = keys.image_key(image.owner_id, image.id)
+    return {
+        PK: pk,
+        SK: sk,
+        ORD: keys.image_ord(image.created, image.id),
+        "id": image.id,
+        "owner_id": image.owner_id,
+        "created": image.created,
+        "content_hash": image.content_hash,
+        "format": image.format,
+        "mime": image.mime,
+        "width": image.width,
+        "height": image.height,
+        "size_bytes": image.size_bytes,
+        "labels": dict(image.label_ids),
+        "meta_data": image.meta_data,
+        "test_image": image.test_image,
+        "noresize": image.noresize,
+        "file_name": image.file_name,
+        "thumb_name": image.thumb_name,
+    }
+
+
+def image_blob(image: TrainingImage) -> str:
+    return keys.image_blob(image.owner_id, image.id, image.file_name)
+
+
+def thumb_blob(image: TrainingImage) -> str:
+    return keys.thumb_blob(image.owner_id, image.id, image.thumb_name)
 
 
 def get_image(store: ItemStore, owner_id: str, image_id: str) -> TrainingImage:
@@ -106,43 +150,30 @@ def add_image(
         raise Conflict(duplicate_detail(duplicate))
     labels = [get_label(store, owner_id, label_id) for label_id in unique_labels]
 
+    image_id = new_id()
+    file_name, thumb_name = image_file_names(image_id, checked.format)
     image = TrainingImage(
-        id=new_id(),
+        id=image_id,
         owner_id=owner_id,
         created=now_iso(),
         content_hash=content_hash,
         format=checked.format,
+        mime=checked.mime,
         width=checked.width,
         height=checked.height,
         size_bytes=len(data),
         meta_data=dict(meta_data or {}),
         test_image=test_image,
         noresize=noresize,
+        file_name=file_name,
+        thumb_name=thumb_name,
     )
     image.label_ids = {label.id: image.created for label in labels}
     # Bytes first: an item that is visible always has its files; a crash in between leaves only
     # unreferenced blobs, never a record pointing at nothing.
-    blobs.put(keys.image_blob(owner_id, image.id), data, checked.mime)
-    blobs.put(keys.thumb_blob(owner_id, image.id), checked.thumbnail, "image/jpeg")
-    pk, sk = keys.image_key(owner_id, image.id)
-    item = {
-        PK: pk,
-        SK: sk,
-        ORD: keys.image_ord(image.created, image.id),
-        "id": image.id,
-        "owner_id": owner_id,
-        "created": image.created,
-        "content_hash": content_hash,
-        "format": checked.format,
-        "mime": checked.mime,
-        "width": checked.width,
-        "height": checked.height,
-        "size_bytes": len(data),
-        "labels": dict(image.label_ids),
-        "meta_data": image.meta_data,
-        "test_image": test_image,
-        "noresize": noresize,
-    }
+    blobs.put(image_blob(image), data, checked.mime)
+    blobs.put(thumb_blob(image), checked.thumbnail, "image/jpeg")
+    item = image_item(image)
     hash_pk, hash_sk = keys.content_key(owner_id, content_hash)
     writes: list[Put | Update | Delete] = [
         Put({PK: hash_pk, SK: hash_sk, "image_id": image.id}, Condition(exists=False)),
@@ -153,7 +184,7 @@ def add_image(
     try:
         store.transact(writes)
     except ConditionFailed as failed:
-        _remove_blobs(blobs, owner_id, image.id)
+        _remove_blobs(blobs, image)
         if failed.index == 0:  # the same bytes were stored by a concurrent request
             winner = store.get((hash_pk, hash_sk))
             raise Conflict(duplicate_detail(str(winner["image_id"]) if winner else "unknown")) from None
@@ -256,12 +287,12 @@ def delete_image(store: ItemStore, blobs: BlobStore, owner_id: str, image_id: st
         if failed.index == 0:
             raise NotFound(f"Training image {image_id} not found") from None
         raise Conflict("the image's labels changed while it was being deleted; try again") from None
-    _remove_blobs(blobs, owner_id, image_id)
+    _remove_blobs(blobs, image)
 
 
-def _remove_blobs(blobs: BlobStore, owner_id: str, image_id: str) -> None:
-    blobs.delete(keys.image_blob(owner_id, image_id))
-    blobs.delete(keys.thumb_blob(owner_id, image_id))
+def _remove_blobs(blobs: BlobStore, image: TrainingImage) -> None:
+    blobs.delete(image_blob(image))
+    blobs.delete(thumb_blob(image))
 
 
 @dataclass(frozen=True)

@@ -93,12 +93,14 @@ def model_version_key(owner_id: str, task_id: str, version: int) -> Key:
 
 
 # Blob keys
-def image_blob(owner_id: str, image_id: str) -> str:
-    return f"images/{owner_id}/{image_id}/original"
+def image_blob(owner_id: str, image_id: str, file_name: str) -> str:
+    """``file_name`` is the image's (``TrainingImage.file_name``): ``<id>.<ext>``, or ``original``
+    for images stored before names were unique."""
+    return f"images/{owner_id}/{image_id}/{file_name}"
 
 
-def thumb_blob(owner_id: str, image_id: str) -> str:
-    return f"images/{owner_id}/{image_id}/thumb.jpg"
+def thumb_blob(owner_id: str, image_id: str, file_name: str) -> str:
+    return f"images/{owner_id}/{image_id}/{file_name}"
 
 
 def upload_blob(owner_id: str, upload_id: str) -> str:

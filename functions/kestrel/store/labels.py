@@ -45,6 +45,11 @@ def get_labels(store: ItemStore, owner_id: str, label_ids: list[str]) -> list[La
     return [label_from_item(item) for item in items]
 
 
+def labels_by_id(store: ItemStore, owner_id: str, label_ids: set[str]) -> dict[str, Label]:
+    """The labels that exist among ``label_ids``, by id (one batch read)."""
+    return {label.id: label for label in get_labels(store, owner_id, sorted(label_ids))}
+
+
 def label_item(label: Label, negative_for_task: str | None = None) -> Item:
     pk, sk = keys.label_key(label.owner_id, label.id)
     return {

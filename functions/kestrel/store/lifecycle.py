@@ -12,11 +12,12 @@ from typing import Any
 from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, new_id, now_iso
 from kestrel.domain.errors import Conflict, NotFound
 from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
+from kestrel.ports.items import PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
 from kestrel.store import keys
+from kestrel.store.images import image_blob, image_from_item
 from kestrel.store.labels import get_labels
 from kestrel.store.tasks import get_task
-from kestrel.store.versions import get_model, model_from_item
+from kestrel.store.versions import get_model, model_from_item, model_item
 
 _DEPLOY_RETRIES = 10
 _CREATE_RETRIES = 20  # a request loses the race for version n+1 to each concurrent one
@@ -79,7 +80,6 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
             train_status=TrainStatus.WAITING,
             created=now_iso(),
         )
-        pk, sk = keys.model_key(owner_id, model.id)
         version_pk, version_sk = keys.model_version_key(owner_id, task_id, version)
         job_pk, job_sk = job_key(model.id)
         writes: list[Write] = [
@@ -88,25 +88,7 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
                 set={"versions_created": version, "last_train_status": TrainStatus.WAITING.value},
                 condition=Condition(equals={"versions_created": task.versions_created}),
             ),
-            Put(
-                {
-                    PK: pk,
-                    SK: sk,
-                    ORD: keys.model_ord(task_id, version),
-                    "id": model.id,
-                    "owner_id": owner_id,
-                    "task_id": task_id,
-                    "task_name": task.name,
-                    "version": version,
-                    "train_status": model.train_status.value,
-                    "created": model.created,
-                    "accuracy": None,
-                    "metrics": {},
-                    OUTBOX: {},
-                    MAIL_STATUS: {},
-                },
-                Condition(exists=False),
-            ),
+            Put({**model_item(model), OUTBOX: {}, MAIL_STATUS: {}}, Condition(exists=False)),
             Put({PK: version_pk, SK: version_sk, "model_id": model.id}, Condition(exists=False)),
             Put({PK: job_pk, SK: job_sk, "owner_id": owner_id, "task_id": task_id}, Condition(exists=False)),
         ]
@@ -169,14 +151,15 @@ def _transition(
     key = keys.model_key(ref.owner_id, ref.model_id)
     changed = False
     item: Item | None = None
-    for state in froms:
+    # Each state in either spelling: versions stored before Kestrel took Ximilar's keep moving.
+    for stored in [spelling for state in froms for spelling in (state.value, state.legacy)]:
         try:
             item = store.update(
                 Update(
                     key,
                     set={"train_status": to.value, **fields},
                     map_set={OUTBOX: dict(owed)} if owed else {},
-                    condition=Condition(equals={"train_status": state.value}),
+                    condition=Condition(equals={"train_status": stored}),
                 )
             )
         except ConditionFailed:
@@ -185,7 +168,7 @@ def _transition(
         break
     else:
         item = store.get(key)
-        if item is None or item.get("train_status") != to.value:
+        if item is None or TrainStatus.parse(str(item.get("train_status"))) != to:
             return False
     _set_task_status(store, ref.owner_id, ref.task_id, to, int(item["version"]))
     return changed
@@ -335,7 +318,7 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
         "images": [
             {
                 "id": str(item["id"]),
-                "key": keys.image_blob(ref.owner_id, str(item["id"])),
+                "key": image_blob(image_from_item(item)),
                 "sha256": str(item["content_hash"]),
                 "labels": list(own),
                 "split": assignment[str(item["id"])],
@@ -360,8 +343,9 @@ def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
         )
     if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
         raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
+    stored = (store.get(keys.model_key(owner_id, model_id)) or {}).get("train_status")  # in its stored spelling
     writes = [
-        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": model.train_status.value})),
+        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": stored})),
         Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
     ]
     try:

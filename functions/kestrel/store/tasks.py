@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task, TaskType, new_id, now_iso
+from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, Label, LabelType, Task, TaskType, TrainStatus, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
@@ -27,12 +27,35 @@ def task_from_item(item: Item) -> Task:
         type=TaskType(item["type"]),
         created=item["created"],
         production_version=int(item.get("production_version", -1)),
-        last_train_status=item.get("last_train_status"),
+        last_train_status=TrainStatus.parse(item["last_train_status"]) if item.get("last_train_status") else None,
         auto_deploy=bool(item.get("auto_deploy", False)),
         label_ids=dict(item.get("labels") or {}),
         versions_created=int(item.get("versions_created", 0)),
         negative_label_id=item.get("negative_label_id"),
     )
+
+
+def task_item(task: Task) -> Item:
+    """The stored form of ``task`` (what ``task_from_item`` reads back)."""
+    pk, sk = keys.task_key(task.owner_id, task.id)
+    return {
+        PK: pk,
+        SK: sk,
+        ORD: keys.task_ord(task.created, task.id),
+        "id": task.id,
+        "owner_id": task.owner_id,
+        "name": task.name,
+        "name_lc": task.name.lower(),
+        "description": task.description,
+        "type": task.type.value,
+        "created": task.created,
+        "production_version": task.production_version,
+        "last_train_status": task.last_train_status.value if task.last_train_status else None,
+        "auto_deploy": task.auto_deploy,
+        "labels": dict(task.label_ids),
+        "negative_label_id": task.negative_label_id,
+        "versions_created": task.versions_created,
+    }
 
 
 def get_task(store: ItemStore, owner_id: str, task_id: str) -> Task:
@@ -67,26 +90,7 @@ def create_task(store: ItemStore, owner_id: str, name: str, description: str, ta
         task.negative_label_id = negative.id
         task.label_ids = {negative.id: when}
         writes.append(Put(label_item(negative, negative_for_task=task.id), Condition(exists=False)))
-    pk, sk = keys.task_key(owner_id, task.id)
-    task_item = {
-        PK: pk,
-        SK: sk,
-        ORD: keys.task_ord(task.created, task.id),
-        "id": task.id,
-        "owner_id": owner_id,
-        "name": name,
-        "name_lc": name.lower(),
-        "description": description,
-        "type": task_type.value,
-        "created": task.created,
-        "production_version": -1,
-        "last_train_status": None,
-        "auto_deploy": False,
-        "labels": dict(task.label_ids),
-        "negative_label_id": task.negative_label_id,
-        "versions_created": 0,
-    }
-    store.transact([Put(task_item, Condition(exists=False)), *writes])
+    store.transact([Put(task_item(task), Condition(exists=False)), *writes])
     return task
 
 
@@ -159,8 +163,10 @@ def set_production_version(store: ItemStore, owner_id: str, task_id: str, versio
 
     if version != -1:
         model = get_model_by_version(store, owner_id, task_id, version)
-        if model.train_status != "Trained":
-            raise InvalidInput(f"version {version} is {model.train_status}; only a Trained version can be deployed")
+        if model.train_status != TrainStatus.TRAINED:
+            raise InvalidInput(
+                f"version {version} is {model.train_status.value}; only a TRAINED version can be deployed"
+            )
     try:
         item = store.update(
             Update(

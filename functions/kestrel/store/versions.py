@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import NotFound
-from kestrel.ports.items import SK, Item, ItemStore
+from kestrel.ports.items import ORD, PK, SK, Item, ItemStore
 from kestrel.store import keys
 from kestrel.store.paging import Page, PageRequest, paginate
 
@@ -20,7 +20,7 @@ def model_from_item(item: Item) -> Model:
         task_id=item["task_id"],
         task_name=item.get("task_name", ""),
         version=int(item["version"]),
-        train_status=TrainStatus(item["train_status"]),
+        train_status=TrainStatus.parse(item["train_status"]),
         created=item["created"],
         accuracy=item.get("accuracy"),
         metrics=dict(item.get("metrics") or {}),
@@ -29,6 +29,29 @@ def model_from_item(item: Item) -> Model:
         failure_reason=item.get("failure_reason"),
         mail_status={str(kind): str(status) for kind, status in (item.get("mail_status") or {}).items()},
     )
+
+
+def model_item(model: Model) -> Item:
+    """The stored form of ``model`` (what ``model_from_item`` reads back); the lifecycle adds its
+    own bookkeeping attributes (owed mails, a pending deploy) in its writes."""
+    pk, sk = keys.model_key(model.owner_id, model.id)
+    return {
+        PK: pk,
+        SK: sk,
+        ORD: keys.model_ord(model.task_id, model.version),
+        "id": model.id,
+        "owner_id": model.owner_id,
+        "task_id": model.task_id,
+        "task_name": model.task_name,
+        "version": model.version,
+        "train_status": model.train_status.value,
+        "created": model.created,
+        "accuracy": model.accuracy,
+        "metrics": dict(model.metrics),
+        "trained": model.trained,
+        "started": model.started,
+        "failure_reason": model.failure_reason,
+    }
 
 
 def get_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
@@ -42,7 +65,7 @@ def waiting_models(store: ItemStore) -> Iterator[Model]:
     """Every owner's versions still Waiting for their train request to be launched."""
     for owner in store.query(keys.OWNERS_PK):
         for item in store.query(keys.owner_pk(str(owner[SK])), MODEL_PREFIX):
-            if item.get("train_status") == TrainStatus.WAITING.value:
+            if item.get("train_status") in (TrainStatus.WAITING.value, TrainStatus.WAITING.legacy):
                 yield model_from_item(item)
 
 

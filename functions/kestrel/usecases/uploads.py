@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kestrel.config import Limits
 from kestrel.domain.entities import TrainingImage
 from kestrel.domain.errors import Conflict, InvalidInput, TooLarge
 from kestrel.ports.blobs import BlobStore
@@ -22,6 +23,10 @@ class UploadLimits:
     max_bytes: int
     max_pixels: int
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+
+    @classmethod
+    def from_settings(cls, limits: Limits) -> UploadLimits:
+        return cls(limits.max_image_bytes, limits.max_image_pixels, limits.max_decoded_bytes)
 
 
 def check_image(data: bytes, limits: UploadLimits) -> CheckedImage:

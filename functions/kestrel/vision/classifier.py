@@ -52,8 +52,10 @@ class ModelCache:
         self._loading: dict[str, threading.Lock] = {}
         self.loads = 0  # how many times a model was read and a session built (for tests and metrics)
 
-    def get(self, prefix: str) -> LoadedModel:
-        """The model whose files are ``prefix + model.onnx`` and ``prefix + card.json``."""
+    def get(self, prefix: str, load_bytes: Callable[[str], bytes] | None = None) -> LoadedModel:
+        """The model whose files are ``prefix + model.onnx`` and ``prefix + card.json``, read with
+        ``load_bytes`` (default: the cache's own) when it is not loaded yet."""
+        load = load_bytes or self._load_bytes
         with self._lock:
             model = self._models.get(prefix)
             if model is not None:
@@ -64,8 +66,8 @@ class ModelCache:
             with self._lock:
                 if prefix in self._models:
                     return self._models[prefix]
-            card = json.loads(self._load_bytes(prefix + "card.json"))
-            model = LoadedModel(create_session(self._load_bytes(prefix + "model.onnx")), card)
+            card = json.loads(load(prefix + "card.json"))
+            model = LoadedModel(create_session(load(prefix + "model.onnx")), card)
             with self._lock:
                 self.loads += 1
                 self._models[prefix] = model

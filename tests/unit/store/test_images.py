@@ -19,9 +19,11 @@ from kestrel.store.images import (
     delete_image,
     duplicate_detail,
     get_image,
+    image_blob,
     image_ids_with_labels,
     list_images,
     remove_label_from_image,
+    thumb_blob,
     update_image,
 )
 from kestrel.store.labels import delete_label, get_label
@@ -51,8 +53,8 @@ def test_an_upload_stores_the_bytes_a_thumbnail_and_the_record(
     assert get_image(store, owner, image.id) == image
     assert (image.format, image.width, image.height, image.size_bytes) == ("PNG", 8, 8, len(data))
     assert (image.meta_data, image.test_image, image.noresize, image.label_ids) == ({"camera": "x100"}, True, True, {})
-    assert blobs.get(keys.image_blob(owner, image.id)) == data
-    assert blobs.get(keys.thumb_blob(owner, image.id))[:3] == b"\xff\xd8\xff"  # a JPEG
+    assert blobs.get(image_blob(image)) == data
+    assert blobs.get(thumb_blob(image))[:3] == b"\xff\xd8\xff"  # a JPEG
     marker = store.get(keys.content_key(owner, image.content_hash))
     assert marker is not None and marker["image_id"] == image.id
 
@@ -213,9 +215,9 @@ def test_delete_image_removes_record_marks_counts_and_files(
     assert _memberships(store, owner, cat) == [kept.id]
     assert _memberships(store, owner, dog) == []
     assert (get_label(store, owner, cat).images_count, get_label(store, owner, dog).images_count) == (1, 0)
-    assert not blobs.exists(keys.image_blob(owner, image.id))
-    assert not blobs.exists(keys.thumb_blob(owner, image.id))
-    assert blobs.exists(keys.image_blob(owner, kept.id))
+    assert not blobs.exists(image_blob(image))
+    assert not blobs.exists(thumb_blob(image))
+    assert blobs.exists(image_blob(kept))
     assert upload(data=data).id != image.id  # the same bytes may come back
 
 
@@ -315,9 +317,7 @@ def test_the_same_bytes_uploaded_concurrently_leave_one_image(
     assert _ids(list_images(store, owner, ALL, ImageFilter())) == [winner[0].id]
     assert get_label(store, owner, cat).images_count == 0  # the loser's label was not counted
     # Only the winner's files remain: the loser removed the ones it had written.
-    assert sorted(blobs.list_keys("images/")) == sorted(
-        [keys.image_blob(owner, winner[0].id), keys.thumb_blob(owner, winner[0].id)]
-    )
+    assert sorted(blobs.list_keys("images/")) == sorted([image_blob(winner[0]), thumb_blob(winner[0])])
 
 
 def test_a_label_deleted_during_an_upload_leaves_nothing(
@@ -346,7 +346,7 @@ def test_a_label_deleted_while_its_image_is_deleted_is_a_conflict(
     kept = get_image(store, owner, image.id)  # nothing of the deletion happened
     assert list(kept.label_ids) == [cat]
     assert get_label(store, owner, cat).images_count == 1
-    assert blobs.exists(keys.image_blob(owner, image.id))
+    assert blobs.exists(image_blob(image))
     delete_image(store, blobs, owner, image.id)  # tried again, it goes
     assert get_label(store, owner, cat).images_count == 0
 

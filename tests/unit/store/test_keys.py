@@ -90,7 +90,7 @@ def test_a_labels_memberships_share_a_prefix_and_sort_by_image_creation() -> Non
 
 
 def test_blob_keys_keep_an_owners_files_under_the_owners_folder() -> None:
-    assert keys.image_blob(OWNER, "img") == f"images/{OWNER}/img/original"
-    assert keys.thumb_blob(OWNER, "img") == f"images/{OWNER}/img/thumb.jpg"
+    assert keys.image_blob(OWNER, "img", "img.png") == f"images/{OWNER}/img/img.png"
+    assert keys.thumb_blob(OWNER, "img", "img_thumb.jpg") == f"images/{OWNER}/img/img_thumb.jpg"
     assert keys.upload_blob(OWNER, "up") == f"uploads/{OWNER}/up"
-    assert keys.image_blob(OWNER, "img") != keys.image_blob(OTHER, "img")
+    assert keys.image_blob(OWNER, "img", "img.png") != keys.image_blob(OTHER, "img", "img.png")

@@ -140,7 +140,7 @@ def test_production_version_must_be_a_trained_version(
     waiting = create_version(store, owner, task.id)
     with pytest.raises(InvalidInput) as refused:
         set_production_version(store, owner, task.id, waiting.version)
-    assert refused.value.detail == "version 1 is Waiting; only a Trained version can be deployed"
+    assert refused.value.detail == "version 1 is WAITING; only a TRAINED version can be deployed"
     assert get_task(store, owner, task.id).production_version == -1
 
 

@@ -9,9 +9,23 @@ export async function taskModels(taskId) {
   return models.sort((a, b) => b.version - a.version);
 }
 
-/** A coloured badge for Waiting / Training / Trained / Failed. */
+/** A version's states, spelt as Ximilar spells them (the API's train_status / last_train_status). */
+export const STATUS = Object.freeze({
+  WAITING: "WAITING",
+  TRAINING: "IN_TRAINING",
+  TRAINED: "TRAINED",
+  FAILED: "FAILED",
+});
+
+/** The CSS class of a state: waiting, training, trained or failed. */
+export function stateClass(status) {
+  const text = String(status || "").toLowerCase();
+  return text === "in_training" ? "training" : text;
+}
+
+/** A coloured badge for WAITING / IN_TRAINING / TRAINED / FAILED. */
 export function stateBadge(status) {
-  return h("span", { class: `state-badge ${String(status || "").toLowerCase()}` }, status || "unknown");
+  return h("span", { class: `state-badge ${stateClass(status)}` }, status || "unknown");
 }
 
 /** The name of a label id, from the model card first (labels may have been renamed or deleted since). */

@@ -1,6 +1,8 @@
 // Polling without reloading: call `step()` every `intervalMs` until it answers false or the
 // screen goes away (its AbortSignal). A failed step is reported and retried, not fatal.
 
+import { STATUS } from "./models.js";
+
 /**
  * @param {Function} step        async () => boolean: true to go on
  * @param {number} intervalMs    pause between the end of one step and the next
@@ -23,7 +25,7 @@ export function poll(step, intervalMs, signal, onError = () => {}) {
   timer = setTimeout(run, intervalMs);
 }
 
-/** True while a model version is still on its way (not Trained or Failed yet). */
+/** True while a model version is still on its way (not TRAINED or FAILED yet). */
 export function isRunning(model) {
-  return model && (model.train_status === "Waiting" || model.train_status === "Training");
+  return model && (model.train_status === STATUS.WAITING || model.train_status === STATUS.TRAINING);
 }

@@ -6,7 +6,7 @@
 
 import { get } from "../api.js";
 import { append, formatDate, formatDuration, formatPercent, h, plural, replace } from "../lib/dom.js";
-import { labelNamer, stateBadge } from "../lib/models.js";
+import { STATUS, labelNamer, stateBadge } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
 import { dataTable, emptyState, errorBox, loading } from "../lib/ui.js";
 import { taskShell } from "./task-common.js";
@@ -43,11 +43,11 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
       }),
     );
     const mail = mailNotes(model);
-    if (model.train_status === "Failed") {
+    if (model.train_status === STATUS.FAILED) {
       replace(body, heading, errorBox({ detail: model.failure_reason || "no reason given" }, `train version ${model.version}`), mail);
       return;
     }
-    if (!model.metrics || model.train_status !== "Trained") {
+    if (!model.metrics || model.train_status !== STATUS.TRAINED) {
       replace(body, heading, mail, emptyState(`Version ${model.version} is ${model.train_status}.`, "Its evaluation appears here when training ends."));
       return;
     }
@@ -85,7 +85,7 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
 
 /** The model with its full card as `metrics` when the record keeps only a truncated summary. */
 async function withFullCard(model) {
-  if (model.train_status !== "Trained" || !model.metrics || !model.metrics.truncated) return model;
+  if (model.train_status !== "TRAINED" || !model.metrics || !model.metrics.truncated) return model;
   const card = await get(`model/${encodeURIComponent(model.id)}/card/`);
   return { ...model, metrics: { ...card, misclassified_total: (card.misclassified || []).length, truncated: false } };
 }

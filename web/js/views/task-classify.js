@@ -5,7 +5,7 @@
 import { post } from "../api.js";
 import { formatPercent, h, plural, replace, uid } from "../lib/dom.js";
 import { filesFromDrop, filesFromInput } from "../lib/files.js";
-import { taskModels } from "../lib/models.js";
+import { STATUS, taskModels } from "../lib/models.js";
 import { announce, emptyState, errorBox, loading, meter } from "../lib/ui.js";
 import { taskShell } from "./task-common.js";
 
@@ -19,7 +19,7 @@ export async function renderTaskClassify(container, { taskId }, scope) {
   panel.append(loading());
   let models;
   try {
-    models = (await taskModels(task.id)).filter((m) => m.train_status === "Trained");
+    models = (await taskModels(task.id)).filter((m) => m.train_status === STATUS.TRAINED);
   } catch (error) {
     replace(panel, errorBox(error, "load the versions"));
     return;

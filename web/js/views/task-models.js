@@ -3,7 +3,7 @@
 
 import { get, patch } from "../api.js";
 import { formatDate, formatDuration, formatPercent, h, replace } from "../lib/dom.js";
-import { stateBadge, taskModels } from "../lib/models.js";
+import { STATUS, stateBadge, taskModels } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
 import { dataTable, emptyState, errorBox, loading, toast } from "../lib/ui.js";
 import { taskShell } from "./task-common.js";
@@ -20,7 +20,7 @@ export async function deploy(task, version) {
 /** A "Deploy" button, or the "in production" badge for the deployed version. */
 export function deployControl(task, model, deployed) {
   if (task.production_version === model.version) return h("span", { class: "badge production" }, "in production");
-  if (model.train_status !== "Trained") return null;
+  if (model.train_status !== STATUS.TRAINED) return null;
   const button = h(
     "button",
     { type: "button", class: "small", "aria-label": `Deploy version ${model.version}` },
@@ -91,11 +91,11 @@ export async function renderTaskModels(container, { taskId }, scope) {
             h(
               "td",
               {},
-              model.train_status === "Trained" || model.train_status === "Failed"
+              model.train_status === STATUS.TRAINED || model.train_status === STATUS.FAILED
                 ? h(
                     "a",
                     { href: `#/tasks/${task.id}/models/${model.id}`, "aria-label": `Evaluation of version ${model.version}` },
-                    model.train_status === "Trained" ? "Evaluation" : "Why it failed",
+                    model.train_status === STATUS.TRAINED ? "Evaluation" : "Why it failed",
                   )
                 : null,
             ),

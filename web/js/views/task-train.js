@@ -1,16 +1,16 @@
 // The Train tab: what is still missing (the API's rules, mirrored), the Train button, and the
-// live state of the newest version (Waiting -> Training -> Trained | Failed), polled from
+// live state of the newest version (WAITING -> IN_TRAINING -> TRAINED | FAILED), polled from
 // `model/?task=ID` without reloading the page.
 
 import { get, post } from "../api.js";
 import { formatDate, formatDuration, formatPercent, h, replace, uid } from "../lib/dom.js";
-import { stateBadge, taskModels } from "../lib/models.js";
+import { STATUS, stateBadge, stateClass, taskModels } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
 import { announce, errorBox, loading } from "../lib/ui.js";
 import { MIN_IMAGES_PER_LABEL, MIN_LABELS, taskShell, trainingBlockers, userLabels } from "./task-common.js";
 
 const POLL_MS = 1500;
-const STEPS = ["Waiting", "Training", "Trained"];
+const STEPS = [STATUS.WAITING, STATUS.TRAINING, STATUS.TRAINED];
 
 export async function renderTaskTrain(container, { taskId }, scope) {
   const shell = await taskShell(container, taskId, "train");
@@ -77,7 +77,7 @@ export async function renderTaskTrain(container, { taskId }, scope) {
     }
   }
 
-  /** The newest version as a stepper: Waiting -> Training -> Trained (or Failed). */
+  /** The newest version as a stepper: WAITING -> IN_TRAINING -> TRAINED (or FAILED). */
   function drawLive(model) {
     if (!model) {
       replace(live, h("p", { class: "empty-title" }, "No version trained yet."));
@@ -87,23 +87,23 @@ export async function renderTaskTrain(container, { taskId }, scope) {
       announce(`Version ${model.version}: ${model.train_status}.`);
     }
     lastState = `${model.id}:${model.train_status}`;
-    const failed = model.train_status === "Failed";
+    const failed = model.train_status === STATUS.FAILED;
     const reached = failed ? 2 : STEPS.indexOf(model.train_status);
     const steps = h(
       "ol",
       { class: "stepper", "aria-label": `State of version ${model.version}` },
       STEPS.map((step, index) => {
-        const name = index === 2 && failed ? "Failed" : step;
+        const name = index === 2 && failed ? STATUS.FAILED : step;
         const status = index < reached ? "done" : index === reached ? "current" : "todo";
         return h(
           "li",
-          { class: `${status} ${name.toLowerCase()}`, "aria-current": status === "current" ? "step" : null },
+          { class: `${status} ${stateClass(name)}`, "aria-current": status === "current" ? "step" : null },
           name,
         );
       }),
     );
     const details = [];
-    if (model.train_status === "Trained") {
+    if (model.train_status === STATUS.TRAINED) {
       details.push(
         h("p", { class: "big-number" }, formatPercent(model.accuracy), h("span", { class: "hint" }, " accuracy on its test images")),
         h(
@@ -122,7 +122,7 @@ export async function renderTaskTrain(container, { taskId }, scope) {
         h(
           "p",
           { class: "hint" },
-          model.train_status === "Training" ? `Training since ${formatDate(model.started)}…` : "Waiting for a trainer…",
+          model.train_status === STATUS.TRAINING ? `Training since ${formatDate(model.started)}…` : "Waiting for a trainer…",
         ),
       );
     }

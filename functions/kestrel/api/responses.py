@@ -1,0 +1,264 @@
+"""What the API answers: one typed model per entity, built from the entity in one place.
+
+Routes return these models; Powertools validates each answer against the route's return type
+(a mismatch is a 500 and a log line, never a malformed answer) and the OpenAPI document is
+generated from the same models, so the reference cannot drift from what routes return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kestrel.domain.entities import Label, LabelType, Model, Owner, Task, TaskType, TrainingImage, TrainStatus
+
+
+def workspace_of(owner_id: str) -> str:
+    return Owner(id=owner_id, email="", name="", created="").workspace
+
+
+class LabelOut(BaseModel):
+    id: str
+    name: str
+    type: LabelType
+    description: str
+    output_name: str
+    images_count: int
+    tasks_count: int
+    negative_for_task: str | None = None
+    workspace: str
+    created: str
+
+    @classmethod
+    def of(cls, label: Label) -> LabelOut:
+        return cls(
+            id=label.id,
+            name=label.name,
+            type=label.type,
+            description=label.description,
+            output_name=label.output_name,
+            images_count=label.images_count,
+            tasks_count=len(label.task_ids),
+            negative_for_task=label.negative_for_task,
+            workspace=workspace_of(label.owner_id),
+            created=label.created,
+        )
+
+
+def _in_attach_order(attached: dict[str, str], labels: dict[str, Label]) -> list[LabelOut]:
+    ordered = sorted(attached.items(), key=lambda pair: pair[1])
+    return [LabelOut.of(labels[label_id]) for label_id, _ in ordered if label_id in labels]
+
+
+class TaskOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    type: TaskType
+    production_version: int = Field(description="-1 until a first successful training")
+    last_train_status: TrainStatus | None = Field(description="the newest version's state; null before any training")
+    auto_deploy: bool
+    labels: list[LabelOut] = Field(description="in the order they were attached")
+    workspace: str
+    created: str
+
+    @classmethod
+    def of(cls, task: Task, labels: dict[str, Label]) -> TaskOut:
+        """``labels``: at least the task's labels, by id."""
+        return cls(
+            id=task.id,
+            name=task.name,
+            description=task.description,
+            type=task.type,
+            production_version=task.production_version,
+            last_train_status=task.last_train_status,
+            auto_deploy=task.auto_deploy,
+            labels=_in_attach_order(task.label_ids, labels),
+            workspace=workspace_of(task.owner_id),
+            created=task.created,
+        )
+
+
+class ImageOut(BaseModel):
+    id: str
+    created: str
+    img_path: str = Field(description="a URL that serves the original for a limited time; ends in <id>.<ext>")
+    thumb_img_path: str = Field(description="the same for a JPEG thumbnail; ends in <id>_thumb.jpg")
+    img_width: int
+    img_height: int
+    labels: list[LabelOut]
+    meta_data: dict[str, Any]
+    test_image: bool
+    noresize: bool
+    workspace: str
+
+    @classmethod
+    def of(cls, image: TrainingImage, labels: dict[str, Label], img_path: str, thumb_img_path: str) -> ImageOut:
+        return cls(
+            id=image.id,
+            created=image.created,
+            img_path=img_path,
+            thumb_img_path=thumb_img_path,
+            img_width=image.width,
+            img_height=image.height,
+            labels=_in_attach_order(image.label_ids, labels),
+            meta_data=image.meta_data,
+            test_image=image.test_image,
+            noresize=image.noresize,
+            workspace=workspace_of(image.owner_id),
+        )
+
+
+class ModelOut(BaseModel):
+    id: str
+    task: str
+    task_name: str
+    version: int
+    train_status: TrainStatus = Field(description="WAITING -> IN_TRAINING -> TRAINED | FAILED (Ximilar's spelling)")
+    accuracy: float | None
+    metrics: dict[str, Any]
+    created: str
+    started: str | None
+    trained: str | None
+    failure_reason: str | None
+    mail_status: dict[str, str] = Field(
+        description="what became of each mail about this version ('started', 'finished'): 'sent' or "
+        "'not sent: <why>'; a mail never decides the training's result"
+    )
+
+    @classmethod
+    def of(cls, model: Model) -> ModelOut:
+        return cls(
+            id=model.id,
+            task=model.task_id,
+            task_name=model.task_name,
+            version=model.version,
+            train_status=model.train_status,
+            accuracy=model.accuracy,
+            metrics=model.metrics,
+            created=model.created,
+            started=model.started,
+            trained=model.trained,
+            failure_reason=model.failure_reason,
+            mail_status=model.mail_status,
+        )
+
+
+class ModelCardOut(BaseModel):
+    """The full model card, as the training job wrote it (the model JSON's ``metrics`` is a bounded
+    summary of it); its other fields are those of ``metrics``."""
+
+    model_config = ConfigDict(extra="allow")
+    accuracy: float
+    misclassified: list[dict[str, Any]] = Field(description="every test image the version got wrong")
+
+
+class ModelDownloadOut(BaseModel):
+    id: str
+    version: int
+    model_url: str = Field(description="the ONNX file classify runs; input 'image' [N,3,224,224], see the card")
+    card_url: str
+    expires_in: int
+    card: dict[str, Any] = Field(description="labels in output order, thresholds, preprocessing, metrics")
+
+
+class UploadUrlOut(BaseModel):
+    upload_id: str
+    url: str
+    method: str
+    max_bytes: int
+    expires_in: int
+
+
+class PageOut(BaseModel):
+    count: int = Field(description="items in the whole listing")
+    next: str | None = Field(description="the next page's full URL; null on the last page")
+    previous: str | None
+
+
+class TaskPage(PageOut):
+    results: list[TaskOut]
+
+
+class LabelPage(PageOut):
+    results: list[LabelOut]
+
+
+class ImagePage(PageOut):
+    results: list[ImageOut]
+
+
+class ModelPage(PageOut):
+    results: list[ModelOut]
+
+
+class BatchUpdateOut(BaseModel):
+    status: str
+    updated: int = Field(description="how many images the update selected")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# -- classify --------------------------------------------------------------------------------
+
+
+class Status(BaseModel):
+    code: int = Field(description="200 when done; else the HTTP code of what went wrong")
+    text: str
+
+
+class ClassifyErrorOut(BaseModel):
+    """A refused classify request: the ximilar client raises its exception from ``status``."""
+
+    detail: str
+    status: Status
+
+
+class LabelScore(BaseModel):
+    id: str
+    name: str
+    prob: float
+
+
+class Statistics(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    processing_time: float = Field(alias="processing time", description="seconds spent on the request")
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class RecordOut(BaseModel):
+    """One classified record. Fields the caller put in the record (other than ``_base64``) come
+    back unchanged, so callers can match answers to their own ids. A field that does not apply
+    (no labels for a failed record, no descriptor unless asked) is left out, not null."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    status: Status = Field(alias="_status", description="this record's own outcome (4xx: only it failed)")
+    best_label: LabelScore | None = Field(None, exclude_if=_absent)
+    labels: list[LabelScore] | None = Field(None, exclude_if=_absent, description="every label, most probable first")
+    best_labels: list[LabelScore] | None = Field(
+        None, exclude_if=_absent, description="multi_label: every label over its threshold"
+    )
+    width: int | None = Field(None, alias="_width", exclude_if=_absent)
+    height: int | None = Field(None, alias="_height", exclude_if=_absent)
+    descriptor: list[float] | None = Field(None, alias="_descriptor", exclude_if=_absent, description="descriptor=1")
+    stored_image_id: str | None = Field(
+        None,
+        alias="_stored_image_id",
+        exclude_if=_absent,
+        description="with store_images: the training image that keeps the record",
+    )
+
+
+class ClassifyOut(BaseModel):
+    task_id: str
+    version: int
+    status: Status
+    statistics: Statistics
+    records: list[RecordOut]

@@ -1,0 +1,229 @@
+"""Classify 1 to 10 images with a task's model: choose the version, check it is TRAINED, fetch
+or decode each record, run the model once for the batch, apply multi_label thresholds and, when
+asked, keep each image as an unlabelled training image (``store_images``).
+
+A bad record (not an image, an unreachable or forbidden URL) gets its own status with a 4xx
+code, and the other records are still classified."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kestrel.config import Limits
+from kestrel.domain.encoded import decode_base64_image
+from kestrel.domain.entities import Task, TaskType, TrainStatus, now_iso
+from kestrel.domain.errors import Conflict, InvalidInput, KestrelError
+from kestrel.ports import Ports
+from kestrel.store import images
+from kestrel.store.tasks import get_task
+from kestrel.store.version_files import model_prefix
+from kestrel.store.versions import get_model_by_version
+from kestrel.urlfetch.fetch import Deadline, FetchPolicy, FetchRefused, fetch_image_bytes
+from kestrel.usecases.uploads import UploadLimits, upload_image
+from kestrel.vision.classifier import LoadedModel, ModelCache
+from kestrel.vision.imagefile import ImageRejected, displayed_size
+from kestrel.vision.preprocess import preprocess
+
+MAX_RECORDS = 10
+#: Records fetched or decoded at once (each may wait on a remote server for its URL).
+FETCH_THREADS = 4
+#: Where a stored record's prediction goes in its training image's meta_data.
+PREDICTION_KEY = "kestrel_prediction"
+
+_cache: ModelCache | None = None
+_cache_lock = threading.Lock()
+
+
+def model_cache(ports: Ports) -> ModelCache:
+    """The process's models (made on first use: it imports onnxruntime), bounded by
+    ``VisionSettings.model_cache_size``."""
+    global _cache
+    with _cache_lock:
+        if _cache is None:
+            _cache = ModelCache(ports.blobs.get, capacity=ports.settings.vision.model_cache_size)
+        return _cache
+
+
+@dataclass(frozen=True)
+class ClassifyCommand:
+    owner_id: str
+    task_id: str
+    records: list[dict[str, Any]]
+    version: int | None = None  # None: the task's production version
+    descriptor: bool = False
+    store_images: bool = False
+
+
+@dataclass
+class RecordResult:
+    """One record's answer: the caller's own fields, its status, and what the model said."""
+
+    echo: dict[str, Any]  # the record as sent, without its image bytes
+    code: int = 200
+    text: str = "OK"
+    labels: list[dict[str, Any]] | None = None  # most probable first
+    best_labels: list[dict[str, Any]] | None = None  # multi_label: over their thresholds
+    width: int | None = None
+    height: int | None = None
+    descriptor: list[float] | None = None
+    stored_image_id: str | None = None
+
+    @property
+    def best_label(self) -> dict[str, Any] | None:
+        return self.labels[0] if self.labels else None
+
+
+@dataclass(frozen=True)
+class Classification:
+    task_id: str
+    version: int
+    records: list[RecordResult]
+    seconds: float
+
+
+@dataclass
+class _Prepared:
+    data: bytes = b""
+    pixels: np.ndarray | None = None
+    width: int = 0
+    height: int = 0
+    code: int = 200
+    text: str = "OK"
+
+
+def _prepare(record: dict[str, Any], limits: Limits, policy: FetchPolicy, budget: Deadline) -> _Prepared:
+    """The record's image, fetched (within the request's shared ``budget``) or decoded and
+    preprocessed, or why it cannot be."""
+    try:
+        if isinstance(record.get("_base64"), str) and record["_base64"]:
+            data = decode_base64_image(record["_base64"], "_base64")
+        elif isinstance(record.get("_url"), str) and record["_url"]:
+            data = fetch_image_bytes(record["_url"], policy, budget)
+        else:
+            return _Prepared(code=400, text="the record needs '_url' or '_base64'")
+        # preprocess proves the bytes are a whole image; the size then comes from the header.
+        # Decoded at the size the model needs; big decodes wait for one of the process's few
+        # slots (vision.imagefile.FULL_SIZE_DECODES), so ten huge records never sit in memory at once.
+        pixels = preprocess(data, max_pixels=limits.max_image_pixels, max_decoded_bytes=limits.max_decoded_bytes)
+        width, height = displayed_size(data)
+        return _Prepared(data, pixels, width, height)
+    except FetchRefused as refused:
+        return _Prepared(code=refused.status, text=refused.detail)
+    except ImageRejected as rejected:
+        return _Prepared(code=400, text=f"not a usable image: {rejected}")
+    except KestrelError as error:
+        return _Prepared(code=400, text=error.detail)
+
+
+def _ranked(pairs: list[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
+    """Labels with their probabilities, most probable first."""
+    ordered = sorted(pairs, key=lambda pair: -pair[1])
+    return [{"id": label["id"], "name": label["name"], "prob": round(float(prob), 6)} for label, prob in ordered]
+
+
+def trained_version(ports: Ports, owner_id: str, task: Task, version: int | None) -> tuple[int, str]:
+    """The version to classify with (default: production) and its model id; it must be TRAINED."""
+    chosen = task.production_version if version is None else version
+    if chosen == -1:
+        raise InvalidInput(f"task '{task.name}' has no trained model yet: train it (task/{{id}}/train/) first")
+    model = get_model_by_version(ports.items, owner_id, task.id, chosen)
+    if model.train_status != TrainStatus.TRAINED:
+        raise InvalidInput(f"version {chosen} is {model.train_status.value}, not TRAINED; it cannot classify")
+    return chosen, model.id
+
+
+def _fill(
+    result: RecordResult, model: LoadedModel, task: Task, output: tuple[np.ndarray, np.ndarray], descriptor: bool
+) -> None:
+    probs, vector = output
+    result.labels = _ranked(list(zip(model.labels, probs.tolist(), strict=True)))
+    if task.type == TaskType.MULTI_LABEL:
+        # Every tag over its own threshold (tuned for F1 on held-out data at training).
+        thresholds = model.thresholds or [0.5] * len(model.labels)
+        over = [
+            (label, prob)
+            for label, prob, limit in zip(model.labels, probs.tolist(), thresholds, strict=True)
+            if prob >= limit
+        ]
+        result.best_labels = _ranked(over)
+    if descriptor:
+        result.descriptor = [round(float(v), 6) for v in vector.tolist()]
+
+
+def _store(ports: Ports, owner_id: str, data: bytes, prediction: dict[str, Any]) -> str:
+    """Keep the bytes as an unlabelled training image; the same bytes twice keep one image."""
+    existing = images.find_duplicate(ports.items, owner_id, images.content_hash_of(data))
+    if existing is not None:
+        return existing
+    limits = ports.settings.limits
+    try:
+        image = upload_image(
+            ports.items,
+            ports.blobs,
+            owner_id,
+            data,
+            UploadLimits.from_settings(limits),
+            meta_data={PREDICTION_KEY: prediction},
+        )
+    except Conflict:  # stored by a concurrent request meanwhile: that image keeps them
+        found = images.find_duplicate(ports.items, owner_id, images.content_hash_of(data))
+        if found is None:
+            raise
+        return found
+    return image.id
+
+
+def _prediction(task: Task, version: int, model_id: str, result: RecordResult) -> dict[str, Any]:
+    best = result.best_label or {}
+    return {
+        "task_id": task.id,
+        "version": version,
+        "model_id": model_id,
+        "best_label": {"id": best.get("id"), "name": best.get("name")},
+        "prob": best.get("prob"),
+        "classified": now_iso(),
+    }
+
+
+def classify(ports: Ports, command: ClassifyCommand) -> Classification:
+    started = time.perf_counter()
+    if not 1 <= len(command.records) <= MAX_RECORDS:
+        raise InvalidInput(f"'records' must hold 1 to {MAX_RECORDS} images, not {len(command.records)}")
+    task = get_task(ports.items, command.owner_id, command.task_id)
+    version, model_id = trained_version(ports, command.owner_id, task, command.version)
+    model = model_cache(ports).get(model_prefix(command.owner_id, model_id), ports.blobs.get)
+
+    limits, policy = ports.settings.limits, FetchPolicy.from_settings(ports.settings.fetch)
+    budget = policy.request_budget()  # all the URLs of this request together, not each one
+    with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(command.records))) as pool:
+        prepared = list(pool.map(lambda record: _prepare(record, limits, policy, budget), command.records))
+    good = [index for index, item in enumerate(prepared) if item.pixels is not None]
+    outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if good:
+        probabilities, descriptors = model.run(np.stack([prepared[i].pixels for i in good]))  # type: ignore[misc]
+        outputs = {index: (probabilities[row], descriptors[row]) for row, index in enumerate(good)}
+
+    results = []
+    for index, (record, item) in enumerate(zip(command.records, prepared, strict=True)):
+        result = RecordResult({k: v for k, v in record.items() if k != "_base64"}, item.code, item.text)
+        if index in outputs:
+            result.width, result.height = item.width, item.height
+            _fill(result, model, task, outputs[index], command.descriptor)
+            if command.store_images:
+                _keep(ports, command.owner_id, item.data, result, _prediction(task, version, model_id, result))
+        results.append(result)
+    return Classification(task.id, version, results, round(time.perf_counter() - started, 4))
+
+
+def _keep(ports: Ports, owner_id: str, data: bytes, result: RecordResult, prediction: dict[str, Any]) -> None:
+    """store_images for one classified record: its id on the result, or why it was not kept."""
+    try:
+        result.stored_image_id = _store(ports, owner_id, data, prediction)
+    except KestrelError as error:  # e.g. over the upload size limit: classified, not kept
+        result.text = f"OK, but not stored: {error.detail}"

@@ -1,0 +1,96 @@
+"""The classify use case without HTTP: version choice, the TRAINED check, bad records, thresholds
+of nothing but the model, and store_images. The model is a real training (the training job's
+``train`` on the store's images), made once for the module."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from kestrel.composition import build_ports
+from kestrel.domain.errors import InvalidInput, NotFound
+from kestrel.store import images, lifecycle
+from kestrel.store.version_files import CARD_FILE, MODEL_FILE, model_prefix
+from kestrel.training.job import train
+from kestrel.usecases.classify import MAX_RECORDS, PREDICTION_KEY, ClassifyCommand, classify
+from tests.conftest import local_settings
+from tests.photos import photo
+from tests.unit.usecases.conftest import Owned, trainable
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Owned:
+    owned = trainable(build_ports(local_settings(Path(tmp_path_factory.mktemp("usecase")) / "data")))
+    items = owned.ports.items
+    model = lifecycle.create_version(items, owned.owner_id, owned.task.id)
+    ref = lifecycle.JobRef(owned.owner_id, owned.task.id, model.id)
+    result = train(lifecycle.build_manifest(items, ref), owned.ports.blobs, say=lambda _: None)
+    prefix = model_prefix(owned.owner_id, model.id)
+    owned.ports.blobs.put(prefix + MODEL_FILE, result.model)
+    owned.ports.blobs.put(prefix + CARD_FILE, json.dumps(result.card).encode())
+    assert lifecycle.mark_trained(items, ref, float(result.card["accuracy"]), result.card)
+    return owned
+
+
+def _record(sample: str, side: int = 90, **extra: object) -> dict[str, object]:
+    return {"_base64": base64.b64encode(photo(sample, side)).decode(), **extra}
+
+
+def _command(owned: Owned, records: list[dict[str, object]], **options: object) -> ClassifyCommand:
+    return ClassifyCommand(owner_id=owned.owner_id, task_id=owned.task.id, records=records, **options)  # type: ignore[arg-type]
+
+
+def test_the_production_version_classifies_and_bad_records_fail_alone(trained: Owned) -> None:
+    done = classify(trained.ports, _command(trained, [_record("chelsea", mine=1), {"_base64": "bm90IGFuIGltYWdl"}]))
+    assert done.version == 1 and done.task_id == trained.task.id
+    good, bad = done.records
+    assert (good.code, good.best_label["name"] if good.best_label else None) == (200, "cat")
+    assert good.echo == {"mine": 1} and good.descriptor is None and good.stored_image_id is None
+    assert [score["prob"] for score in good.labels or []] == sorted(
+        (s["prob"] for s in good.labels or []), reverse=True
+    )
+    assert bad.code == 400 and bad.labels is None and "not a usable image" in bad.text
+
+
+def test_the_descriptor_comes_only_when_asked(trained: Owned) -> None:
+    [record] = classify(trained.ports, _command(trained, [_record("coffee")], descriptor=True)).records
+    assert record.descriptor is not None and len(record.descriptor) > 100
+
+
+def test_an_unknown_or_untrained_version_is_refused(trained: Owned) -> None:
+    with pytest.raises(NotFound, match="no model version 9"):
+        classify(trained.ports, _command(trained, [_record("chelsea")], version=9))
+    waiting = lifecycle.create_version(trained.ports.items, trained.owner_id, trained.task.id)
+    try:
+        with pytest.raises(InvalidInput, match="version 2 is WAITING, not TRAINED"):
+            classify(trained.ports, _command(trained, [_record("chelsea")], version=2))
+    finally:
+        ref = lifecycle.JobRef(trained.owner_id, trained.task.id, waiting.id)
+        lifecycle.mark_failed(trained.ports.items, ref, "test over", mail=False)
+
+
+def test_records_are_bounded(trained: Owned) -> None:
+    with pytest.raises(InvalidInput, match=f"1 to {MAX_RECORDS}"):
+        classify(trained.ports, _command(trained, [_record("chelsea", 40)] * (MAX_RECORDS + 1)))
+    with pytest.raises(InvalidInput, match=f"1 to {MAX_RECORDS}"):
+        classify(trained.ports, _command(trained, []))
+
+
+def test_store_images_keeps_each_good_record_once_with_its_prediction(trained: Owned) -> None:
+    ports, owner = trained.ports, trained.owner_id
+    records = [_record("coffee", 101), _record("chelsea", 101), {"_url": ""}]
+    done = classify(ports, _command(trained, records, store_images=True))
+    coffee, cat, bad = done.records
+    assert coffee.stored_image_id and cat.stored_image_id and bad.stored_image_id is None
+    kept = images.get_image(ports.items, owner, coffee.stored_image_id)
+    assert kept.label_ids == {}
+    prediction = kept.meta_data[PREDICTION_KEY]
+    assert prediction["version"] == 1 and prediction["best_label"]["name"] == "coffee"
+    assert prediction["prob"] == coffee.best_label["prob"] if coffee.best_label else False
+    again = classify(ports, _command(trained, [_record("coffee", 101)], store_images=True))
+    assert again.records[0].stored_image_id == coffee.stored_image_id
