@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.quality import quality_section
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
@@ -368,6 +370,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *crud_section(results),
         *listing_section(results),
         *scenes_section(results, scenes_path),
+        *quality_section(results),
         *tuning_lines,
         *kept_soak_section(),
     ]

@@ -142,7 +142,21 @@ class ModelOut(BaseModel):
     task_name: str
     version: int
     train_status: str
-    accuracy: float | None
+    accuracy: float | None = Field(description="share of the test part the evaluated model got right")
+    accuracy_interval: list[float] | None = Field(
+        description="95 % Wilson score interval [low, high] of `accuracy`; null until trained"
+    )
+    cross_validated_accuracy: float | None = Field(
+        description="5-fold cross-validated accuracy over every labelled image, when the test part is small "
+        "(fewer than 100 images, or a label with fewer than 10); else null"
+    )
+    cross_validated_accuracy_interval: list[float] | None = Field(
+        description="95 % Wilson score interval of `cross_validated_accuracy`"
+    )
+    evaluation_method: str | None = Field(description='"holdout" or "holdout+cross_validation"; null until trained')
+    evaluation_summary: str | None = Field(
+        description="how the accuracy was measured and what was deployed, in words (also on the card)"
+    )
     metrics: dict[str, Any]
     created: str
     started: str | None
