@@ -84,8 +84,16 @@ def kestrel(options: HeadOptions) -> Callable[[Subset, int], Callable[[np.ndarra
     return fit
 
 
-def study(train: PhotoSet, val: PhotoSet, flips: bool = True) -> dict[str, dict[str, Any]]:
-    """variant -> size -> {mean, sd, runs}: val accuracy in %."""
+def study(
+    train: PhotoSet,
+    val: PhotoSet,
+    sizes: tuple[int | None, ...] = SIZES,
+    resplits: int = RESPLITS,
+    only: str = "",
+    flips: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """variant -> size -> {mean, sd, runs}: val accuracy in %. ``only``: variants whose name
+    contains it (and the references)."""
     fitters: dict[str, Callable[[Subset, int], Callable[[np.ndarray], np.ndarray]]] = {
         "reference: scikit-learn LogisticRegression C=1 (default)": reference(1.0),
         "reference: scikit-learn LogisticRegression C=0.1": reference(0.1),
@@ -95,12 +103,14 @@ def study(train: PhotoSet, val: PhotoSet, flips: bool = True) -> dict[str, dict[
     outputs = len(train.labels)
     results: dict[str, dict[str, Any]] = {}
     for name, fitter in fitters.items():
+        if only and only not in name and not name.startswith("reference"):
+            continue
         results[name] = {}
         if flips and name.startswith("shipped:"):
             results[name + " + flip test-time averaging"] = {}
-        for size in SIZES:
+        for size in sizes:
             runs, flipped, seconds = [], [], []
-            for resplit in range(RESPLITS if size is not None else 1):
+            for resplit in range(resplits if size is not None else 1):
                 data = subset(train, size, resplit)
                 started = time.perf_counter()
                 predict = fitter(data, outputs)
@@ -126,11 +136,13 @@ def _figures(runs: list[float], seconds: list[float]) -> dict[str, Any]:
     }
 
 
-def markdown(name: str, results: dict[str, dict[str, Any]], train: PhotoSet, val: PhotoSet) -> str:
-    sizes = ["20", "50", "all"]
+def markdown(
+    name: str, results: dict[str, dict[str, Any]], train: PhotoSet, val: PhotoSet, resplits: int = RESPLITS
+) -> str:
+    sizes = list(next(iter(results.values())))
     lines = [
         f"**{name}** ({len(train.labels)} labels, {len(train.views)} training / {len(val.views)} val images; "
-        f"val accuracy %, mean ± sd over {RESPLITS} resplits; 'all' is one fit)",
+        f"val accuracy %, mean ± sd over {resplits} resplits; 'all' is one fit)",
         "",
         "| head | " + " | ".join(f"{s} / label" for s in sizes) + " | fit s (all) |",
         "|---|" + "---:|" * (len(sizes) + 1),
@@ -140,21 +152,27 @@ def markdown(name: str, results: dict[str, dict[str, Any]], train: PhotoSet, val
             f"{by_size[s]['mean']:.1f} ± {by_size[s]['sd']:.1f}" if s != "all" else f"{by_size[s]['mean']:.1f}"
             for s in sizes
         ]
-        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {by_size['all']['seconds']:.1f} |")
+        seconds = by_size["all"]["seconds"] if "all" in by_size else float("nan")
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {seconds:.1f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sets", nargs="*", default=None, help="which photo sets (default: every one found)")
+    parser.add_argument("--resplits", type=int, default=RESPLITS)
+    parser.add_argument("--sizes", nargs="*", default=["20", "50", "all"], help="images a label; 'all'")
+    parser.add_argument("--only", default="", help="only the variants whose name contains this")
     args = parser.parse_args(argv)
+    sizes = tuple(None if size == "all" else int(size) for size in args.sizes)
     tables = []
     for name, root in photo_sets().items():
         if args.sets and name not in args.sets:
             continue
         say(f"{name}: {root}")
         train, val = load_split(root, "train"), load_split(root, "val", augmented=False)
-        tables.append(markdown(name, study(train, val), train, val))
+        results = study(train, val, sizes, args.resplits, args.only)
+        tables.append(markdown(name, results, train, val, args.resplits))
     print("\n\n".join(tables))
     return 0
 
