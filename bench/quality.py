@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,30 @@ def quality_section(results: dict[str, Any]) -> list[str]:
         *table,
         "",
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The quality section alone: ``.venv/bin/python -m bench.quality [--quick]`` prints its table
+    and writes the figures to build/quality.json (``make bench`` runs it with everything else)."""
+    import argparse
+    import json
+    import tempfile
+
+    from tests.conftest import build_ports, local_settings, running_server
+
+    parser = argparse.ArgumentParser(description="Kestrel's quality benchmark against the reference")
+    parser.add_argument("--quick", action="store_true", help="20 images a label, one run")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="kestrel-quality-") as tmp:
+        ports = build_ports(local_settings(Path(tmp) / "data"))
+        with running_server(ports, "local") as server:
+            results = quality(server, LocalWorker(ports, poll_seconds=0.1), args.quick)
+    out = Path(__file__).resolve().parents[1] / "build" / "quality.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print("\n".join(quality_section({"quality": results})))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
