@@ -40,7 +40,9 @@ VARIANTS: dict[str, HeadOptions] = {
     "not standardised, grid 1e-4..1 in half decades": HeadOptions(
         strengths=STRENGTHS, folds=3, standardise=False, augmented_weight=4.0
     ),
-    "... and 5 folds": HeadOptions(strengths=STRENGTHS, folds=5, standardise=False, augmented_weight=4.0),
+    "... and 5 folds (each augmented view still weighs 1)": HeadOptions(
+        strengths=STRENGTHS, folds=5, standardise=False, augmented_weight=4.0
+    ),
     "shipped: ... and the 4 augmented views together weigh 1": HeadOptions(),
     "shipped, but standardised": HeadOptions(standardise=True),
     "shipped, plain views only": HeadOptions(augmented=False),

@@ -156,6 +156,11 @@ def quality_section(results: dict[str, Any]) -> list[str]:
         "over HTTP. Reference: scikit-learn `LogisticRegression()` (C=1, no standardisation) on the same",
         "photos' frozen features. Mean ± sd over the resplits (different subsets); 'all' is one run, since",
         "the same photos always give the same model. What was tried to get here: docs/quality.md.",
+        *(
+            [f"Measured with `{quality_results['command']}` (this section alone)."]
+            if "command" in quality_results
+            else []
+        ),
         "",
         *table,
         "",
@@ -178,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         ports = build_ports(local_settings(Path(tmp) / "data"))
         with running_server(ports, "local") as server:
             results = quality(server, LocalWorker(ports, poll_seconds=0.1), args.quick)
+    if results is not None:
+        results["command"] = ".venv/bin/python -m bench.quality" + (" --quick" if args.quick else "")
     out = Path(__file__).resolve().parents[1] / "build" / "quality.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
