@@ -78,13 +78,15 @@ def reference_accuracy(train: PhotoSet, val: PhotoSet, files: dict[str, list[Pat
     return float((model.predict(plain) == val.targets).mean())
 
 
-def quality(server: RunningServer, worker: LocalWorker, quick: bool) -> dict[str, Any] | None:
+def quality(
+    server: RunningServer, worker: LocalWorker, quick: bool, only: tuple[int | None, ...] | None = None
+) -> dict[str, Any] | None:
     if not SCENES.is_dir():
         say(f"quality: {SCENES} not found; skipping the quality section")
         return None
     say("quality: features for the reference (cached under build/)")
     train, val = load_split(SCENES, "train"), load_split(SCENES, "val", augmented=False)
-    sizes: tuple[int | None, ...] = (20,) if quick else SIZES
+    sizes: tuple[int | None, ...] = only or ((20,) if quick else SIZES)
     resplits = 1 if quick else RESPLITS
     results: dict[str, Any] = {"sizes": {}}
     for size in sizes:
@@ -178,13 +180,17 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Kestrel's quality benchmark against the reference")
     parser.add_argument("--quick", action="store_true", help="20 images a label, one run")
+    parser.add_argument("--sizes", nargs="*", default=None, help="images a label: 20, 50, all")
     args = parser.parse_args(argv)
+    only = tuple(None if size == "all" else int(size) for size in args.sizes) if args.sizes else None
     with tempfile.TemporaryDirectory(prefix="kestrel-quality-") as tmp:
         ports = build_ports(local_settings(Path(tmp) / "data"))
         with running_server(ports, "local") as server:
-            results = quality(server, LocalWorker(ports, poll_seconds=0.1), args.quick)
+            results = quality(server, LocalWorker(ports, poll_seconds=0.1), args.quick, only)
     if results is not None:
-        results["command"] = ".venv/bin/python -m bench.quality" + (" --quick" if args.quick else "")
+        results["command"] = " ".join(
+            [".venv/bin/python -m bench.quality", *(argv if argv is not None else sys.argv[1:])]
+        )
     out = Path(__file__).resolve().parents[1] / "build" / "quality.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")

@@ -10,8 +10,8 @@ strength, same views, same thresholds) on more images: what ships after the eval
 What the defaults are and why (measured in docs/quality.md): the features are NOT standardised
 (the backbone's pooled features share one scale; standardising blew up rare, noisy features
 and made the L2 penalty favour them); the strength grid spans 1e-4..1 in half decades, wide
-enough that the choice never sits at an edge on the measured sets; an image's augmented views
-together weigh as much as its plain view, so an image counts once however many views it has."""
+enough that the choice never sits at an edge on the measured sets; every view
+weighs the same (weighting an image's augmented views together as one view measured no better)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ class HeadOptions:
     strengths: tuple[float, ...] = STRENGTHS
     folds: int = MAX_FOLDS
     standardise: bool = False
-    #: The weight of all of an image's augmented views together, relative to its plain view.
-    augmented_weight: float = 1.0
+    #: The weight of each augmented view, relative to the image's plain view.
+    augmented_view_weight: float = 1.0
     #: False: learn from the plain views only.
     augmented: bool = True
 
@@ -178,10 +178,7 @@ def _rows(
     used = [v if options.augmented else v[:1] for v in views]
     x = np.concatenate(used).astype(np.float64)
     y = np.concatenate([np.repeat(targets[i : i + 1], len(v), axis=0) for i, v in enumerate(used)])
-    weights = []
-    for v in used:
-        extra = len(v) - 1
-        weights.append(np.concatenate([[1.0], np.full(extra, options.augmented_weight / extra if extra else 0.0)]))
+    weights = [np.concatenate([[1.0], np.full(len(v) - 1, options.augmented_view_weight)]) for v in used]
     return x, y, np.concatenate(weights)
 
 
