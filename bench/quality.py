@@ -117,8 +117,10 @@ def _spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def quality_section(results: dict[str, Any]) -> list[str]:
-    quality_results = results.get("quality")
     lines = ["## Quality: Kestrel against the reference (scenes)", ""]
+    if "quality" not in results:
+        return [*lines, "Not in this record (measured before the section existed): run `make bench`.", ""]
+    quality_results = results["quality"]
     if quality_results is None:
         return [*lines, f"Skipped: {SCENES} is not present on this machine.", ""]
     rows = []
