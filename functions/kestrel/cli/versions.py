@@ -103,7 +103,8 @@ def _confusion(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]
 
 def _mistakes(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     wrong: list[dict[str, Any]] = metrics.get("misclassified") or []
-    lines = ["", f"Misclassified test images: {len(wrong)}"] if metrics.get("per_label") else []
+    total = int(metrics.get("misclassified_total", len(wrong)))  # the summary keeps the first 100
+    lines = ["", f"Misclassified test images: {total}"] if metrics.get("per_label") else []
     for item in wrong[:MAX_MISCLASSIFIED_SHOWN]:
         if isinstance(item.get("predicted"), list):  # multi_label: sets of tags
             truth = ", ".join(map(name, item.get("labels", []))) or "no tag"
@@ -114,8 +115,9 @@ def _mistakes(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
                 f"  {item['image_id']}: {name(item['label'])}, taken for {name(item['predicted'])} "
                 f"({_f(item.get('prob'))})"
             )
-    if len(wrong) > MAX_MISCLASSIFIED_SHOWN:
-        lines.append(f"  ... and {len(wrong) - MAX_MISCLASSIFIED_SHOWN} more (the console shows them all)")
+    if total > min(len(wrong), MAX_MISCLASSIFIED_SHOWN):
+        shown = min(len(wrong), MAX_MISCLASSIFIED_SHOWN)
+        lines.append(f"  ... and {total - shown} more (GET model/{{id}}/card/ and the console have them all)")
     return lines
 
 

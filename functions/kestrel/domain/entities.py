@@ -117,6 +117,9 @@ class Model:
     trained: str | None = None
     started: str | None = None
     failure_reason: str | None = None
+    #: What became of each mail owed for this version ("started", "finished"): "sent", or
+    #: "not sent: <why>". The mail never decides the training's fate; this says what happened.
+    mail_status: dict[str, str] = field(default_factory=dict)
 
     # How honest the accuracy is, from the card (docs/api.md): None before training ends and for
     # versions trained before these fields existed.
