@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.quality import quality_section
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
@@ -327,6 +329,15 @@ def memory_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _phases(phases: dict[str, float]) -> str:
+    """The job's phases; records made before the refit (issue 12) had one "evaluation_and_export"."""
+    if "evaluation_and_export" in phases:
+        before = phases["evaluation_and_export"]
+        return f"{phases['embedding']:.1f} / {phases['head']:.1f} / {before:.1f} (with export) / -"
+    after = phases["refit"] + phases["export"]
+    return f"{phases['embedding']:.1f} / {phases['head']:.1f} / {phases['evaluation']:.1f} / {after:.1f}"
+
+
 def training_section(results: dict[str, Any]) -> list[str]:
     scale = results.get("training_scale")
     if not scale:
@@ -343,7 +354,7 @@ def training_section(results: dict[str, Any]) -> list[str]:
                     f"{f['seconds']:.1f}",
                     f"{f['floor_seconds']:.1f}",
                     f"{f['seconds'] / max(f['floor_seconds'], 1e-9):.2f}",
-                    f"{phases['embedding']:.1f} / {phases['head']:.1f} / {phases['evaluation_and_export']:.1f}",
+                    _phases(phases),
                     f"{f['embedded']} / {f['cached']}",
                     f"{f['peak_memory_mb']:.0f}",
                 ]
@@ -367,7 +378,7 @@ def training_section(results: dict[str, Any]) -> list[str]:
                 "seconds",
                 "floor s",
                 "x floor",
-                "embed / head / export s",
+                "embed / head / evaluation / refit + export s",
                 "embedded / cached",
                 "peak MB",
             ],
@@ -495,6 +506,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *crud_section(results),
         *listing_section(results),
         *scenes_section(results, scenes_path),
+        *quality_section(results),
         *tuning_lines,
         *kept_soak_section(),
     ]

@@ -3,6 +3,8 @@
 In one run, on one fresh data folder:
 * accuracy and training on the development data set, when ../shared/datasets/scenes is present
   (bench/scenes.py);
+* quality: tasks of 20, 50 and all images a label trained through the API, on scenes/val beside
+  scikit-learn's LogisticRegression on the same features (bench/quality.py; skipped without scenes);
 * classify latency, batch 1 and 10: floor, handler in process, HTTP (latency.py);
 * training time and peak memory for 100, 500 and 2,000 images, empty cache and +10 % (training_scale.py);
 * listing time as a label grows to 10,000 images (listing.py);
@@ -34,6 +36,7 @@ from bench.listing import listing_growth
 from bench.load import classify_load, crud_floor, crud_load
 from bench.memory import peak_memory
 from bench.pool import pool_study
+from bench.quality import quality
 from bench.report import REPORT, RESULTS, write_report
 from bench.scenes import SCENES, train_scenes
 from bench.training_scale import training_scale
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 say(f"scenes: {SCENES} not found; measuring on a small task of sample photos")
                 task_id = small_task(api, worker)
+            results["quality"] = quality(server, worker, quick)
             results["latency"] = latency(server, api, task_id, images, repeats)
             sizes = (40, 60) if quick else (100, 500, 2000)
             results["training_scale"] = training_scale(api, worker, sizes, scenes)

@@ -185,3 +185,37 @@ def test_a_failed_training_exits_1_with_its_reason(
         "kestrel: training version 1 failed: label 'cat' has only 3 usable images after decoding"
     )
     assert "Traceback" not in err
+
+
+def test_the_evaluation_shows_the_interval_the_sentence_and_the_cross_validated_accuracy() -> None:
+    task = {"name": "Pets", "labels": [{"id": "a", "name": "cat"}, {"id": "b", "name": "dog"}]}
+    sentence = (
+        "accuracy measured on 8 test images by a model trained on the other 32; the deployed model was "
+        "then trained on all 40"
+    )
+    model = {
+        "version": 2,
+        "accuracy": 0.875,
+        "accuracy_interval": [0.529, 0.9776],
+        "cross_validated_accuracy": 0.925,
+        "cross_validated_accuracy_interval": [0.8014, 0.9742],
+        "evaluation_method": "holdout+cross_validation",
+        "evaluation_summary": sentence,
+        "metrics": {
+            "per_label": {
+                "a": {"precision": 1.0, "recall": 0.75, "f1": 0.8571, "support": 4},
+                "b": {"precision": 0.8, "recall": 1.0, "f1": 0.8889, "support": 4},
+            },
+            "cross_validation": {"folds": 5, "per_label_recall": {"a": 0.9, "b": 0.95}},
+            "counts": {"images_train": 32, "images_test": 8},
+        },
+    }
+    lines = evaluation_text(model, task).splitlines()
+    assert (
+        lines[0] == "Version 2 of 'Pets': accuracy 87.5% (95 % interval 52.9%-97.8%) on 8 test images (32 trained on)"
+    )
+    assert lines[1] == "A" + sentence[1:] + "."
+    assert lines[2] == "Cross-validated accuracy: 92.5% (95 % interval 80.1%-97.4%)"
+    rows = [line.split() for line in lines]
+    assert ["LABEL", "PRECISION", "RECALL", "F1", "SUPPORT", "CV", "RECALL"] in rows
+    assert ["cat", "1.000", "0.750", "0.857", "4", "0.900"] in rows

@@ -18,6 +18,8 @@ from tests.photos import distinct_photos, photo
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TRAINING_TIMEOUT_MS = 300_000
+#: "92 % (85 to 96 %)" written with an en dash: an accuracy and its 95 % interval, as the console shows them.
+WITH_INTERVAL = re.compile("\\d+ % \\(\\d+\u2013\\d+ %\\)")
 
 
 def test_misclassified_test_images_are_shown_with_what_they_were_taken_for(console: Console) -> None:
@@ -52,6 +54,18 @@ def test_misclassified_test_images_are_shown_with_what_they_were_taken_for(conso
     colour = off.evaluate("td => getComputedStyle(td).backgroundColor")
     red, green, _ = (float(c) for c in re.findall(r"[\d.]+", colour)[:3])
     assert red > green, f"a mistake cell should be red, got {colour}"
+    # The accuracy with its 95 % interval, what the brackets mean, and how it was measured.
+    expect(page.locator(".stat", has_text="Accuracy")).to_contain_text(WITH_INTERVAL)
+    expect(page.locator(".interval-explained")).to_contain_text("95 % confidence")
+    expect(page.locator(".evaluation-sentence")).to_have_text(
+        re.compile(
+            "^Accuracy measured on 9 test images by a model trained on the other 34; "
+            "the deployed model was then trained on all 43"
+        )
+    )
+    # 9 test images: small, so the accuracy is also cross-validated, with recall per label from the folds.
+    expect(page.locator(".stat", has_text="Cross-validated")).to_contain_text(WITH_INTERVAL)
+    expect(page.get_by_role("columnheader", name="Recall (cross-validated)")).to_be_visible()
     console.screenshot("evaluation-mistakes")
 
 

@@ -115,7 +115,21 @@ class ModelOut(BaseModel):
     task_name: str
     version: int
     train_status: TrainStatus = Field(description="WAITING -> IN_TRAINING -> TRAINED | FAILED (Ximilar's spelling)")
-    accuracy: float | None
+    accuracy: float | None = Field(description="share of the test part the evaluated model got right")
+    accuracy_interval: list[float] | None = Field(
+        description="95 % Wilson score interval [low, high] of `accuracy`; null until trained"
+    )
+    cross_validated_accuracy: float | None = Field(
+        description="5-fold cross-validated accuracy over every labelled image, when the test part is small "
+        "(fewer than 100 images, or a label with fewer than 10); else null"
+    )
+    cross_validated_accuracy_interval: list[float] | None = Field(
+        description="95 % Wilson score interval of `cross_validated_accuracy`"
+    )
+    evaluation_method: str | None = Field(description='"holdout" or "holdout+cross_validation"; null until trained')
+    evaluation_summary: str | None = Field(
+        description="how the accuracy was measured and what was deployed, in words (also on the card)"
+    )
     metrics: dict[str, Any]
     created: str
     started: str | None
@@ -135,6 +149,11 @@ class ModelOut(BaseModel):
             version=model.version,
             train_status=model.train_status,
             accuracy=model.accuracy,
+            accuracy_interval=model.accuracy_interval,
+            cross_validated_accuracy=model.cross_validated_accuracy,
+            cross_validated_accuracy_interval=model.cross_validated_accuracy_interval,
+            evaluation_method=model.evaluation_method,
+            evaluation_summary=model.evaluation_summary,
             metrics=model.metrics,
             created=model.created,
             started=model.started,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kestrel.cli.client import KestrelClient
@@ -41,43 +42,71 @@ def _f(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
-def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
-    """Accuracy, per-label precision/recall/F1 and the confusion matrix, from the model's card."""
-    metrics: dict[str, Any] = model.get("metrics") or {}
-    names = label_names(task, metrics)
+def _interval(interval: Any) -> str:
+    if isinstance(interval, list | tuple) and len(interval) == 2:
+        return f" (95 % interval {percent(interval[0])}-{percent(interval[1])})"
+    return ""
 
-    def name(label_id: str) -> str:
-        return names.get(label_id, label_id)
 
+def _headline(model: dict[str, Any], task: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The accuracy with its interval, how it was measured, and the cross-validated figure."""
     counts = metrics.get("counts") or {}
     head = f"Version {model['version']} of {task['name']!r}: accuracy {percent(model.get('accuracy'))}"
+    head += _interval(model.get("accuracy_interval") or metrics.get("accuracy_interval"))
     if "images_test" in counts:
         head += f" on {counts['images_test']} test images ({counts.get('images_train', '?')} trained on)"
     if isinstance(metrics.get("training_seconds"), int | float):
         head += f", trained in {metrics['training_seconds']:.1f} s"
     lines = [head]
+    summary = model.get("evaluation_summary") or metrics.get("evaluation_summary")
+    if summary:
+        lines.append(summary[0].upper() + summary[1:] + ".")
+    cross_validated = model.get("cross_validated_accuracy", metrics.get("cross_validated_accuracy"))
+    if cross_validated is not None:
+        interval = model.get("cross_validated_accuracy_interval") or metrics.get("cross_validated_accuracy_interval")
+        lines.append(f"Cross-validated accuracy: {percent(cross_validated)}{_interval(interval)}")
     if "micro_f1" in metrics:  # multi_label: accuracy is the exact-match rate, micro F1 the gentler view
         lines.append(f"Micro-averaged F1 over all tags: {_f(metrics['micro_f1'])}")
+    return lines
+
+
+def _per_label(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     per_label: dict[str, dict[str, Any]] = metrics.get("per_label") or {}
-    if per_label:
-        rows = [
-            (name(label_id), _f(m.get("precision")), _f(m.get("recall")), _f(m.get("f1")), str(m.get("support", "-")))
-            for label_id, m in per_label.items()
-        ]
-        lines += ["", render_table(("LABEL", "PRECISION", "RECALL", "F1", "SUPPORT"), rows, right=(1, 2, 3, 4))]
+    if not per_label:
+        return []
+    folds = (metrics.get("cross_validation") or {}).get("per_label_recall") or {}
+    titles = ["LABEL", "PRECISION", "RECALL", "F1", "SUPPORT"] + (["CV RECALL"] if folds else [])
+    rows = [
+        (
+            name(label_id),
+            _f(m.get("precision")),
+            _f(m.get("recall")),
+            _f(m.get("f1")),
+            str(m.get("support", "-")),
+            *([_f(folds.get(label_id))] if folds else []),
+        )
+        for label_id, m in per_label.items()
+    ]
+    return ["", render_table(titles, rows, right=range(1, len(titles)))]
+
+
+def _confusion(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     confusion = metrics.get("confusion_matrix")
-    if confusion and confusion.get("rows"):
-        label_row = [name(label_id) for label_id in confusion["labels"]]
-        matrix = [[label_row[i], *(str(n) for n in row)] for i, row in enumerate(confusion["rows"])]
-        lines += [
-            "",
-            "Confusion matrix (rows: true label, columns: predicted)",
-            render_table(["", *label_row], matrix, right=range(1, len(label_row) + 1)),
-        ]
+    if not confusion or not confusion.get("rows"):
+        return []
+    label_row = [name(label_id) for label_id in confusion["labels"]]
+    matrix = [[label_row[i], *(str(n) for n in row)] for i, row in enumerate(confusion["rows"])]
+    return [
+        "",
+        "Confusion matrix (rows: true label, columns: predicted)",
+        render_table(["", *label_row], matrix, right=range(1, len(label_row) + 1)),
+    ]
+
+
+def _mistakes(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     wrong: list[dict[str, Any]] = metrics.get("misclassified") or []
     total = int(metrics.get("misclassified_total", len(wrong)))  # the summary keeps the first 100
-    if per_label:
-        lines += ["", f"Misclassified test images: {total}"]
+    lines = ["", f"Misclassified test images: {total}"] if metrics.get("per_label") else []
     for item in wrong[:MAX_MISCLASSIFIED_SHOWN]:
         if isinstance(item.get("predicted"), list):  # multi_label: sets of tags
             truth = ", ".join(map(name, item.get("labels", []))) or "no tag"
@@ -91,7 +120,20 @@ def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
     if total > min(len(wrong), MAX_MISCLASSIFIED_SHOWN):
         shown = min(len(wrong), MAX_MISCLASSIFIED_SHOWN)
         lines.append(f"  ... and {total - shown} more (GET model/{{id}}/card/ and the console have them all)")
-    return "\n".join(lines)
+    return lines
+
+
+def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
+    """Accuracy with its interval and how it was measured, per-label precision/recall/F1 (and the
+    cross-validated recall), the confusion matrix and the mistakes, from the model's card."""
+    metrics: dict[str, Any] = model.get("metrics") or {}
+    names = label_names(task, metrics)
+
+    def name(label_id: str) -> str:
+        return names.get(label_id, label_id)
+
+    lines = _headline(model, task, metrics) + _per_label(metrics, name) + _confusion(metrics, name)
+    return "\n".join(lines + _mistakes(metrics, name))
 
 
 # --- kestrel train ---

@@ -30,6 +30,10 @@ def summarise(card: dict[str, Any]) -> dict[str, Any]:
     Adds ``misclassified_total`` (how many the card holds) and ``truncated`` (True when anything
     was left out: read the full card then); ``omitted`` names the parts left out entirely."""
     summary = dict(card)
+    if isinstance(card.get("cross_validation"), dict):
+        # Each image's out-of-fold prediction (up to 1,000 of them) stays in the full card; the
+        # record keeps the cross-validated figures.
+        summary["cross_validation"] = {k: v for k, v in card["cross_validation"].items() if k != "out_of_fold"}
     mistakes = list(card.get("misclassified") or [])
     summary["misclassified"] = mistakes[:MAX_SUMMARY_MISTAKES]
     summary["misclassified_total"] = len(mistakes)

@@ -159,3 +159,32 @@ class Model:
     #: What became of each mail owed for this version ("started", "finished"): "sent", or
     #: "not sent: <why>". The mail never decides the training's fate; this says what happened.
     mail_status: dict[str, str] = field(default_factory=dict)
+
+    # How honest the accuracy is, from the card (docs/api.md): None before training ends and for
+    # versions trained before these fields existed.
+    @property
+    def accuracy_interval(self) -> list[float] | None:
+        return _interval(self.metrics.get("accuracy_interval"))
+
+    @property
+    def cross_validated_accuracy(self) -> float | None:
+        value = self.metrics.get("cross_validated_accuracy")
+        return float(value) if value is not None else None
+
+    @property
+    def cross_validated_accuracy_interval(self) -> list[float] | None:
+        return _interval(self.metrics.get("cross_validated_accuracy_interval"))
+
+    @property
+    def evaluation_method(self) -> str | None:
+        value = self.metrics.get("evaluation_method")
+        return str(value) if value is not None else None
+
+    @property
+    def evaluation_summary(self) -> str | None:
+        value = self.metrics.get("evaluation_summary")
+        return str(value) if value is not None else None
+
+
+def _interval(value: Any) -> list[float] | None:
+    return [float(value[0]), float(value[1])] if isinstance(value, list | tuple) and len(value) == 2 else None

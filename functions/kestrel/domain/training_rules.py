@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,33 +46,41 @@ class SplitImage:
     image_id: str
     labels: tuple[str, ...]  # the task's labels this image carries (sorted); empty: a negative
     forced_test: bool  # marked test_image by the user
+    content_hash: str  # sha256 of the image's bytes: what orders the split
+
+
+def split_order(content_hash: str, image_id: str = "", seed: int = SPLIT_SEED) -> tuple[str, str]:
+    """An image's place in the split: a hash of its content (and the fixed seed), never of its id.
+
+    The same photos land in the same parts whatever their ids and upload order; each image's
+    place is its own, so adding images moves none of the others between the parts. The id only
+    breaks ties between identical bytes (never two in one task: duplicates are refused)."""
+    return hashlib.sha256(f"{seed}:{content_hash}".encode()).hexdigest(), image_id
 
 
 def split(images: Sequence[SplitImage], test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> dict[str, str]:
-    """image id -> "train" | "test": stratified by label set, fixed seed, user's test images kept in test.
+    """image id -> "train" | "test": stratified by label set, user's test images kept in test.
 
-    Within each stratum (same label set) the images are ordered by a hash of their id and then
-    shuffled with the fixed seed, so the split does not depend on upload order and is the same
-    every time the same images are trained."""
+    Within each stratum (same label set) the images are ordered by :func:`split_order`, and the
+    first fifth of that order is the test part: a deterministic function of the images' contents."""
     result: dict[str, str] = {}
-    strata: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    strata: dict[tuple[str, ...], list[SplitImage]] = defaultdict(list)
+    forced: Counter[tuple[str, ...]] = Counter()
     for image in images:
         if image.forced_test:
             result[image.image_id] = "test"
+            forced[image.labels] += 1
         else:
-            strata[image.labels].append(image.image_id)
-    rng = random.Random(seed)
-    for key in sorted(strata):
-        members = sorted(strata[key], key=lambda image_id: hashlib.sha256(image_id.encode()).hexdigest())
-        rng.shuffle(members)
-        forced = sum(1 for image in images if image.forced_test and image.labels == key)
-        wanted = round((len(members) + forced) * test_fraction) - forced
+            strata[image.labels].append(image)
+    for key, members in strata.items():
+        members.sort(key=lambda image: split_order(image.content_hash, image.image_id, seed))
+        wanted = round((len(members) + forced[key]) * test_fraction) - forced[key]
         # Every stratum with at least 2 images keeps one for evaluation and one for training.
         n_test = max(0, min(len(members) - 1, wanted if len(members) >= 2 else 0))
-        if len(members) >= 2 and forced == 0:
+        if len(members) >= 2 and forced[key] == 0:
             n_test = max(n_test, 1)
-        for index, image_id in enumerate(members):
-            result[image_id] = "test" if index < n_test else "train"
+        for index, image in enumerate(members):
+            result[image.image_id] = "test" if index < n_test else "train"
     return result
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, new_id, now_iso
 from kestrel.domain.errors import Conflict, NotFound
-from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split
+from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split, split_order
 from kestrel.ports.items import PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
 from kestrel.store import keys
 from kestrel.store.images import image_blob, image_from_item
@@ -306,7 +306,15 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
             skipped.append(str(item["id"]))  # a category task needs exactly one of its labels
             continue
         chosen.append((item, own))
-    assignment = split([SplitImage(str(item["id"]), own, bool(item.get("test_image", False))) for item, own in chosen])
+    # Ordered by content, not by id or upload order: the job sees the same images in the same
+    # order every time the same photos are trained (the split, the folds, the fit all follow it).
+    chosen.sort(key=lambda pair: split_order(str(pair[0]["content_hash"]), str(pair[0]["id"])))
+    assignment = split(
+        [
+            SplitImage(str(item["id"]), own, bool(item.get("test_image", False)), str(item["content_hash"]))
+            for item, own in chosen
+        ]
+    )
     return {
         "model_id": ref.model_id,
         "task_id": task.id,

@@ -13,11 +13,20 @@ from typing import Any
 
 import numpy as np
 
+from kestrel.domain.training_rules import split_order
 from kestrel.ports.blobs import BlobStore
 from kestrel.training.embeddings import AUGMENTED_VIEWS, Embedder, ImageRef
+from kestrel.training.evaluation import (
+    CV_FOLDS,
+    HOLDOUT,
+    HOLDOUT_AND_CV,
+    cross_validate,
+    needs_cross_validation,
+    summary_sentence,
+)
 from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
-from kestrel.training.head import train_head
-from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label
+from kestrel.training.head import DEFAULT_OPTIONS, Head, refit, train_head
+from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label, wilson_interval
 from kestrel.vision.backbone import ensure_backbone
 from kestrel.vision.preprocess import PREPROCESSING_ID, describe, preprocess
 from kestrel.vision.session import create_session
@@ -46,11 +55,17 @@ def _targets(manifest: dict[str, Any], rows: list[dict[str, Any]], multi_label: 
     return np.array([index[row["labels"][0]] for row in rows], dtype=int)
 
 
+def _ordered(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifest's images in content order: whatever the ids and the upload order, the same
+    photos reach the head in the same order (the folds and the fit follow it)."""
+    return sorted(images, key=lambda row: split_order(str(row["sha256"]), str(row["id"])))
+
+
 def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> TrainedModel:
     started = time.perf_counter()
     multi_label = manifest["task_type"] == "multi_label"
     labels = manifest["labels"]
-    images = manifest["images"]
+    images = _ordered(manifest["images"])
     train_rows = [row for row in images if row["split"] == "train"]
     test_rows = [row for row in images if row["split"] == "test"]
     if not train_rows or not test_rows:
@@ -73,32 +88,74 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
     views = embedder.embed_all([ImageRef(row["key"], row["sha256"]) for row in ordered], progress)
     phases.end("embedding")
     train_views, test_views = views[: len(train_rows)], views[len(train_rows) :]
+    targets = _targets(manifest, ordered, multi_label)
+    train_targets, test_targets = targets[: len(train_rows)], targets[len(train_rows) :]
 
     say(f"head: fitting {'sigmoid' if multi_label else 'softmax'} regression on {len(train_rows)} images")
-    head = train_head(train_views, _targets(manifest, train_rows, multi_label), len(labels), multi_label)
+    evaluated = train_head(train_views, train_targets, len(labels), multi_label)
     phases.end("head")
-
-    test_plain = np.stack([v[0] for v in test_views])
-    probs = head.probabilities(test_plain)
-    label_ids = [label["id"] for label in labels]
-    test_ids = [row["id"] for row in test_rows]
-    if multi_label:
-        evaluation = evaluate_multi_label(
-            probs, _targets(manifest, test_rows, True), head.thresholds, label_ids, test_ids
+    evaluation = _evaluate(evaluated, test_views, test_targets, [label["id"] for label in labels], test_rows)
+    say(
+        f"evaluation: accuracy {evaluation['accuracy']:.4f} on {len(test_rows)} test images "
+        f"(95 % interval {evaluation['accuracy_interval'][0]:.3f}-{evaluation['accuracy_interval'][1]:.3f})"
+    )
+    cross_validation = None
+    if needs_cross_validation(test_targets, len(labels), multi_label):
+        say(f"cross-validation: {CV_FOLDS} folds over all {len(ordered)} images (the test part is small)")
+        ids = [row["id"] for row in ordered]
+        cross_validation = cross_validate(
+            views, targets, [label["id"] for label in labels], ids, multi_label, DEFAULT_OPTIONS
         )
-    else:
-        evaluation = evaluate_multi_class(probs, _targets(manifest, test_rows, False), label_ids, test_ids)
-    say(f"evaluation: accuracy {evaluation['accuracy']:.4f} on {len(test_rows)} test images")
+        say(f"cross-validation: accuracy {cross_validation['accuracy']:.4f}")
+    phases.end("evaluation")
 
-    model = export_model(backbone, head)
-    _check_export(model, blobs, test_rows[:2], head.probabilities(test_plain[:2]))
-    phases.end("evaluation_and_export")
+    say(f"head: refitting on all {len(ordered)} images (the model that ships)")
+    shipped = refit(evaluated, views, targets)
+    phases.end("refit")
+    model = export_model(backbone, shipped)
+    test_plain = np.stack([v[0] for v in test_views[:2]])
+    _check_export(model, blobs, test_rows[:2], shipped.probabilities(test_plain))
+    phases.end("export")
     seconds = round(time.perf_counter() - started, 2)
     say(f"done in {seconds} s, peak memory {peak_memory_mb():.0f} MB")
-    card = _card(manifest, backbone.backbone_id, head, evaluation, train_rows, test_rows, embedder.computed, seconds)
+    card = _card(manifest, backbone.backbone_id, shipped, evaluation, train_rows, test_rows, embedder.computed, seconds)
+    card.update(_honesty(len(test_rows), len(train_rows), cross_validation))
     card["phase_seconds"] = phases.seconds
     card["peak_memory_mb"] = round(peak_memory_mb(), 1)
     return TrainedModel(model, card)
+
+
+def _evaluate(
+    head: Head, test_views: list[np.ndarray], truth: np.ndarray, label_ids: list[str], test_rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Every figure of the evaluated head on the test part, with the accuracy's 95 % interval."""
+    probs = head.probabilities(np.stack([v[0] for v in test_views]))
+    test_ids = [row["id"] for row in test_rows]
+    if head.multi_label:
+        evaluation = evaluate_multi_label(probs, truth, head.thresholds, label_ids, test_ids)
+    else:
+        evaluation = evaluate_multi_class(probs, truth, label_ids, test_ids)
+    correct = len(test_rows) - len(evaluation["misclassified"])
+    evaluation["accuracy_interval"] = wilson_interval(correct, len(test_rows))
+    return evaluation
+
+
+def _honesty(test_images: int, train_images: int, cross_validation: dict[str, Any] | None) -> dict[str, Any]:
+    """How the accuracy was measured and what shipped, in fields and in words."""
+    fields: dict[str, Any] = {
+        "evaluation_method": HOLDOUT_AND_CV if cross_validation else HOLDOUT,
+        "evaluation_summary": summary_sentence(test_images, train_images, cross_validation),
+        # The model in the ONNX file: refitted on every labelled image after the evaluation.
+        "shipped_model_images": test_images + train_images,
+        "cross_validated_accuracy": None,
+        "cross_validated_accuracy_interval": None,
+        "cross_validation": None,
+    }
+    if cross_validation is not None:
+        fields["cross_validated_accuracy"] = cross_validation["accuracy"]
+        fields["cross_validated_accuracy_interval"] = cross_validation["accuracy_interval"]
+        fields["cross_validation"] = cross_validation
+    return fields
 
 
 class _Phases:

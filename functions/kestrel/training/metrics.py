@@ -83,3 +83,21 @@ def evaluate_multi_label(
         "per_label": per_label,
         "misclassified": misclassified,
     }
+
+
+#: z for a two-sided 95 % interval.
+_Z95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, total: int, z: float = _Z95) -> list[float]:
+    """The 95 % Wilson score interval [low, high] of a proportion measured as correct/total.
+
+    Unlike the textbook p ± z·sqrt(p(1-p)/n), it stays inside [0, 1] and does not collapse to a
+    point at 0 % or 100 %: 20 right out of 20 gives [0.839, 1.0], not [1.0, 1.0]."""
+    if total <= 0:
+        return [0.0, 1.0]
+    p = correct / total
+    denominator = 1.0 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * float(np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))) / denominator
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]

@@ -52,3 +52,17 @@ def test_with_even_more_labels_later_parts_go_too_but_the_headline_stays() -> No
     assert len(json.dumps(summary, separators=(",", ":")).encode()) <= MAX_SUMMARY_BYTES
     assert summary["omitted"][:2] == ["confusion_matrix", "misclassified"]
     assert summary["accuracy"] == 0.9 and summary["misclassified_total"] == 10
+
+
+def test_each_images_out_of_fold_prediction_stays_in_the_full_card() -> None:
+    full = card(3)
+    full["cross_validation"] = {
+        "folds": 5,
+        "accuracy": 0.9,
+        "per_label_recall": {"a": 0.9},
+        "out_of_fold": [{"image_id": f"img-{n}", "predicted": "a", "probs": [0.9, 0.1]} for n in range(1000)],
+    }
+    summary = summarise(full)
+    assert summary["cross_validation"] == {"folds": 5, "accuracy": 0.9, "per_label_recall": {"a": 0.9}}
+    assert len(full["cross_validation"]["out_of_fold"]) == 1000  # the card itself is untouched
+    assert not summary["truncated"] and "confusion_matrix" in summary

@@ -13,6 +13,7 @@ import pytest
 from kestrel.adapters.sqlite_items import SqliteItemStore
 from kestrel.domain.entities import LabelType, Task, TaskType, TrainingImage, TrainStatus
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
+from kestrel.domain.training_rules import split_order
 from kestrel.ports.items import ItemStore, Update, Write
 from kestrel.store import keys
 from kestrel.store.images import add_label_to_image, get_image, image_blob
@@ -464,6 +465,10 @@ def test_the_manifest_of_a_multi_class_task(
         assert image["key"] == image_blob(get_image(store, owner, image["id"]))  # <id>.<its extension>
         assert image["key"].endswith(f"/{image['id']}.png")
         assert len(image["sha256"]) == 64
+    # In content order, not id or upload order: the job sees the same photos in the same order.
+    assert [image["sha256"] for image in images] == sorted(
+        (image["sha256"] for image in images), key=lambda sha: split_order(sha)
+    )
 
 
 def test_the_manifest_of_a_multi_label_task_keeps_negatives_with_no_labels(

@@ -105,17 +105,45 @@ function stat(label, value, note = "") {
   return h("div", { class: "stat" }, h("dt", {}, label), h("dd", {}, value, note ? h("span", { class: "hint" }, ` ${note}`) : null));
 }
 
+/** "92 % (85–96 %)": a share and its 95 % interval, as whole percents. */
+export function formatWithInterval(value, interval) {
+  if (value === null || value === undefined) return "—";
+  const whole = (x) => `${Math.round(Number(x) * 100)}`;
+  const main = `${whole(value)} %`;
+  return Array.isArray(interval) && interval.length === 2 ? `${main} (${whole(interval[0])}–${whole(interval[1])} %)` : main;
+}
+
 function summary(model, multiLabel) {
   const metrics = model.metrics;
   const counts = metrics.counts || {};
+  const interval = model.accuracy_interval ?? metrics.accuracy_interval;
+  const crossValidated = model.cross_validated_accuracy ?? metrics.cross_validated_accuracy;
+  const cvInterval = model.cross_validated_accuracy_interval ?? metrics.cross_validated_accuracy_interval;
+  const sentence = model.evaluation_summary ?? metrics.evaluation_summary;
+  const folds = (metrics.cross_validation && metrics.cross_validation.folds) || 5;
   return h(
-    "dl",
-    { class: "stats" },
-    stat("Accuracy", formatPercent(model.accuracy ?? metrics.accuracy), multiLabel ? "(every tag right)" : ""),
-    multiLabel ? stat("Micro F1", formatPercent(metrics.micro_f1)) : null,
-    stat("Test images", String(counts.images_test ?? "—")),
-    stat("Training images", String(counts.images_train ?? "—")),
-    stat("Trained", formatDate(model.trained), `in ${formatDuration(model.started, model.trained)}`),
+    "section",
+    { class: "evaluation-summary" },
+    h(
+      "dl",
+      { class: "stats" },
+      stat("Accuracy", formatWithInterval(model.accuracy ?? metrics.accuracy, interval), multiLabel ? "(every tag right)" : ""),
+      crossValidated !== null && crossValidated !== undefined
+        ? stat("Cross-validated", formatWithInterval(crossValidated, cvInterval), `(${folds} folds, all images)`)
+        : null,
+      multiLabel ? stat("Micro F1", formatPercent(metrics.micro_f1)) : null,
+      stat("Test images", String(counts.images_test ?? "—")),
+      stat("Training images", String(counts.images_train ?? "—")),
+      stat("Trained", formatDate(model.trained), `in ${formatDuration(model.started, model.trained)}`),
+    ),
+    interval
+      ? h(
+          "p",
+          { class: "hint interval-explained" },
+          "In brackets: the range the true accuracy lies in with 95 % confidence; the fewer the test images, the wider it is.",
+        )
+      : null,
+    sentence ? h("p", { class: "evaluation-sentence" }, sentence.charAt(0).toUpperCase() + sentence.slice(1) + ".") : null,
   );
 }
 
@@ -125,6 +153,7 @@ function perLabelTable(metrics, name, multiLabel) {
   for (const id of Object.keys(perLabel)) if (!order.includes(id)) order.push(id);
   const thresholds = metrics.thresholds || [];
   const trainCounts = (metrics.counts && metrics.counts.train) || {};
+  const foldRecall = (metrics.cross_validation && metrics.cross_validation.per_label_recall) || null;
   return h(
     "section",
     { class: "panel", "aria-labelledby": "per-label-heading" },
@@ -138,6 +167,7 @@ function perLabelTable(metrics, name, multiLabel) {
         { label: "Test images", title: "test images that carry the label" },
         { label: "Training images", class: "optional" },
         multiLabel ? "Threshold" : null,
+        foldRecall ? { label: "Recall (cross-validated)", title: "recall over every image, each predicted by a model that never saw it" } : null,
       ],
       order.map((id) => {
         const m = perLabel[id];
@@ -152,6 +182,7 @@ function perLabelTable(metrics, name, multiLabel) {
           h("td", {}, String(m.support)),
           h("td", { class: "optional" }, String(trainCounts[id] ?? "—")),
           multiLabel ? h("td", {}, thresholds[index] !== undefined ? Number(thresholds[index]).toFixed(2) : "—") : null,
+          foldRecall ? h("td", {}, formatPercent(foldRecall[id])) : null,
         );
       }),
       "data numbers",
