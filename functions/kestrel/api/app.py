@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
 from kestrel import __version__
-from kestrel.api import classify, images, labels, tasks, versions
+from kestrel.api import classify, images, labels, tasks, versions, workspaces
 from kestrel.api.context import provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
 from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
@@ -73,7 +73,7 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
             max_age=600,
         ),
     )
-    for module in (tasks, labels, images, versions, classify):
+    for module in (tasks, labels, images, versions, classify, workspaces):
         app.include_router(module.router)
 
     @app.exception_handler(KestrelError)

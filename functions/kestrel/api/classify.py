@@ -111,11 +111,11 @@ def classify(body: ClassifyRequest) -> dict[str, Any]:
     scope = RequestScope(router)
     if not 1 <= len(body.records) <= MAX_RECORDS:
         raise InvalidInput(f"'records' must hold 1 to {MAX_RECORDS} images, not {len(body.records)}")
-    task = get_task(scope.ports.items, scope.owner_id, body.task_id)
+    task = get_task(scope.ports.items, scope.space, body.task_id)
     version = body.version if body.version is not None else task.production_version
     if version == -1:
         raise InvalidInput(f"task '{task.name}' has no trained model yet: train it (task/{{id}}/train/) first")
-    model_info = get_model_by_version(scope.ports.items, scope.owner_id, task.id, version)
+    model_info = get_model_by_version(scope.ports.items, scope.space, task.id, version)
     if model_info.train_status != TrainStatus.TRAINED:
         raise InvalidInput(f"version {version} is {model_info.train_status.value}, not Trained; it cannot classify")
     model = model_cache().get(model_prefix(scope.owner_id, model_info.id))

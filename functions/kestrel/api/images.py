@@ -64,8 +64,8 @@ def list_images(
 ) -> dict[str, Any]:
     scope = RequestScope(router)
     flt = ImageFilter(labels=_ids(scope, "labels"), not_labels=_ids(scope, "not_labels"), test=test)
-    found = images.list_images(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), flt)
-    return scope.page_body(found, lambda items: images_json(scope.ports, scope.owner_id, items, scope.root_url))
+    found = images.list_images(scope.ports.items, scope.space, scope.page_request(page, page_size, cursor), flt)
+    return scope.page_body(found, lambda items: images_json(scope.ports, scope.space, items, scope.root_url))
 
 
 @router.post(
@@ -93,7 +93,7 @@ def upload_image(body: ImageUpload) -> dict[str, Any]:
     image = images.add_image(
         scope.ports.items,
         scope.ports.blobs,
-        scope.owner_id,
+        scope.space,
         data,
         UploadLimits(max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels),
         label_ids=body.labels,
@@ -152,7 +152,7 @@ def upload_url(body: UploadUrlRequest) -> dict[str, Any]:
 )
 def batch_update(body: ImageBatchUpdate) -> dict[str, Any]:
     scope = RequestScope(router)
-    store, owner = scope.ports.items, scope.owner_id
+    store, owner = scope.ports.items, scope.space
     if not body.images and not body.labels:
         raise InvalidInput("give 'images' (ids) or 'labels' (select the images that have them)")
     if body.mark_test and body.unmark_test:
@@ -180,7 +180,7 @@ def batch_update(body: ImageBatchUpdate) -> dict[str, Any]:
 )
 def get_image(image_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    return image_json(scope.ports, images.get_image(scope.ports.items, scope.owner_id, image_id), scope.root_url)
+    return image_json(scope.ports, images.get_image(scope.ports.items, scope.space, image_id), scope.root_url)
 
 
 def _change(image_id: str, body: ImageUpdate) -> dict[str, Any]:
@@ -191,9 +191,9 @@ def _change(image_id: str, body: ImageUpdate) -> dict[str, Any]:
     if body.test_image is not None:
         changes["test_image"] = body.test_image
     if not changes:
-        image = images.get_image(scope.ports.items, scope.owner_id, image_id)
+        image = images.get_image(scope.ports.items, scope.space, image_id)
     else:
-        image = images.update_image(scope.ports.items, scope.owner_id, image_id, changes)
+        image = images.update_image(scope.ports.items, scope.space, image_id, changes)
     return image_json(scope.ports, image, scope.root_url)
 
 
@@ -226,7 +226,7 @@ def patch_image(image_id: str, body: ImageUpdate) -> dict[str, Any]:
 )
 def delete_image(image_id: str) -> Response[None]:
     scope = RequestScope(router)
-    images.delete_image(scope.ports.items, scope.ports.blobs, scope.owner_id, image_id)
+    images.delete_image(scope.ports.items, scope.ports.blobs, scope.space, image_id)
     return Response(status_code=204)
 
 
@@ -238,7 +238,7 @@ def delete_image(image_id: str) -> Response[None]:
 )
 def add_label(image_id: str, body: LabelRef) -> dict[str, Any]:
     scope = RequestScope(router)
-    image = images.add_label_to_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
+    image = images.add_label_to_image(scope.ports.items, scope.space, image_id, body.label_id)
     return image_json(scope.ports, image, scope.root_url)
 
 
@@ -250,5 +250,5 @@ def add_label(image_id: str, body: LabelRef) -> dict[str, Any]:
 )
 def remove_label(image_id: str, body: LabelRef) -> dict[str, Any]:
     scope = RequestScope(router)
-    image = images.remove_label_from_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
+    image = images.remove_label_from_image(scope.ports.items, scope.space, image_id, body.label_id)
     return image_json(scope.ports, image, scope.root_url)

@@ -12,7 +12,7 @@ from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
 from kestrel.api.render import label_json, labels_json
 from kestrel.api.schemas import LabelCreate, LabelOut, LabelPage, LabelUpdate
-from kestrel.store import labels
+from kestrel.store import images, labels
 from kestrel.store.tasks import get_task
 
 router = APIGatewayRouter()
@@ -29,10 +29,8 @@ def list_labels(
 ) -> dict[str, Any]:
     scope = RequestScope(router)
     store = scope.ports.items
-    task_label_ids = list(get_task(store, scope.owner_id, task).label_ids) if task else None
-    found = labels.list_labels(
-        store, scope.owner_id, scope.page_request(page, page_size, cursor), search, task_label_ids
-    )
+    task_label_ids = list(get_task(store, scope.space, task).label_ids) if task else None
+    found = labels.list_labels(store, scope.space, scope.page_request(page, page_size, cursor), search, task_label_ids)
     return scope.page_body(found, labels_json)
 
 
@@ -41,7 +39,7 @@ def create_label(body: LabelCreate) -> dict[str, Any]:
     scope = RequestScope(router)
     label = labels.create_label(
         scope.ports.items,
-        scope.owner_id,
+        scope.space,
         body.name,
         body.type,
         body.description or "",
@@ -53,13 +51,13 @@ def create_label(body: LabelCreate) -> dict[str, Any]:
 @router.get(f"{BASE}/<label_id>", summary="Get a label", tags=["labels"], responses=responses(LabelOut))
 def get_label(label_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    return label_json(labels.get_label(scope.ports.items, scope.owner_id, label_id))
+    return label_json(labels.get_label(scope.ports.items, scope.space, label_id))
 
 
 def _change(label_id: str, body: LabelUpdate) -> dict[str, Any]:
     scope = RequestScope(router)
     changes = {name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None}
-    return label_json(labels.update_label(scope.ports.items, scope.owner_id, label_id, changes))
+    return label_json(labels.update_label(scope.ports.items, scope.space, label_id, changes))
 
 
 @router.put(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses(LabelOut))
@@ -81,5 +79,18 @@ def patch_label(label_id: str, body: LabelUpdate) -> dict[str, Any]:
 )
 def delete_label(label_id: str) -> Response[None]:
     scope = RequestScope(router)
-    labels.delete_label(scope.ports.items, scope.owner_id, label_id)
+    labels.delete_label(scope.ports.items, scope.space, label_id)
+    return Response(status_code=204)
+
+
+@router.delete(
+    f"{BASE}/<label_id>/wipe",
+    summary="Delete a label and every training image that carries it (also those with other labels)",
+    tags=["labels"],
+    status_code=204,
+    responses=responses(None, 204, (400, 401, 404, 409)),
+)
+def wipe_label(label_id: str) -> Response[None]:
+    scope = RequestScope(router)
+    images.wipe_label(scope.ports.items, scope.ports.blobs, scope.space, label_id)
     return Response(status_code=204)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kestrel.domain.entities import Label, Model, Owner, Task, TrainingImage
+from kestrel.domain.entities import Label, Model, Task, TrainingImage, Workspace
 from kestrel.ports import Ports
 from kestrel.ports.items import Item
 from kestrel.store import keys
 from kestrel.store.images import image_from_item
+from kestrel.store.keys import Space
 from kestrel.store.labels import get_labels, label_from_item
 from kestrel.store.tasks import task_from_item
 from kestrel.store.versions import model_from_item
-
-
-def workspace_of(owner_id: str) -> str:
-    return Owner(id=owner_id, email="", name="", created="").workspace
 
 
 def label_json(label: Label) -> dict[str, Any]:
@@ -28,7 +25,7 @@ def label_json(label: Label) -> dict[str, Any]:
         "images_count": label.images_count,
         "tasks_count": len(label.task_ids),
         "negative_for_task": label.negative_for_task,
-        "workspace": workspace_of(label.owner_id),
+        "workspace": label.workspace_id,
         "created": label.created,
     }
 
@@ -37,13 +34,13 @@ def labels_json(items: list[Item]) -> list[dict[str, Any]]:
     return [label_json(label_from_item(item)) for item in items]
 
 
-def _labels_by_id(ports: Ports, owner_id: str, label_ids: set[str]) -> dict[str, Label]:
-    return {label.id: label for label in get_labels(ports.items, owner_id, sorted(label_ids))}
+def _labels_by_id(ports: Ports, space: Space, label_ids: set[str]) -> dict[str, Label]:
+    return {label.id: label for label in get_labels(ports.items, space, sorted(label_ids))}
 
 
 def task_json(ports: Ports, task: Task, labels: dict[str, Label] | None = None) -> dict[str, Any]:
     if labels is None:
-        labels = _labels_by_id(ports, task.owner_id, set(task.label_ids))
+        labels = _labels_by_id(ports, Space(task.owner_id, task.workspace_id), set(task.label_ids))
     ordered = sorted(task.label_ids.items(), key=lambda pair: pair[1])  # in the order attached
     return {
         "id": task.id,
@@ -54,14 +51,14 @@ def task_json(ports: Ports, task: Task, labels: dict[str, Label] | None = None) 
         "last_train_status": task.last_train_status,
         "auto_deploy": task.auto_deploy,
         "labels": [label_json(labels[label_id]) for label_id, _ in ordered if label_id in labels],
-        "workspace": workspace_of(task.owner_id),
+        "workspace": task.workspace_id,
         "created": task.created,
     }
 
 
-def tasks_json(ports: Ports, owner_id: str, items: list[Item]) -> list[dict[str, Any]]:
+def tasks_json(ports: Ports, space: Space, items: list[Item]) -> list[dict[str, Any]]:
     tasks = [task_from_item(item) for item in items]
-    labels = _labels_by_id(ports, owner_id, {label_id for task in tasks for label_id in task.label_ids})
+    labels = _labels_by_id(ports, space, {label_id for task in tasks for label_id in task.label_ids})
     return [task_json(ports, task, labels) for task in tasks]
 
 
@@ -69,7 +66,7 @@ def image_json(
     ports: Ports, image: TrainingImage, root_url: str, labels: dict[str, Label] | None = None
 ) -> dict[str, Any]:
     if labels is None:
-        labels = _labels_by_id(ports, image.owner_id, set(image.label_ids))
+        labels = _labels_by_id(ports, Space(image.owner_id, image.workspace_id), set(image.label_ids))
     ttl = ports.settings.limits.url_ttl_seconds
     ordered = sorted(image.label_ids.items(), key=lambda pair: pair[1])
     return {
@@ -83,14 +80,25 @@ def image_json(
         "meta_data": image.meta_data,
         "test_image": image.test_image,
         "noresize": image.noresize,
-        "workspace": workspace_of(image.owner_id),
+        "workspace": image.workspace_id,
     }
 
 
-def images_json(ports: Ports, owner_id: str, items: list[Item], root_url: str) -> list[dict[str, Any]]:
+def images_json(ports: Ports, space: Space, items: list[Item], root_url: str) -> list[dict[str, Any]]:
     images = [image_from_item(item) for item in items]
-    labels = _labels_by_id(ports, owner_id, {label_id for image in images for label_id in image.label_ids})
+    labels = _labels_by_id(ports, space, {label_id for image in images for label_id in image.label_ids})
     return [image_json(ports, image, root_url, labels) for image in images]
+
+
+def workspace_json(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "id": workspace.id,
+        "name": workspace.name,
+        "description": workspace.description,
+        "owner": workspace.owner_id,
+        "is_default": workspace.is_default,
+        "created": workspace.created or None,
+    }
 
 
 def model_json(model: Model) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from kestrel.domain.entities import ID_PATTERN, LabelType, TaskType
 
@@ -91,6 +91,18 @@ class ImageBatchUpdate(Request):
     unmark_test: bool = Field(False, alias="unmark-test")
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class WorkspaceCreate(Request):
+    name: Name
+    description: Text | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Retail shelves"}]})
+
+
+class WorkspaceUpdate(Request):
+    name: Name | None = None
+    description: Text | None = None
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -192,6 +204,19 @@ class ModelPage(PageOut):
 class BatchUpdateOut(BaseModel):
     status: str
     updated: int
+
+
+class WorkspaceOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    owner: str = Field(description="the id of the account that owns the workspace")
+    is_default: bool = Field(description="requests without 'workspace' use the default workspace")
+    created: str | None = Field(description="null for a default workspace that was never renamed")
+
+
+class WorkspaceList(RootModel[list[WorkspaceOut]]):
+    """Every workspace of the account, the default one first (a plain list, as Ximilar answers)."""
 
 
 class ErrorOut(BaseModel):

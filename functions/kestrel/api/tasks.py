@@ -29,21 +29,21 @@ def list_tasks(
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
 ) -> dict[str, Any]:
     scope = RequestScope(router)
-    found = tasks.list_tasks(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), search)
-    return scope.page_body(found, lambda items: tasks_json(scope.ports, scope.owner_id, items))
+    found = tasks.list_tasks(scope.ports.items, scope.space, scope.page_request(page, page_size, cursor), search)
+    return scope.page_body(found, lambda items: tasks_json(scope.ports, scope.space, items))
 
 
 @router.post(BASE, summary="Create a task", tags=["tasks"], status_code=201, responses=responses(TaskOut, 201))
 def create_task(body: TaskCreate) -> dict[str, Any]:
     scope = RequestScope(router)
-    task = tasks.create_task(scope.ports.items, scope.owner_id, body.name, body.description or "", body.type)
+    task = tasks.create_task(scope.ports.items, scope.space, body.name, body.description or "", body.type)
     return task_json(scope.ports, task)
 
 
 @router.get(f"{BASE}/<task_id>", summary="Get a task", tags=["tasks"], responses=responses(TaskOut))
 def get_task(task_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    return task_json(scope.ports, tasks.get_task(scope.ports.items, scope.owner_id, task_id))
+    return task_json(scope.ports, tasks.get_task(scope.ports.items, scope.space, task_id))
 
 
 def _change(task_id: str, body: TaskUpdate) -> dict[str, Any]:
@@ -55,9 +55,9 @@ def _change(task_id: str, body: TaskUpdate) -> dict[str, Any]:
         for name, value in changes.items()
         if value is not None or name == "description"
     }
-    task = tasks.update_task(scope.ports.items, scope.owner_id, task_id, changes)
+    task = tasks.update_task(scope.ports.items, scope.space, task_id, changes)
     if body.production_version is not None and body.production_version != task.production_version:
-        task = tasks.set_production_version(scope.ports.items, scope.owner_id, task_id, body.production_version)
+        task = tasks.set_production_version(scope.ports.items, scope.space, task_id, body.production_version)
     return task_json(scope.ports, task)
 
 
@@ -90,7 +90,7 @@ def put_task(task_id: str, body: TaskUpdate) -> dict[str, Any]:
 )
 def delete_task(task_id: str) -> Response[None]:
     scope = RequestScope(router)
-    model_ids = tasks.delete_task(scope.ports.items, scope.owner_id, task_id)
+    model_ids = tasks.delete_task(scope.ports.items, scope.space, task_id)
     delete_model_files(scope.ports.blobs, scope.owner_id, model_ids)
     return Response(status_code=204)
 
@@ -103,7 +103,7 @@ def delete_task(task_id: str) -> Response[None]:
 )
 def add_label(task_id: str, body: LabelRef) -> dict[str, Any]:
     scope = RequestScope(router)
-    return task_json(scope.ports, tasks.attach_label(scope.ports.items, scope.owner_id, task_id, body.label_id))
+    return task_json(scope.ports, tasks.attach_label(scope.ports.items, scope.space, task_id, body.label_id))
 
 
 @router.post(
@@ -114,7 +114,7 @@ def add_label(task_id: str, body: LabelRef) -> dict[str, Any]:
 )
 def remove_label(task_id: str, body: LabelRef) -> dict[str, Any]:
     scope = RequestScope(router)
-    return task_json(scope.ports, tasks.detach_label(scope.ports.items, scope.owner_id, task_id, body.label_id))
+    return task_json(scope.ports, tasks.detach_label(scope.ports.items, scope.space, task_id, body.label_id))
 
 
 @router.post(
@@ -126,15 +126,21 @@ def remove_label(task_id: str, body: LabelRef) -> dict[str, Any]:
 )
 def train(task_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    model = lifecycle.create_version(scope.ports.items, scope.owner_id, task_id)
-    request = TrainRequest(owner_id=scope.owner_id, task_id=task_id, model_id=model.id, version=model.version)
+    model = lifecycle.create_version(scope.ports.items, scope.space, task_id)
+    request = TrainRequest(
+        owner_id=scope.owner_id,
+        task_id=task_id,
+        model_id=model.id,
+        version=model.version,
+        workspace_id=scope.space.workspace_id,
+    )
     try:
         scope.ports.queue.send(request)
     except Exception as error:
         # Never leave a version Waiting for a request that was not queued: nothing would ever
         # launch it. (Should the message have been queued after all, the launcher skips a
         # version that is no longer Waiting.)
-        ref = lifecycle.JobRef(scope.owner_id, task_id, model.id)
+        ref = lifecycle.JobRef(scope.space, task_id, model.id)
         lifecycle.mark_failed(scope.ports.items, ref, "the train request could not be queued", mail=False)
         if isinstance(error, Unavailable):
             raise Unavailable(

@@ -32,15 +32,15 @@ def list_models(
 ) -> dict[str, Any]:
     scope = RequestScope(router)
     if task:
-        get_task(scope.ports.items, scope.owner_id, task)
-    found = versions.list_models(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), task)
+        get_task(scope.ports.items, scope.space, task)
+    found = versions.list_models(scope.ports.items, scope.space, scope.page_request(page, page_size, cursor), task)
     return scope.page_body(found, models_json)
 
 
 @router.get(f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses(ModelOut))
 def get_model(model_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    return model_json(versions.get_model(scope.ports.items, scope.owner_id, model_id))
+    return model_json(versions.get_model(scope.ports.items, scope.space, model_id))
 
 
 @router.get(
@@ -51,7 +51,7 @@ def get_model(model_id: str) -> dict[str, Any]:
 )
 def download_model(model_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    model = versions.get_model(scope.ports.items, scope.owner_id, model_id)
+    model = versions.get_model(scope.ports.items, scope.space, model_id)
     if model.train_status != TrainStatus.TRAINED:
         raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a Trained version has files")
     prefix = model_prefix(scope.owner_id, model.id)
@@ -76,6 +76,6 @@ def download_model(model_id: str) -> dict[str, Any]:
 )
 def delete_model(model_id: str) -> Response[None]:
     scope = RequestScope(router)
-    model = lifecycle.delete_model(scope.ports.items, scope.owner_id, model_id)
+    model = lifecycle.delete_model(scope.ports.items, scope.space, model_id)
     delete_model_files(scope.ports.blobs, scope.owner_id, [model.id])
     return Response(status_code=204)

@@ -44,6 +44,16 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def default_workspace_id(owner_id: str) -> str:
+    """Every owner's default workspace: its id is stable and derived from the owner's, so it
+    exists without being stored (and holds everything stored before workspaces existed)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kestrel:workspace:{owner_id}"))
+
+
+#: What the ximilar client sends (or omits) for the default workspace.
+DEFAULT_WORKSPACE_NAME = "Default"
+
+
 @dataclass
 class Owner:
     id: str
@@ -53,8 +63,22 @@ class Owner:
 
     @property
     def workspace(self) -> str:
-        # One workspace per owner; its id is stable and derived from the owner's.
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kestrel:workspace:{self.id}"))
+        return default_workspace_id(self.id)
+
+
+@dataclass
+class Workspace:
+    """A separate set of tasks, labels, images and models of one owner."""
+
+    id: str
+    owner_id: str
+    name: str
+    description: str
+    created: str
+
+    @property
+    def is_default(self) -> bool:
+        return self.id == default_workspace_id(self.owner_id)
 
 
 @dataclass
@@ -71,6 +95,7 @@ class Task:
     label_ids: dict[str, str] = field(default_factory=dict)  # label id -> when attached
     versions_created: int = 0
     negative_label_id: str | None = None  # multi_label: images with this label carry no tag
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
 
 @dataclass
@@ -85,6 +110,7 @@ class Label:
     images_count: int = 0
     task_ids: dict[str, str] = field(default_factory=dict)  # task id -> when attached
     negative_for_task: str | None = None  # set on the one negative label of a multi_label task
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
 
 @dataclass
@@ -101,6 +127,7 @@ class TrainingImage:
     meta_data: dict[str, Any] = field(default_factory=dict)
     test_image: bool = False
     noresize: bool = False
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
 
 @dataclass
@@ -117,3 +144,4 @@ class Model:
     trained: str | None = None
     started: str | None = None
     failure_reason: str | None = None
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace

@@ -32,7 +32,7 @@ from waitress.trigger import trigger
 
 from kestrel.adapters.folder_blobs import FolderBlobStore
 from kestrel.adapters.url_signing import BLOB_ROUTE
-from kestrel.api.public import API_PREFIX, DOCS_PATH, is_public
+from kestrel.api.public import API_PREFIX, DOCS_PATH, is_api_path, is_public
 from kestrel.composition import Ports, set_ports
 from kestrel.config import MB
 from kestrel.local.events import (
@@ -295,7 +295,7 @@ class Gateway:
     def respond(self, environ: Mapping[str, Any], method: str, path: str) -> Response:
         if path.startswith(BLOB_ROUTE) and isinstance(self.ports.blobs, FolderBlobStore):
             return self._blob(environ, method, path[len(BLOB_ROUTE) :], self.ports.blobs)
-        if method in ("GET", "HEAD") and not path.startswith(API_PREFIX):
+        if method in ("GET", "HEAD") and not is_api_path(path):
             console_file = static_file(WEB_DIR, path)
             if console_file is not None:
                 return _static_response(environ, console_file)
