@@ -60,7 +60,11 @@ def test_routes_and_their_authorization(dev: Synth) -> None:
         ("/recognition/v2/openapi.json", "GET"),
         ("/recognition/v2/docs", "GET"),
     }
-    protected = (("/recognition/v2/{proxy+}", "ANY"), ("/account/v2/{proxy+}", "ANY"), ("/recognition/v2/classify", "POST"))
+    protected = (
+        ("/recognition/v2/{proxy+}", "ANY"),
+        ("/account/v2/{proxy+}", "ANY"),
+        ("/recognition/v2/classify", "POST"),
+    )
     for key in protected:
         method = methods[key]
         assert method["AuthorizationType"] == "CUSTOM", key
