@@ -16,9 +16,9 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from kestrel import __version__
 from kestrel.api import classify, images, labels, tasks, versions, workspaces
-from kestrel.api.context import provide_ports
+from kestrel.api.context import WORKSPACE_PARAM, provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
-from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
+from kestrel.api.public import API_PREFIX, DOCS_PATH, OPENAPI_PATH
 from kestrel.domain.errors import KestrelError
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
@@ -46,15 +46,28 @@ OPENAPI_SETTINGS: dict[str, Any] = {
 }
 
 
+WORKSPACE_PARAMETER: dict[str, Any] = {
+    "name": WORKSPACE_PARAM,
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the workspace to work in (its id; 'Default' or none: the default workspace); "
+    "may also be given as 'workspace' in a JSON body",
+}
+
+
 def openapi_document_of(app: APIGatewayRestResolver) -> dict[str, Any]:
     """The OpenAPI document, with 204 answers declared without a body (Powertools would give
     them an ``application/json`` null from the routes' ``Response[None]`` annotation)."""
     document: dict[str, Any] = json.loads(app.get_openapi_json_schema(**OPENAPI_SETTINGS))
-    for operations in document.get("paths", {}).values():
+    for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             answer = operation.get("responses", {}).get("204")
             if isinstance(answer, dict):
                 answer.pop("content", None)
+            if path.startswith(API_PREFIX):
+                # Read by RequestScope.space for every recognition route, not by each route.
+                operation.setdefault("parameters", []).append(WORKSPACE_PARAMETER)
     return document
 
 
