@@ -61,7 +61,7 @@ def test_the_switcher_shows_each_workspace_s_own_tasks(console: Console) -> None
     assert [t["name"] for t in in_default["results"]] == ["Default task"]
 
     # Cancelling "New workspace…" keeps the one in use.
-    page.get_by_role("link", name="Tasks", exact=True).click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_label("Workspace").select_option(label="New workspace…")
     expect(page.get_by_label("Workspace").locator("option:checked")).to_have_text("Warehouse")
