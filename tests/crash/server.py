@@ -51,7 +51,7 @@ class Server:
             try:
                 requests.get(f"{self.url}recognition/v2/openapi.json", timeout=2)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
                 time.sleep(0.05)
         raise AssertionError(f"the server did not start:\n{self.log_tail()}")
 
