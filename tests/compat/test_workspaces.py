@@ -165,6 +165,8 @@ def test_workspaces_of_another_owner_are_not_found(api_server: RunningServer) ->
     listed = api_server.request("GET", "account/v2/workspace/", token=other_token).json()
     assert [w["name"] for w in listed] == ["Default"]
     assert api_server.request("GET", "account/v2/workspace/", token=None).status_code == 401
+    odd = api_server.request("GET", "recognition/v2/label/", params={"workspace": "x" * 5000})
+    assert odd.status_code == 404 and "a workspace is named by its id" in odd.json()["detail"]
 
 
 def test_default_workspace_answers_to_its_id_its_name_and_no_parameter(api_server: RunningServer) -> None:

@@ -11,15 +11,24 @@ create either lands before the mark (and the emptiness check then sees it) or fa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from kestrel.domain.entities import DEFAULT_WORKSPACE_NAME, Workspace, default_workspace_id, new_id, now_iso
+from kestrel.domain.entities import (
+    DEFAULT_WORKSPACE_NAME,
+    ID_PATTERN,
+    Workspace,
+    default_workspace_id,
+    new_id,
+    now_iso,
+)
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Update, Write
 from kestrel.store import keys
 from kestrel.store.keys import Space
 
 WORKSPACE_PREFIX = "W#"
+_ID = re.compile(ID_PATTERN)
 #: Workspaces an owner may create besides the default one (checked before each create).
 MAX_WORKSPACES = 100
 ACTIVE = "active"
@@ -45,6 +54,8 @@ def _from_item(item: Item) -> Workspace:
 
 
 def get_workspace(store: ItemStore, owner_id: str, workspace_id: str) -> Workspace:
+    if not _ID.match(workspace_id):  # never a key lookup with whatever text came in
+        raise NotFound(f"Workspace {workspace_id[:80]!r} not found: a workspace is named by its id (a UUID)")
     item = store.get(keys.workspace_key(owner_id, workspace_id))
     if item is not None:
         return _from_item(item)
