@@ -74,6 +74,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     "KESTREL_FETCH_ALLOW_HOSTS": "FORBIDDEN in production: it lets _url fetches reach private hosts",
     "KESTREL_ENDPOINT": "the kestrel CLI's client setting (which API to talk to), never a handler's",
     "KESTREL_TOKEN": "the kestrel CLI's client setting (its API token), never a handler's",
+    "KESTREL_WORKSPACE": "the kestrel CLI's client setting (which workspace it works in), never a handler's",
 }
 
 #: Names no deployed function may ever carry (tests assert their absence).
