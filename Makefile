@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak audit backbone clean
+.PHONY: run test test-fast lint bench soak audit backbone clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Kestrel needs Python 3.11 or newer"'
@@ -21,13 +21,21 @@ backbone: $(STAMP)
 run: $(STAMP) backbone
 	$(BIN)/kestrel serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --data-dir $${KESTREL_DATA_DIR:-./data}
 
+# ruff (incl. McCabe complexity <= 15), formatting, types, and the package layers (import-linter
+# contracts in pyproject.toml; docs/architecture.md explains every allowed edge).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
+# Every test, in parallel on every core (pytest-xdist).
 test: lint backbone
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
+
+# The inner loop: the local runtime's tests without training, moto, browser, crash, fuzz or CDK synth.
+test-fast: $(STAMP) backbone
+	$(BIN)/pytest -n auto -m "not slow and not aws" --ignore=tests/e2e --ignore=tests/crash --ignore=tests/fuzz --ignore=tests/infra
 
 # The fuzz, security and crash suites at full length (make test runs their short profile); their
 # figures go into docs/benchmarks.md even when a test fails.

@@ -13,8 +13,7 @@ from typing import Final
 
 from kestrel import config
 
-# Not in kestrel.config: the backbone module owns it (kestrel.vision.backbone.ENV_MODEL_DIR).
-ENV_MODEL_DIR: Final = "KESTREL_MODEL_DIR"
+ENV_MODEL_DIR: Final = config.ENV_MODEL_DIR
 # Where the Lambda image keeps the converted backbone (the Dockerfile builds it there).
 LAMBDA_MODEL_DIR: Final = "/opt/kestrel/models"
 
@@ -66,19 +65,19 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     config.ENV_MAX_IMAGE_PIXELS: "tunable; kestrel.config.Limits' default fits Lambda",
     config.ENV_MAX_REQUEST_BYTES: "tunable; the default already sits under Lambda's 6 MB request cap",
     config.ENV_URL_TTL: "tunable; presigned URLs also end with the Lambda role session",
-    "KESTREL_ORT_THREADS": "tunable; the default (2) matches the 2 vCPUs Lambda gives 1,770-3,538 MB functions",
-    "KESTREL_MODEL_CACHE_SIZE": "tunable; classify's default bound on cached inference sessions",
-    "KESTREL_SM_ROOT": "training job only (not a Lambda): SageMaker's /opt/ml, moved by the local worker",
-    "KESTREL_FETCH_MAX_BYTES": "tunable; kestrel.urlfetch.fetch's default cap applies",
-    "KESTREL_FETCH_TIMEOUT_SECONDS": "tunable; kestrel.urlfetch.fetch's default timeout applies",
-    "KESTREL_FETCH_ALLOW_HOSTS": "FORBIDDEN in production: it lets _url fetches reach private hosts",
+    config.ENV_ORT_THREADS: "tunable; the default (2) matches the 2 vCPUs Lambda gives 1,770-3,538 MB functions",
+    config.ENV_MODEL_CACHE_SIZE: "tunable; classify's default bound on cached inference sessions",
+    config.ENV_SM_ROOT: "training job only (not a Lambda): SageMaker's /opt/ml, moved by the local worker",
+    config.ENV_FETCH_MAX_BYTES: "tunable; kestrel.config.FetchSettings' default cap applies",
+    config.ENV_FETCH_TIMEOUT: "tunable; kestrel.config.FetchSettings' default timeout applies",
+    config.ENV_FETCH_ALLOW_HOSTS: "FORBIDDEN in production: it lets _url fetches reach private hosts",
     "KESTREL_ENDPOINT": "the kestrel CLI's client setting (which API to talk to), never a handler's",
     "KESTREL_TOKEN": "the kestrel CLI's client setting (its API token), never a handler's",
     "KESTREL_WORKSPACE": "the kestrel CLI's client setting (which workspace it works in), never a handler's",
 }
 
 #: Names no deployed function may ever carry (tests assert their absence).
-FORBIDDEN_ON_AWS: Final = frozenset({"KESTREL_FETCH_ALLOW_HOSTS"})
+FORBIDDEN_ON_AWS: Final = frozenset({config.ENV_FETCH_ALLOW_HOSTS})
 
 #: The Powertools settings every function gets (the service name is added per function).
 METRICS_NAMESPACE: Final = "Kestrel"

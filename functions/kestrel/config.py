@@ -30,6 +30,16 @@ ENV_SMTP_USER = "KESTREL_SMTP_USER"
 ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
 # Where the console is, for links in emails.
 ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
+# Vision: where the converted backbone is cached, onnxruntime threads, classify's model cache.
+ENV_MODEL_DIR = "KESTREL_MODEL_DIR"
+ENV_ORT_THREADS = "KESTREL_ORT_THREADS"
+ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"
+# Fetching ``_url`` records: caps, and hosts exempt from the SSRF check (never set in production).
+ENV_FETCH_MAX_BYTES = "KESTREL_FETCH_MAX_BYTES"
+ENV_FETCH_TIMEOUT = "KESTREL_FETCH_TIMEOUT_SECONDS"
+ENV_FETCH_ALLOW_HOSTS = "KESTREL_FETCH_ALLOW_HOSTS"
+# The training job's SageMaker root (/opt/ml), moved by the local worker.
+ENV_SM_ROOT = "KESTREL_SM_ROOT"
 
 MB = 1024 * 1024
 
@@ -49,6 +59,27 @@ def _int(name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be positive, not {value}")
     return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:  # also refuses NaN
+        raise ValueError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _host_list(name: str) -> frozenset[str]:
+    # The same normalisation a URL's host gets, so "[::1]", "LocalHost." and "::1" all match.
+    hosts = (
+        h.strip().lower().removeprefix("[").removesuffix("]").rstrip(".") for h in os.environ.get(name, "").split(",")
+    )
+    return frozenset(hosts) - {""}
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,41 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class VisionSettings:
+    #: None: ~/.cache/kestrel/models (the Lambda image sets /opt/kestrel/models).
+    model_dir: Path | None = None
+    #: Lambda and the dev machines have 2 cores.
+    ort_threads: int = 2
+    #: Trained models classify keeps open per process.
+    model_cache_size: int = 8
+
+    @classmethod
+    def from_env(cls) -> VisionSettings:
+        configured = os.environ.get(ENV_MODEL_DIR, "").strip()
+        return cls(
+            model_dir=Path(configured) if configured else None,
+            ort_threads=_int(ENV_ORT_THREADS, cls.ort_threads),
+            model_cache_size=_int(ENV_MODEL_CACHE_SIZE, cls.model_cache_size),
+        )
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    max_bytes: int = 10 * MB
+    timeout_seconds: float = 10.0
+    #: Hosts whose addresses may be private: local development and tests only (see infra/environment.py).
+    allowed_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> FetchSettings:
+        return cls(
+            max_bytes=_int(ENV_FETCH_MAX_BYTES, cls.max_bytes),
+            timeout_seconds=_float(ENV_FETCH_TIMEOUT, cls.timeout_seconds),
+            allowed_hosts=_host_list(ENV_FETCH_ALLOW_HOSTS),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     runtime: str
     data_dir: Path
@@ -92,6 +158,8 @@ class Settings:
     limits: Limits
     training: TrainingSettings = TrainingSettings()
     mail: MailSettings = MailSettings()
+    vision: VisionSettings = VisionSettings()
+    fetch: FetchSettings = FetchSettings()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -126,4 +194,11 @@ class Settings:
                 smtp_password=os.environ.get(ENV_SMTP_PASSWORD, ""),
                 console_url=os.environ.get(ENV_CONSOLE_URL, MailSettings.console_url),
             ),
+            vision=VisionSettings.from_env(),
+            fetch=FetchSettings.from_env(),
         )
+
+
+def sagemaker_root() -> Path:
+    """The training job's root: /opt/ml on SageMaker, a temporary folder under the local worker."""
+    return Path(os.environ.get(ENV_SM_ROOT) or "/opt/ml")

@@ -8,6 +8,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
+import kestrel.composition as composition
 from tests.api.http import Api
 from tests.flow.conftest import TrainableTask, trained_server
 from tests.photos import encode, photo, sample
@@ -133,7 +135,10 @@ def test_url_records_from_an_allowed_local_host(
         url = f"http://localhost:{server.server_address[1]}/coffee.jpg"
         refused = _classify(trainable, [{"_url": url}])["records"][0]
         assert refused["_status"]["code"] == 400  # loopback is refused unless explicitly allowed
-        monkeypatch.setenv("KESTREL_FETCH_ALLOW_HOSTS", "localhost")
+        # Settings are read once, at start: a server whose settings allow the host fetches from it.
+        ports = composition.get_ports()
+        allowing = replace(ports.settings, fetch=replace(ports.settings.fetch, allowed_hosts=frozenset({"localhost"})))
+        monkeypatch.setattr(composition, "_ports", replace(ports, settings=allowing))
         record = _classify(trainable, [{"_url": url}])["records"][0]
         assert record["_status"]["code"] == 200 and record["best_label"]["name"] == "coffee"
         assert record["_url"] == url

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from kestrel.composition import build_ports
-from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME
+from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, ENV_SM_ROOT
 from kestrel.flow.launch import output_prefix
 from kestrel.handlers import training_job as entry
 from kestrel.local.worker import job_event, pack_model_dir
@@ -113,7 +113,7 @@ def train_artefact(data_dir: Path) -> TrainedArtefact:
             root = Path(folder)
             (root / "input" / "data" / "manifest").mkdir(parents=True)
             (root / "input" / "data" / "manifest" / "manifest.json").write_text(json.dumps(manifest))
-            env.setenv(entry.ENV_SM_ROOT, str(root))
+            env.setenv(ENV_SM_ROOT, str(root))
             env.setenv(ENV_RUNTIME, "local")
             env.setenv(ENV_DATA_DIR, str(data_dir))
             code = entry.main()

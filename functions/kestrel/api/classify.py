@@ -5,7 +5,6 @@ A bad record (not an image, an unreachable or forbidden URL) gets its own ``_sta
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ def model_cache() -> Any:
 
         # Read through the current ports on every load, never a blob store captured once.
         _cache = ModelCache(
-            lambda key: current_ports().blobs.get(key), capacity=int(os.environ.get("KESTREL_MODEL_CACHE_SIZE", "8"))
+            lambda key: current_ports().blobs.get(key), capacity=current_ports().settings.vision.model_cache_size
         )
     return _cache
 
@@ -79,7 +78,7 @@ def _prepare(record: dict[str, Any], max_pixels: int) -> Prepared:
         if isinstance(record.get("_base64"), str) and record["_base64"]:
             data = decode_base64_image(record["_base64"])
         elif isinstance(record.get("_url"), str) and record["_url"]:
-            data = fetch_image_bytes(record["_url"], FetchPolicy.from_env())
+            data = fetch_image_bytes(record["_url"], FetchPolicy.from_settings(current_ports().settings.fetch))
         else:
             return Prepared(code=400, text="the record needs '_url' or '_base64'")
         # preprocess proves the bytes are a whole image; the size then comes from the header.

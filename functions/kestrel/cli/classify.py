@@ -171,30 +171,34 @@ def _tags(result: Result) -> str:
     return ", ".join(f"{tag['name']} ({tag['prob']:.3f})" for tag in result.best_labels or [])
 
 
-def render(results: list[Result], fmt: str, multi_label: bool) -> str:
-    if fmt == "json":
-        rows = []
-        for result in results:
-            row: dict[str, Any] = {
-                "file": result.file,
-                "label": result.label,
-                "probability": result.probability,
-                "labels": result.labels,
-                "error": result.error,
-            }
-            if multi_label:
-                row["best_labels"] = result.best_labels or []
-            rows.append(row)
-        return json.dumps(rows, indent=2)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["file", "label", "probability", *(["best_labels"] if multi_label else []), "error"])
-        for result in results:
-            probability = "" if result.probability is None else f"{result.probability:.4f}"
-            tags = [";".join(tag["name"] for tag in result.best_labels or [])] if multi_label else []
-            writer.writerow([result.file, result.label or "", probability, *tags, result.error or ""])
-        return out.getvalue().rstrip("\n")
+def _render_json(results: list[Result], multi_label: bool) -> str:
+    rows = []
+    for result in results:
+        row: dict[str, Any] = {
+            "file": result.file,
+            "label": result.label,
+            "probability": result.probability,
+            "labels": result.labels,
+            "error": result.error,
+        }
+        if multi_label:
+            row["best_labels"] = result.best_labels or []
+        rows.append(row)
+    return json.dumps(rows, indent=2)
+
+
+def _render_csv(results: list[Result], multi_label: bool) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "label", "probability", *(["best_labels"] if multi_label else []), "error"])
+    for result in results:
+        probability = "" if result.probability is None else f"{result.probability:.4f}"
+        tags = [";".join(tag["name"] for tag in result.best_labels or [])] if multi_label else []
+        writer.writerow([result.file, result.label or "", probability, *tags, result.error or ""])
+    return out.getvalue().rstrip("\n")
+
+
+def _render_table(results: list[Result], multi_label: bool) -> str:
     errors = any(result.error for result in results)  # an ERROR column only when there is one
     header = ["FILE", "LABEL", "PROB", *(["TAGS"] if multi_label else []), *(["ERROR"] if errors else [])]
     table_rows = [
@@ -208,6 +212,13 @@ def render(results: list[Result], fmt: str, multi_label: bool) -> str:
         for result in results
     ]
     return render_table(header, table_rows, right=(2,))
+
+
+_RENDERERS = {"json": _render_json, "csv": _render_csv, "table": _render_table}
+
+
+def render(results: list[Result], fmt: str, multi_label: bool) -> str:
+    return _RENDERERS[fmt](results, multi_label)
 
 
 def _check_version(client: KestrelClient, task: dict[str, Any], version: int | None) -> None:

@@ -12,16 +12,12 @@ locally), chosen by the same composition root as every handler."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
-from pathlib import Path
 
 from kestrel.composition import build_ports
-from kestrel.config import Settings
+from kestrel.config import Settings, sagemaker_root
 from kestrel.training.job import train
-
-ENV_SM_ROOT = "KESTREL_SM_ROOT"
 
 
 def _say(message: str) -> None:
@@ -29,7 +25,7 @@ def _say(message: str) -> None:
 
 
 def main() -> int:
-    root = Path(os.environ.get(ENV_SM_ROOT, "/opt/ml"))
+    root = sagemaker_root()
     try:
         manifest = json.loads((root / "input" / "data" / "manifest" / "manifest.json").read_text())
         ports = build_ports(Settings.from_env())

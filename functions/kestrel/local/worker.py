@@ -32,7 +32,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from kestrel.adapters.sqlite_jobs import LocalJob, LocalJobLauncher, SqliteTrainQueue
-from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME
+from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, ENV_SM_ROOT
 from kestrel.flow.finish import finish
 from kestrel.flow.launch import launch
 from kestrel.ports import Ports
@@ -42,7 +42,6 @@ from kestrel.store.versions import waiting_models
 logger = Logger(service="kestrel-worker")
 
 #: The training job's SageMaker root (/opt/ml on SageMaker); the worker points it at a temp dir.
-ENV_SM_ROOT = "KESTREL_SM_ROOT"
 LOCAL_BUCKET = "kestrel-local"  # the "bucket" in the artefact URIs the worker reports
 _PR_SET_PDEATHSIG = 1
 

@@ -127,17 +127,28 @@ def update_task(store: ItemStore, space: Space, task_id: str, changes: dict[str,
         new_type = TaskType(fields["type"])
         fields["type"] = new_type.value
         if new_type != current.type:
-            writes = _retype_writes(current, new_type, fields)
+            writes = _retype_writes(store, current, new_type, fields)
     if not fields:
         return current
     try:
         store.transact([Update(keys.task_key(space, task_id), set=fields, condition=Condition(exists=True)), *writes])
-    except ConditionFailed:
-        raise NotFound(f"Task {task_id} not found") from None
+    except ConditionFailed as failed:
+        if failed.index == 0:
+            raise NotFound(f"Task {task_id} not found") from None
+        raise _negative_label_in_use("was put on images meanwhile") from None
     return get_task(store, space, task_id)
 
 
-def _retype_writes(task: Task, new_type: TaskType, fields: dict[str, Any]) -> list[Put | Update | Delete]:
+def _negative_label_in_use(how: str) -> InvalidInput:
+    # Deleting it would leave its images carrying a label that no longer exists.
+    return InvalidInput(
+        f"the task's negative label {how}; take it off them (or delete them) before changing the task's type"
+    )
+
+
+def _retype_writes(
+    store: ItemStore, task: Task, new_type: TaskType, fields: dict[str, Any]
+) -> list[Put | Update | Delete]:
     """The writes that give or take the negative label when a task changes type."""
     others = [label_id for label_id in task.label_ids if label_id != task.negative_label_id]
     if others:
@@ -157,7 +168,13 @@ def _retype_writes(task: Task, new_type: TaskType, fields: dict[str, Any]) -> li
     fields["labels"] = {}
     if task.negative_label_id is None:
         return []
-    return [Delete(keys.label_key(Space(task.owner_id, task.workspace_id), task.negative_label_id))]
+    negative_key = keys.label_key(Space(task.owner_id, task.workspace_id), task.negative_label_id)
+    negative_item = store.get(negative_key)
+    if negative_item is None:
+        return []
+    if int(negative_item.get("images_count", 0)):
+        raise _negative_label_in_use(f"is on {int(negative_item['images_count'])} image(s)")
+    return [Delete(negative_key, Condition(equals={"images_count": 0}))]
 
 
 def set_production_version(store: ItemStore, space: Space, task_id: str, version: int) -> Task:

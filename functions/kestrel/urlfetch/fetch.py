@@ -24,17 +24,17 @@ from __future__ import annotations
 import functools
 import http.client
 import ipaddress
-import os
 import queue
 import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
+
+from kestrel.config import FetchSettings
 
 __all__ = ["FetchPolicy", "FetchRefused", "check_address", "fetch_image_bytes"]
 
@@ -65,33 +65,17 @@ class FetchPolicy:
     allowed_hosts: frozenset[str] = frozenset()
 
     @classmethod
-    def from_env(cls) -> FetchPolicy:
-        """Read KESTREL_FETCH_ALLOW_HOSTS (comma-separated), KESTREL_FETCH_MAX_BYTES and
-        KESTREL_FETCH_TIMEOUT_SECONDS; unset or empty variables keep the defaults."""
-        default = cls()
-        hosts = frozenset(_normalize_allowed(h) for h in os.environ.get("KESTREL_FETCH_ALLOW_HOSTS", "").split(","))
+    def from_settings(cls, settings: FetchSettings) -> FetchPolicy:
+        """The policy for KESTREL_FETCH_* (read by kestrel.config); unset variables keep the defaults."""
         return cls(
-            max_bytes=_env_number("KESTREL_FETCH_MAX_BYTES", int, default.max_bytes),
-            timeout_seconds=_env_number("KESTREL_FETCH_TIMEOUT_SECONDS", float, default.timeout_seconds),
-            max_redirects=default.max_redirects,
-            allowed_hosts=hosts - {""},
+            max_bytes=settings.max_bytes,
+            timeout_seconds=settings.timeout_seconds,
+            allowed_hosts=settings.allowed_hosts,
         )
 
-
-_N = TypeVar("_N", int, float)
-
-
-def _env_number(name: str, kind: Callable[[str], _N], default: _N) -> _N:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0:  # also catches NaN
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
+    @classmethod
+    def from_env(cls) -> FetchPolicy:
+        return cls.from_settings(FetchSettings.from_env())
 
 
 def _normalize_allowed(host: str) -> str:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from kestrel.config import ENV_MODEL_DIR, VisionSettings
 from kestrel.vision.efficientnet_lite import FEATURES_DIM, FEATURES_NAME, INPUT_NAME, LOGITS_NAME
 from kestrel.vision.preprocess import INPUT_SIZE, MEAN, POLICY, RESIZE, STD, Policy
 
 MODEL_NAME = "efficientnet-lite0"
 #: Bump when the conversion changes its output: a new file name, so stale caches are never read.
 CONVERTER_VERSION = 1
-ENV_MODEL_DIR = "KESTREL_MODEL_DIR"
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class Backbone:
 
 
 def default_cache_dir() -> Path:
-    configured = os.environ.get(ENV_MODEL_DIR)
-    return Path(configured) if configured else Path.home() / ".cache" / "kestrel" / "models"
+    configured = VisionSettings.from_env().model_dir
+    return configured if configured else Path.home() / ".cache" / "kestrel" / "models"
 
 
 def backbone_id_for(onnx_bytes: bytes) -> str:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnxruntime as ort
 
+from kestrel.config import VisionSettings
+
 #: Lambda and the dev machines have 2 cores; override with KESTREL_ORT_THREADS.
-DEFAULT_THREADS = 2
+DEFAULT_THREADS = VisionSettings.ort_threads
 
 
 def _thread_count() -> int:
-    value = os.environ.get("KESTREL_ORT_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_THREADS
+    return VisionSettings.from_env().ort_threads
 
 
 def create_session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
