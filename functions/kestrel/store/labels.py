@@ -81,7 +81,11 @@ def create_label(
         output_name=output_name or name,
         created=now_iso(),
     )
-    writes = [Put(label_item(label), Condition(exists=False)), *create_guard(space)]
+    guard = create_guard(space)
+    if not guard:  # the default workspace: one plain write
+        store.put(label_item(label), Condition(exists=False))
+        return label
+    writes = [Put(label_item(label), Condition(exists=False)), *guard]
     try:
         store.transact(writes)
     except ConditionFailed as failed:
