@@ -112,6 +112,11 @@ class MailSettings:
     smtp_user: str = ""
     smtp_password: str = ""
     console_url: str = "http://127.0.0.1:8000/"
+    #: Tries per mail for a transient failure (beyond the client's own retries), with back-off
+    #: doubling from ``retry_seconds``; a permanent refusal is tried once. Fits the launcher's
+    #: 120 s and the finisher's 300 s even when SES throttles every try.
+    attempts: int = 3
+    retry_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,25 @@ def test_the_evaluation_of_a_multi_label_version_names_labels() -> None:
     assert "  img-1: sky; predicted no tag" in text
 
 
+def test_the_evaluation_counts_every_mistake_when_the_summary_keeps_the_first_100() -> None:
+    task = {"name": "Pets", "labels": [{"id": "a", "name": "cat"}, {"id": "b", "name": "dog"}]}
+    mistakes = [{"image_id": f"img-{n}", "label": "a", "predicted": "b", "prob": 0.6} for n in range(100)]
+    model = {
+        "version": 1,
+        "accuracy": 0.5,
+        "metrics": {
+            "per_label": {"a": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 9}},
+            "misclassified": mistakes,
+            "misclassified_total": 5000,
+            "truncated": True,
+        },
+    }
+    lines = evaluation_text(model, task).splitlines()
+    assert "Misclassified test images: 5000" in lines
+    assert "  img-9: cat, taken for dog (0.600)" in lines and "  img-10: cat, taken for dog (0.600)" not in lines
+    assert lines[-1] == "  ... and 4990 more (GET model/{id}/card/ and the console have them all)"
+
+
 def test_a_failed_training_exits_1_with_its_reason(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -85,3 +85,63 @@ def test_a_multi_label_card_and_its_tags(console: Console, tmp_path: Path) -> No
     tags = page.locator(".result .best")
     expect(tags).to_contain_text("Tags:", timeout=60_000)
     expect(tags.locator(".chip")).to_have_text(["cat"])
+
+
+def test_a_truncated_card_is_read_whole_and_mails_not_sent_are_shown(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record keeps the first 100 mistakes; the console reads the rest from model/{id}/card/.
+    A mailer that always fails leaves the version Trained, and the page says the mails were not sent."""
+    import json
+    import time
+    from types import SimpleNamespace
+
+    from kestrel.domain.card_summary import summarise
+    from kestrel.flow import mails
+    from kestrel.ports.items import Update
+    from kestrel.ports.mail import Mail
+    from kestrel.store import keys
+    from kestrel.store.accounts import authenticate
+    from kestrel.store.version_files import CARD_FILE, model_prefix
+    from tests.flow.conftest import make_trainable_task
+
+    def refused(mail: Mail) -> None:
+        raise OSError("the SMTP server is gone")
+
+    ports = console.server.ports
+    monkeypatch.setattr(ports.mailer, "send", refused)
+    monkeypatch.setattr(mails, "time", SimpleNamespace(sleep=lambda _: None))
+    api = Api(console.url, console.server.token)
+    trainable = make_trainable_task(api, name="Many mistakes")
+    model = api.post(f"task/{trainable.task['id']}/train/", status=201)
+    deadline = time.monotonic() + TRAINING_TIMEOUT_MS / 1000
+    while api.get(f"model/{model['id']}")["train_status"] != "Trained":
+        assert time.monotonic() < deadline, "the version did not train"
+        time.sleep(0.5)
+    # A card with 150 mistakes, as a larger test part gives: the file holds them all, the record
+    # its summary (what the finisher writes for such a card).
+    owner = authenticate(ports.items, f"Token {console.server.token}")
+    key = model_prefix(owner, model["id"]) + CARD_FILE
+    card = json.loads(ports.blobs.get(key))
+    cat, coffee = (label["id"] for label in trainable.labels)
+    card["misclassified"] = [
+        {"image_id": f"{n:08d}-0000-4000-8000-000000000000", "label": cat, "predicted": coffee, "prob": 0.9}
+        for n in range(150)
+    ]
+    ports.blobs.put(key, json.dumps(card).encode(), "application/json")
+    ports.items.update(Update(keys.model_key(owner, model["id"]), set={"metrics": summarise(card)}))
+    assert api.get(f"model/{model['id']}")["metrics"]["truncated"] is True
+
+    page = console.page
+    console.sign_in()
+    page.goto(f"{console.url}#/tasks/{trainable.task['id']}/models/{model['id']}")
+
+    expect(page.get_by_role("heading", name="Misclassified test images (150)")).to_be_visible()
+    expect(page.get_by_text("90 more images not shown.")).to_be_visible()
+    notes = page.locator(".mail-status p")
+    expect(notes).to_have_count(2)
+    expect(notes.first).to_have_text(
+        "The “training started” mail was not sent: the mail could not be written or sent (3 attempts); "
+        "the training result is unaffected"
+    )
+    expect(notes.nth(1)).to_contain_text("“training finished” mail was not sent")

@@ -19,6 +19,7 @@ What is proven:
    lands in the DLQ, and its version is marked Failed (with a mail) instead of Waiting forever.
 5. The finisher raises on a transient failure (so Lambda runs the event again), and a redelivery
    after a partial success completes what was left undone (deploy, task status, mail), once.
+   (A failing mail never fails a record or an event: see test_mail_refusals.py.)
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ from kestrel.handlers import api as api_handler
 from kestrel.local.events import event_from_wsgi
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
-from kestrel.ports.mail import Mail
 from kestrel.store.keys import image_blob
 from tests.api.http import Api
 from tests.conftest import AWS_BUCKET, AWS_REGION, RunningServer, aws_ports, running_server
@@ -580,28 +580,6 @@ def test_a_request_that_keeps_failing_lands_in_the_dlq_and_fails_its_version(
     assert "failed" in mail.subject and "request training again" in mail.body
 
 
-def test_a_failed_started_mail_is_sent_by_the_redelivery_once(
-    server: RunningServer, faults: Faults, backoffs: list[float], request: pytest.FixtureRequest
-) -> None:
-    asked: list[str] = request.getfixturevalue("job_names_created")  # SageMaker refuses a name in use
-    trainable = trainable_task(server)
-    model = api(server).post(f"task/{trainable.task['id']}/train/", status=201)
-    [message] = receive_all(server)
-    faults.fail("ses.SendEmail", SES_THROTTLED, times=MAX_ATTEMPTS)
-
-    # The job starts and the version is Training, but the mail cannot go: the record fails...
-    assert run_launcher(sqs_record(message)) == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
-    assert api(server).get(f"model/{model['id']}")["train_status"] == "Training"
-    assert sent_mails(server) == []
-    # ...and SQS delivers it again: no second job, and the mail that was owed, once.
-    assert run_launcher(sqs_record(message)) == {"batchItemFailures": []}
-    assert run_launcher(sqs_record(message)) == {"batchItemFailures": []}
-
-    assert asked == [f"kestrel-{model['id']}"] * 3  # asked again; SageMaker refused (in use)
-    assert sagemaker_jobs() == [f"kestrel-{model['id']}"]
-    assert [STARTED in mail.subject for mail in sent_mails(server)] == [True]
-
-
 # == 5. the finisher: raise on transient failures, complete on redelivery =========================
 
 
@@ -659,7 +637,6 @@ def test_finisher_raises_when_the_item_store_is_throttled(
 UNDONE_STEPS = {
     "task status": ("dynamodb.UpdateItem", DYNAMODB_THROTTLED, body_has("last_train_status", "versions_created")),
     "deploy": ("dynamodb.UpdateItem", DYNAMODB_THROTTLED, body_has("production_version")),
-    "mail": ("ses.SendEmail", SES_THROTTLED, None),
 }
 
 
@@ -680,7 +657,7 @@ def test_a_redelivery_completes_what_a_failed_finisher_run_left_undone_once(
     assert api(server).get(f"model/{model['id']}")["train_status"] == "Trained"
     task = api(server).get(f"task/{task_id}")
     assert (task["last_train_status"] == "Trained") is (step != "task status")
-    assert (task["production_version"] == 1) is (step == "mail")
+    assert task["production_version"] == -1
     assert finish_mails(server) == []
 
     run_finisher(completed_event(server, model["id"]))  # Lambda's retry
@@ -713,24 +690,3 @@ def test_a_repeated_event_after_a_manual_change_of_production_deploys_nothing(
 
     assert api(server).get(f"task/{task_id}")["production_version"] == 1
     assert len(finish_mails(server)) == 2
-
-
-def test_mail_port_errors_other_than_unavailable_are_not_swallowed_either(
-    server: RunningServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Whatever stops a mail, the mail stays owed and the error goes up (the record fails)."""
-    trainable = trainable_task(server)
-    api(server).post(f"task/{trainable.task['id']}/train/", status=201)
-    [message] = receive_all(server)
-    calls: list[Mail] = []
-
-    def broken(mail: Mail) -> None:
-        calls.append(mail)
-        raise RuntimeError("SES configuration set deleted")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(server.ports.mailer, "send", broken)
-        failures = run_launcher(sqs_record(message))["batchItemFailures"]
-    assert failures == [{"itemIdentifier": message["MessageId"]}] and len(calls) == 1
-    assert run_launcher(sqs_record(message)) == {"batchItemFailures": []}
-    assert [STARTED in mail.subject for mail in sent_mails(server)] == [True]

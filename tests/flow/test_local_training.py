@@ -98,3 +98,57 @@ def model_owner_prefix(server: Any) -> str:
     from kestrel.store.accounts import authenticate
 
     return authenticate(server.ports.items, f"Token {server.token}")
+
+
+def test_a_mailer_that_always_raises_never_blocks_the_worker(
+    local_server: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The issue-14 case: writing the mail fails every time. The version is still Trained, the
+    worker moves on (the job is not claimed again), each mail is tried a bounded number of times,
+    then dropped with a log line and a metric, and the version says so."""
+    from types import SimpleNamespace
+
+    from kestrel.config import MailSettings
+    from kestrel.flow import mails
+    from kestrel.ports.mail import Mail
+
+    api = Api(local_server.url, local_server.token)
+    trainable = make_trainable_task(api)
+    tried: list[str] = []
+
+    def always_raises(mail: Mail) -> None:
+        tried.append(mail.subject)
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    pauses: list[float] = []
+    monkeypatch.setattr(local_server.ports.mailer, "send", always_raises)
+    monkeypatch.setattr(mails, "time", SimpleNamespace(sleep=pauses.append))
+    # The metric as emitted (an api request in this process may publish and clear the shared set).
+    emitted: list[str] = []
+    add_metric = mails.metrics.add_metric
+
+    def counted(*, name: str, **kwargs: Any) -> None:
+        emitted.append(name)
+        add_metric(name=name, **kwargs)
+
+    monkeypatch.setattr(mails.metrics, "add_metric", counted)
+    worker = LocalWorker(local_server.ports, poll_seconds=0.1)
+
+    model = api.post(f"task/{trainable.task['id']}/train/", status=201)
+    worker.run_until_idle()
+
+    assert worker.step() is False  # nothing left: the job was recorded, not claimed again
+    trained = api.get(f"model/{model['id']}")
+    assert trained["train_status"] == "Trained"
+    assert api.get(f"task/{trainable.task['id']}")["production_version"] == 1
+    attempts = MailSettings().attempts
+    assert len(tried) == 2 * attempts  # "started" and "finished", each tried `attempts` times
+    assert len(pauses) == 2 * (attempts - 1)
+    expected = (
+        f"not sent: the mail could not be written or sent ({attempts} attempts); the training result is unaffected"
+    )
+    assert trained["mail_status"] == {"started": expected, "finished": expected}
+    assert emitted == [mails.METRIC_NOT_SENT] * 2  # the metric, once per dropped mail
+    dropped = [record for record in caplog.records if record.getMessage() == "mail dropped after its attempts"]
+    assert len(dropped) == 2 and {record.levelname for record in dropped} == {"ERROR"}  # the log line
+    assert not list((Path(local_server.ports.settings.data_dir) / "outbox").glob("*.eml"))

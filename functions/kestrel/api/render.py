@@ -114,6 +114,7 @@ def model_json(model: Model) -> dict[str, Any]:
         "started": model.started,
         "trained": model.trained,
         "failure_reason": model.failure_reason,
+        "mail_status": model.mail_status,
     }
 
 

@@ -160,6 +160,10 @@ class ModelOut(BaseModel):
     started: str | None
     trained: str | None
     failure_reason: str | None
+    mail_status: dict[str, str] = Field(
+        description="what became of each mail about this version ('started', 'finished'): 'sent' or "
+        "'not sent: <why>'; a mail never decides the training's result"
+    )
 
 
 class ModelDownloadOut(BaseModel):
@@ -169,6 +173,15 @@ class ModelDownloadOut(BaseModel):
     card_url: str
     expires_in: int
     card: dict[str, Any] = Field(description="labels in output order, thresholds, preprocessing, metrics")
+
+
+class ModelCardOut(BaseModel):
+    """The full model card, as the training job wrote it (the model JSON's ``metrics`` is a bounded
+    summary of it); its other fields are those of ``metrics``."""
+
+    model_config = ConfigDict(extra="allow")
+    accuracy: float
+    misclassified: list[dict[str, Any]] = Field(description="every test image the version got wrong")
 
 
 class UploadUrlOut(BaseModel):

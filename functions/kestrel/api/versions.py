@@ -12,8 +12,8 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
 from kestrel.api.render import model_json, models_json
-from kestrel.api.schemas import ModelDownloadOut, ModelOut, ModelPage
-from kestrel.domain.entities import TrainStatus
+from kestrel.api.schemas import ModelCardOut, ModelDownloadOut, ModelOut, ModelPage
+from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import InvalidInput
 from kestrel.store import lifecycle, versions
 from kestrel.store.tasks import get_task
@@ -43,6 +43,29 @@ def get_model(model_id: str) -> dict[str, Any]:
     return model_json(versions.get_model(scope.ports.items, scope.space, model_id))
 
 
+def _trained(scope: RequestScope, model_id: str) -> Model:
+    model = versions.get_model(scope.ports.items, scope.space, model_id)
+    if model.train_status != TrainStatus.TRAINED:
+        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a Trained version has files")
+    return model
+
+
+@router.get(
+    f"{BASE}/<model_id>/card",
+    summary="The full model card of a trained version (every misclassified test image)",
+    description="The model JSON's `metrics` keeps at most the first 100 misclassified test images "
+    "(`misclassified_total` says how many there are, `truncated` whether anything was left out); "
+    "this answers the whole card.",
+    tags=["models"],
+    responses=responses(ModelCardOut, 200, (400, 401, 404)),
+)
+def get_model_card(model_id: str) -> dict[str, Any]:
+    scope = RequestScope(router)
+    model = _trained(scope, model_id)
+    card: dict[str, Any] = json.loads(scope.ports.blobs.get(model_prefix(scope.owner_id, model.id) + CARD_FILE))
+    return card
+
+
 @router.get(
     f"{BASE}/<model_id>/download",
     summary="Export a trained version: its ONNX file (the one classify runs) and its card",
@@ -51,9 +74,7 @@ def get_model(model_id: str) -> dict[str, Any]:
 )
 def download_model(model_id: str) -> dict[str, Any]:
     scope = RequestScope(router)
-    model = versions.get_model(scope.ports.items, scope.space, model_id)
-    if model.train_status != TrainStatus.TRAINED:
-        raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a Trained version has files")
+    model = _trained(scope, model_id)
     prefix = model_prefix(scope.owner_id, model.id)
     ttl = scope.ports.settings.limits.url_ttl_seconds
     card = json.loads(scope.ports.blobs.get(prefix + CARD_FILE))

@@ -73,8 +73,9 @@ def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
             render_table(["", *label_row], matrix, right=range(1, len(label_row) + 1)),
         ]
     wrong: list[dict[str, Any]] = metrics.get("misclassified") or []
+    total = int(metrics.get("misclassified_total", len(wrong)))  # the summary keeps the first 100
     if per_label:
-        lines += ["", f"Misclassified test images: {len(wrong)}"]
+        lines += ["", f"Misclassified test images: {total}"]
     for item in wrong[:MAX_MISCLASSIFIED_SHOWN]:
         if isinstance(item.get("predicted"), list):  # multi_label: sets of tags
             truth = ", ".join(map(name, item.get("labels", []))) or "no tag"
@@ -85,8 +86,9 @@ def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
                 f"  {item['image_id']}: {name(item['label'])}, taken for {name(item['predicted'])} "
                 f"({_f(item.get('prob'))})"
             )
-    if len(wrong) > MAX_MISCLASSIFIED_SHOWN:
-        lines.append(f"  ... and {len(wrong) - MAX_MISCLASSIFIED_SHOWN} more (the console shows them all)")
+    if total > min(len(wrong), MAX_MISCLASSIFIED_SHOWN):
+        shown = min(len(wrong), MAX_MISCLASSIFIED_SHOWN)
+        lines.append(f"  ... and {total - shown} more (GET model/{{id}}/card/ and the console have them all)")
     return "\n".join(lines)
 
 

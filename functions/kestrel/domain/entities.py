@@ -144,4 +144,7 @@ class Model:
     trained: str | None = None
     started: str | None = None
     failure_reason: str | None = None
+    #: What became of each mail owed for this version ("started", "finished"): "sent", or
+    #: "not sent: <why>". The mail never decides the training's fate; this says what happened.
+    mail_status: dict[str, str] = field(default_factory=dict)
     workspace_id: str = ""  # set by the store; stored items without one are in the default workspace

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from aws_lambda_powertools import Logger
 
+from kestrel.domain.card_summary import summarise
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
 from kestrel.ports import Ports
@@ -56,9 +57,10 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
     Returns the state the model reached ("Trained" or "Failed"), or None when the event changed
     nothing (not Kestrel's job, an unknown model, or a repeated event).
 
-    A transient failure (the blob store, the database or the mail service unavailable) raises, so
-    that Lambda runs the event again; every step is safe to repeat, and a repeat completes what
-    the failed run left undone (the files, the task's status, the deploy, the mail), once."""
+    A transient failure of the blob store or the database raises, so that Lambda runs the event
+    again; every step is safe to repeat, and a repeat completes what the failed run left undone
+    (the files, the task's status, the deploy), once. The mail comes after the state change and
+    cannot raise (``mails.send_owed``): it never sends an event to the dead letters."""
     detail = event.get("detail") or {}
     name = str(detail.get("TrainingJobName", ""))
     status = str(detail.get("TrainingJobStatus", ""))
@@ -102,5 +104,6 @@ def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
     # Files first: a model marked Trained can always be loaded.
     ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
     ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
-    metrics = dict(card)  # the whole card: the console shows its evaluation
-    return mark_trained(ports.items, ref, accuracy, metrics)
+    # The record keeps a bounded summary (DynamoDB's 400 KB item limit); the full card is the
+    # file just written, served by GET model/{id}/card/.
+    return mark_trained(ports.items, ref, accuracy, summarise(card))

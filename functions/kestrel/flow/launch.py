@@ -33,11 +33,12 @@ def job_ref(request: TrainRequest) -> JobRef:
 
 
 def launch(ports: Ports, request: TrainRequest) -> None:
-    """Write the manifest, start the job (once), mark the model Training and tell the owner.
+    """Write the manifest, start the job (once), mark the model Training, then tell the owner.
 
     Safe to repeat: a redelivered message finds the job already started and the model already
-    Training, and sends no second email; it does send a mail that an earlier delivery owed but
-    could not send (the mail service was down), and only that."""
+    Training, and sends no second email. The mail comes last and cannot raise
+    (``mails.send_owed``): a refused or failing mail is recorded on the version, never a reason
+    for SQS to deliver the request again."""
     ref = job_ref(request)
     model = get_model(ports.items, ref.space, ref.model_id)
     if model.train_status not in (TrainStatus.WAITING, TrainStatus.TRAINING):

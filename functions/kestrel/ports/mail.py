@@ -13,7 +13,22 @@ class Mail:
     body: str
 
 
+class MailRefused(Exception):
+    """The mail service refused this mail for good (an unverified sender or recipient, the SES
+    sandbox, sending paused): sending it again would be refused again, so nobody retries it.
+
+    ``reason`` says what to do about it, for the owner and the operator (no internals)."""
+
+    def __init__(self, reason: str, code: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code  # the service's error code, for the log and the metric
+
+
 class Mailer(Protocol):
-    """SES on AWS; .eml files in the outbox folder (and SMTP when configured) locally."""
+    """SES on AWS; .eml files in the outbox folder (and SMTP when configured) locally.
+
+    ``send`` raises ``MailRefused`` for a permanent refusal; anything else it raises (including
+    the ports' ``Unavailable``) is taken as transient and retried a bounded number of times."""
 
     def send(self, mail: Mail) -> None: ...

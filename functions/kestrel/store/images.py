@@ -58,6 +58,18 @@ class UploadLimits:
     max_pixels: int
 
 
+#: Labels one training image may carry. Recording an image with its labels is one transaction of
+#: 2 + 2 per label writes (DynamoDB takes at most 100), and so is deleting it: 48 labels fit.
+MAX_LABELS_PER_IMAGE = 48
+
+
+def _too_many_labels(count: int) -> InvalidInput:
+    return InvalidInput(
+        f"an image may carry at most {MAX_LABELS_PER_IMAGE} labels, and this would give it {count}; "
+        "split the labels over several tasks, or use fewer per image"
+    )
+
+
 def add_image(
     store: ItemStore,
     blobs: BlobStore,
@@ -75,6 +87,9 @@ def add_image(
         raise TooLarge(
             f"the image is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes; compress or scale it down"
         )
+    unique_labels = list(dict.fromkeys(label_ids or []))
+    if len(unique_labels) > MAX_LABELS_PER_IMAGE:
+        raise _too_many_labels(len(unique_labels))  # before anything is stored
     content_hash = hashlib.sha256(data).hexdigest()
     existing = store.get(keys.content_key(space, content_hash))
     if existing is not None:
@@ -85,7 +100,7 @@ def add_image(
         thumbnail = make_thumbnail(opened)
     except ImageRejected as rejected:
         raise InvalidInput(f"not a usable image: {rejected}") from None
-    labels = [get_label(store, space, label_id) for label_id in dict.fromkeys(label_ids or [])]
+    labels = [get_label(store, space, label_id) for label_id in unique_labels]
 
     image = TrainingImage(
         id=new_id(),
@@ -175,6 +190,8 @@ def add_label_to_image(store: ItemStore, space: Space, image_id: str, label_id: 
     get_label(store, space, label_id)
     if label_id in image.label_ids:
         return image
+    if len(image.label_ids) >= MAX_LABELS_PER_IMAGE:
+        raise _too_many_labels(len(image.label_ids) + 1)
     when = now_iso()
     try:
         store.transact(

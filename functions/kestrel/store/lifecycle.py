@@ -115,6 +115,7 @@ def create_version(store: ItemStore, space: Space, task_id: str) -> Model:
                     "accuracy": None,
                     "metrics": {},
                     OUTBOX: {},
+                    MAIL_STATUS: {},
                 },
                 Condition(exists=False),
             ),
@@ -161,11 +162,14 @@ def _set_task_status(store: ItemStore, space: Space, task_id: str, status: Train
 
 
 #: Model attribute: the mails owed to the owner for the model's state changes, by kind. The
-#: state change writes the entry (in the same write), the one sender that claims it removes it,
-#: and a send that fails puts it back: no mail is lost to a failed send, none is sent twice.
+#: state change writes the entry (in the same write), and the one sender that claims it removes
+#: it: no mail is sent twice. What became of it is then written in MAIL_STATUS.
 OUTBOX = "outbox"
 MAIL_STARTED = "started"  # its value: {"images": n}
 MAIL_FINISHED = "finished"  # Trained or Failed; the mail is built from the model's state
+#: Model attribute: what became of each mail, by kind ("sent" or "not sent: <why>").
+MAIL_STATUS = "mail_status"
+MAIL_SENT = "sent"
 #: Model attribute: set with Trained, removed once deploy_if_wanted has run for the version.
 DEPLOY_PENDING = "deploy_pending"
 
@@ -263,7 +267,8 @@ def owed_mails(store: ItemStore, ref: JobRef) -> dict[str, dict[str, Any]]:
 
 
 def take_mail(store: ItemStore, ref: JobRef, kind: str) -> bool:
-    """Claim the owed mail ``kind``: True for exactly one caller, who must send it (or give it back)."""
+    """Claim the owed mail ``kind``: True for exactly one caller, who then sends it and records
+    what became of it (``record_mail_status``)."""
     try:
         store.update(
             Update(
@@ -277,15 +282,16 @@ def take_mail(store: ItemStore, ref: JobRef, kind: str) -> bool:
     return True
 
 
-def owe_mail(store: ItemStore, ref: JobRef, kind: str, value: dict[str, Any]) -> None:
-    """Give back a claimed mail that could not be sent, for the next delivery to send."""
-    store.update(
-        Update(
-            keys.model_key(ref.space, ref.model_id),
-            map_set={OUTBOX: {kind: value}},
-            condition=Condition(exists=True),
+def record_mail_status(store: ItemStore, ref: JobRef, kind: str, status: str) -> None:
+    """Say on the version what became of its mail ``kind`` (nothing if the version is gone)."""
+    with contextlib.suppress(ConditionFailed):
+        store.update(
+            Update(
+                keys.model_key(ref.space, ref.model_id),
+                map_set={MAIL_STATUS: {kind: status[:1000]}},
+                condition=Condition(exists=True),
+            )
         )
-    )
 
 
 def deploy_if_wanted(store: ItemStore, ref: JobRef) -> None:

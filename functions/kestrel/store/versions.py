@@ -30,6 +30,7 @@ def model_from_item(item: Item) -> Model:
         trained=item.get("trained"),
         started=item.get("started"),
         failure_reason=item.get("failure_reason"),
+        mail_status={str(kind): str(status) for kind, status in (item.get("mail_status") or {}).items()},
     )
 
 

@@ -1,6 +1,8 @@
 // The evaluation of one version, from its model card (`model/{id}` -> `metrics`): accuracy,
 // per-label precision/recall/F1, the confusion matrix as a coloured grid, and the test images
-// it got wrong, with what it took them for.
+// it got wrong, with what it took them for. `metrics` is a bounded summary; when it says
+// `truncated`, the full card is read from `model/{id}/card/`. Mails that could not be sent
+// (`mail_status`) are shown too: they never change the training's result.
 
 import { get } from "../api.js";
 import { append, formatDate, formatDuration, formatPercent, h, plural, replace } from "../lib/dom.js";
@@ -22,7 +24,7 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
 
   let model;
   try {
-    model = await get(`model/${encodeURIComponent(modelId)}/`);
+    model = await withFullCard(await get(`model/${encodeURIComponent(modelId)}/`));
   } catch (error) {
     replace(body, errorBox(error, "load this version"));
     return;
@@ -40,12 +42,13 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
         draw();
       }),
     );
+    const mail = mailNotes(model);
     if (model.train_status === "Failed") {
-      replace(body, heading, errorBox({ detail: model.failure_reason || "no reason given" }, `train version ${model.version}`));
+      replace(body, heading, errorBox({ detail: model.failure_reason || "no reason given" }, `train version ${model.version}`), mail);
       return;
     }
     if (!model.metrics || model.train_status !== "Trained") {
-      replace(body, heading, emptyState(`Version ${model.version} is ${model.train_status}.`, "Its evaluation appears here when training ends."));
+      replace(body, heading, mail, emptyState(`Version ${model.version} is ${model.train_status}.`, "Its evaluation appears here when training ends."));
       return;
     }
     const name = labelNamer(model, task);
@@ -54,6 +57,7 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
     replace(
       body,
       heading,
+      mail,
       summary(model, multiLabel),
       perLabelTable(metrics, name, multiLabel),
       multiLabel ? null : confusionMatrix(metrics.confusion_matrix, name),
@@ -67,6 +71,7 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
       async () => {
         model = await get(`model/${model.id}/`);
         if (isRunning(model)) return true;
+        model = await withFullCard(model);
         task = await get(`task/${task.id}/`);
         shell.updateMeta(task);
         draw();
@@ -76,6 +81,24 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
       scope.signal,
     );
   }
+}
+
+/** The model with its full card as `metrics` when the record keeps only a truncated summary. */
+async function withFullCard(model) {
+  if (model.train_status !== "Trained" || !model.metrics || !model.metrics.truncated) return model;
+  const card = await get(`model/${encodeURIComponent(model.id)}/card/`);
+  return { ...model, metrics: { ...card, misclassified_total: (card.misclassified || []).length, truncated: false } };
+}
+
+/** One line per mail about this version that was not sent, with the reason. */
+function mailNotes(model) {
+  const unsent = Object.entries(model.mail_status || {}).filter(([, status]) => status !== "sent");
+  if (!unsent.length) return null;
+  return h(
+    "section",
+    { class: "panel mail-status", "aria-label": "Mail" },
+    unsent.map(([kind, status]) => h("p", { class: "hint" }, `The “training ${kind}” mail was ${status}`)),
+  );
 }
 
 function stat(label, value, note = "") {
