@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench soak audit backbone clean
+.PHONY: run test test-fast test-random lint bench soak audit backbone clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Kestrel needs Python 3.11 or newer"'
@@ -36,6 +36,11 @@ test: lint backbone
 # The inner loop: the local runtime's tests without training, moto, browser, crash, fuzz or CDK synth.
 test-fast: $(STAMP) backbone
 	$(BIN)/pytest -n auto -m "not slow and not aws" --ignore=tests/e2e --ignore=tests/crash --ignore=tests/fuzz --ignore=tests/infra
+
+# The suite in a random order (the seed is printed; SEED=n repeats an order), to find tests that
+# depend on what ran before them.
+test-random: $(STAMP) backbone
+	$(BIN)/pytest -n auto --random-order $${SEED:+--random-order-seed=$$SEED}
 
 # The fuzz, security and crash suites at full length (make test runs their short profile); their
 # figures go into docs/benchmarks.md even when a test fails.

@@ -6,13 +6,21 @@ from CDK context (``cdk.json`` defaults, ``-c key=value``), see infra/settings.p
 
 from __future__ import annotations
 
+import os
 import sys
 
+from infra.images import attestation_problem
 from infra.settings import SettingsError
 from infra.stack import build_app
 
 
 def main() -> int:
+    # The CDK CLI runs this file and Docker with the same environment: checked here, before a
+    # deploy builds and pushes an image that Lambda would then refuse.
+    problem = attestation_problem(os.environ)
+    if problem is not None:
+        print(f"kestrel: {problem}", file=sys.stderr)
+        return 2
     try:
         app, _ = build_app()
     except SettingsError as error:

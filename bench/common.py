@@ -58,14 +58,17 @@ class ServerProcess:
     """``kestrel serve`` in its own process on 127.0.0.1, as a user runs it (load tests need the
     clients out of the server's process, or they would share its interpreter lock)."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path, options: Sequence[str] = (), environment: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self._log = log.open("ab")
         self.process = subprocess.Popen(
-            kestrel_command("serve", "--port", str(self.port), "--data-dir", str(data_dir), "--no-worker"),
+            kestrel_command("serve", "--port", str(self.port), "--data-dir", str(data_dir), "--no-worker", *options),
             stdout=self._log,
             stderr=self._log,
+            env={**os.environ, **(environment or {})},
         )
 
     def wait_until_listening(self, timeout: float = 120) -> None:

@@ -18,8 +18,9 @@ from PIL import Image
 from bench.common import say, summary, timed
 from kestrel.ports import Ports
 from kestrel.store.accounts import authenticate
-from kestrel.store.images import ImageFilter, UploadLimits, add_image, list_images
+from kestrel.store.images import ImageFilter, list_images
 from kestrel.store.paging import PageRequest
+from kestrel.usecases.uploads import UploadLimits, upload_image
 from tests.api.http import Api
 
 PAGE_SIZE = 50
@@ -38,13 +39,13 @@ def tiny_jpegs(count: int, seed: int) -> list[bytes]:
 def listing_growth(api: Api, ports: Ports, token: str, sizes: tuple[int, ...], repeats: int) -> dict[str, Any]:
     owner = authenticate(ports.items, f"Token {token}")
     label = api.create_label("ten thousand")
-    limits = UploadLimits(max_bytes=10**6, max_pixels=10**6)
+    limits = UploadLimits(max_bytes=10**6, max_pixels=10**6, max_decoded_bytes=10**8)
     rows = []
     have = 0
     for size in sizes:
         started = time.perf_counter()
         for data in tiny_jpegs(size - have, seed=size):
-            add_image(ports.items, ports.blobs, owner, data, limits, label_ids=[label["id"]])
+            upload_image(ports.items, ports.blobs, owner, data, limits, label_ids=[label["id"]])
         add_ms = 1000 * (time.perf_counter() - started) / (size - have)
         have = size
         figures = _measure(api, ports, owner, label["id"], size, repeats)

@@ -76,6 +76,8 @@ def classify_load(
     def classify(session: requests.Session, _: int) -> requests.Response:
         return session.post(f"{url}{API}classify/", json=body, timeout=120)
 
+    # Not measured: every worker process of the pool started and its model loaded (cold starts).
+    under_load(token, classify, 200, 4, 3.0)
     rows = []
     for clients in levels:
         row = under_load(token, classify, 200, clients, seconds)

@@ -171,11 +171,78 @@ def load_section(results: dict[str, Any]) -> list[str]:
         f"({best['per_second'] / load['floor_per_second']:.2f}x the floor); with {last['clients']} clients it is "
         f"{last['per_second']:.1f} requests/s",
         f"({last['per_second'] / best['per_second']:.2f}x the peak): extra clients queue, and their threads and the",
-        "gateway's compete for the same two cores and interpreter lock. onnxruntime already spreads one",
-        "image over both cores, and the local gateway resolves one request at a time per process",
-        "(Powertools keeps the request in class attributes; see `kestrel/handlers/http.py`) while reading",
-        "bodies, the authorizer and sending answers overlap across its threads. On AWS each Lambda",
-        "instance serves one request at a time and concurrency comes from more instances.",
+        "server's compete for the same two cores. How the gateway serves requests in parallel (and how",
+        "it did before its worker pool) is in the next section. On AWS each Lambda instance serves one",
+        "request at a time and concurrency comes from more instances.",
+        "",
+    ]
+
+
+#: The record before the worker pool (make bench, 2026-11-24 14:31 UTC, same machine): one gateway
+#: process that resolved one request at a time (a process-wide lock), onnxruntime with 2 threads.
+BEFORE_POOL = {
+    "levels": [(1, 69.1, 13.0), (2, 94.7, 20.7), (4, 91.3, 42.6), (8, 94.3, 83.7), (16, 91.4, 173.0)],
+    "doubles_at": 4,
+    # Issue 14: another owner's GET task/ while a classify of 10 slow URLs ran (each its 10 s).
+    "head_of_line_s": 29.6,
+}
+
+
+def pool_section(results: dict[str, Any]) -> list[str]:
+    pool = results.get("pool")
+    if not pool:
+        return []
+    before = BEFORE_POOL
+    header = [
+        "configuration",
+        *[f"{c} clients req/s (median ms)" for c, _, _ in before["levels"]],
+        "latency doubles at",
+    ]
+    rows = [
+        [
+            "before: 1 process, one request at a time, 2 onnxruntime threads",
+            *[f"{rate:.1f} ({ms:.1f})" for _, rate, ms in before["levels"]],
+            f"{before['doubles_at']} clients",
+        ]
+    ]
+    before_ms = f"{before['head_of_line_s'] * 1000:.0f}"
+    blocking_rows = [["before: 1 process, one request at a time (issue 14)", "—", before_ms, "—"]]
+    for config in pool["configurations"]:
+        load = config["load"]
+        name = f"{config['workers']} workers x {config['threads']} threads"
+        by_clients = {row["clients"]: row for row in load["levels"]}
+        cells = [
+            f"{by_clients[c]['per_second']:.1f} ({by_clients[c]['median_ms']:.1f})" if c in by_clients else "—"
+            for c, _, _ in before["levels"]
+        ]
+        doubled = load["latency_doubles_at_clients"]
+        rows.append([name, *cells, f"{doubled} clients" if doubled else "not within 16"])
+        blocking = config["head_of_line"]
+        blocking_rows.append(
+            [
+                name,
+                f"{blocking['quiet_ms']:.1f}",
+                f"{blocking['busy_ms']:.1f}",
+                f"{blocking['busy_ms'] / blocking['quiet_ms']:.2f}x",
+            ]
+        )
+    return [
+        "## The gateway's worker pool",
+        "",
+        f"`{pool.get('command', 'make bench')}` ({pool.get('date', results['date'])}):",
+        "`kestrel serve --workers W` with `KESTREL_ORT_THREADS=T`, classify of one photo per request",
+        "as in the load section above,",
+        f"{pool['seconds']:.0f} s a level. The first row is the record before the pool (one process that resolved",
+        "one request at a time).",
+        "",
+        *_table(header, rows),
+        "",
+        "Another owner's `GET task/` (median of 20, ms) with nothing else running, and while a classify",
+        "of 10 URL records whose host holds every answer is running:",
+        "",
+        *_table(["configuration", "quiet", "during the slow classify", "ratio"], blocking_rows),
+        "",
+        *pool.get("conclusion", []),
         "",
     ]
 
@@ -198,6 +265,64 @@ def cold_section(results: dict[str, Any]) -> list[str]:
         f"Medians of {cold['runs']} fresh processes each.",
         "",
         *_table(["step", "seconds"], rows),
+        "",
+    ]
+
+
+def _memory_row(memory: dict[str, Any], kind: str, name: str, what: str) -> list[str] | None:
+    figures = memory.get(f"{kind} {name}")
+    if not figures:
+        return None
+    image = memory["images"][name]
+    size = "x".join(str(side) for side in image["size"])
+    before = (memory.get("before") or {}).get(f"{kind} {name}")
+    return [
+        f"{what}: {name.upper()} {size} {image['mode']}, {image['bytes'] / 1024:,.0f} KB",
+        f"{before['peak_mb']:.0f}" if before else "n/a",
+        f"**{figures['peak_mb']:.0f}**",
+        f"+{figures['growth_mb']:.0f}",
+        f"{figures['after_mb']:.0f}",
+        f"{figures['lambda_mb']}",
+        f"{100 * figures['peak_mb'] / figures['lambda_mb']:.0f} %",
+    ]
+
+
+def memory_section(results: dict[str, Any]) -> list[str]:
+    memory = results.get("memory")
+    if not memory:
+        return []
+    rows = [
+        row
+        for kind, what in (("upload", "upload (api Lambda)"), ("classify", "classify, 10 records (classify Lambda)"))
+        for name in ("png", "jpeg")
+        if (row := _memory_row(memory, kind, name, what)) is not None
+    ]
+    before = memory.get("before") or {}
+    return [
+        "## Peak memory per request (worst accepted images)",
+        "",
+        "Each row: a fresh process runs the Lambda handler in process (bench/memory.py), answers a warm-up",
+        "request, resets its peak (`clear_refs`), then answers the measured request. *Peak* is the",
+        "process's resident high-water mark during the request (what the Lambda's memory must hold),",
+        "*growth* the part above the warm process, *after* what the process keeps once it has answered.",
+        *([f"*Before*: the same probe on the code of {before['code']}."] if before.get("code") else []),
+        "",
+        *_table(["request", "before MB", "peak MB", "growth MB", "after MB", "Lambda MB", "of the Lambda"], rows),
+        "",
+        "The budget: one decoded picture may take `KESTREL_MAX_DECODED_BYTES` (200 MB; the 7000x7000 RGBA",
+        "PNG takes 196 MB), and at most 2 such decodes run at once per process",
+        "(`vision.imagefile.FULL_SIZE_DECODES`), each with a few MB of strips besides. A JPEG is decoded at",
+        "1/2-1/8 scale and never comes near it. So an upload needs at most the warm api process (~100 MB)",
+        "+ 200 MB + the 6 MB body and its copies: **about 320 MB of the api Lambda's 1,024 MB**. A classify",
+        "needs the warm classify process with its models (~200 MB, each cached model ~20 MB more, at most",
+        "8) + 2 x 200 MB + 10 records' bytes: **about 800 MB of the classify Lambda's 3,008 MB**, whatever",
+        "its ten records are. `KESTREL_MAX_DECODED_BYTES` may be raised to ~600 MB for the api Lambda and",
+        "~1,000 MB for classify before either could run out.",
+        "",
+        "The probe calls the handler directly, so the JPEG classify body (ten 2 MB photos, 28 MB as JSON)",
+        "is bigger than API Gateway lets through (6 MB): a worse case than any real request. The same",
+        "ten 49-megapixel PNGs take tens of seconds of CPU on a shared 2-core machine, which no longer",
+        "costs memory but does cost time (issue 14's per-request time budget is the gateway's part).",
         "",
     ]
 
@@ -363,7 +488,9 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *headline(results),
         *latency_section(results),
         *load_section(results),
+        *pool_section(results),
         *cold_section(results),
+        *memory_section(results),
         *training_section(results),
         *crud_section(results),
         *listing_section(results),

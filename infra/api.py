@@ -18,7 +18,15 @@ from constructs import Construct
 from infra.data import IMAGES, MODELS, UPLOADS, Data
 from infra.environment import ENV_MODEL_DIR, LAMBDA_MODEL_DIR, Handler
 from infra.functions import FunctionSpec, KestrelFunctions
-from infra.grants import OBJECT_DELETE, OBJECT_READ, OBJECT_WRITE, grant_list, grant_objects, grant_table
+from infra.grants import (
+    OBJECT_DELETE,
+    OBJECT_READ,
+    OBJECT_WRITE,
+    grant_list,
+    grant_objects,
+    grant_send_messages,
+    grant_table,
+)
 from infra.nag import acknowledge
 from infra.settings import Settings
 from kestrel import config
@@ -44,48 +52,78 @@ def _detail(text: str) -> str:
     return json.dumps({"detail": text})
 
 
-#: What API Gateway answers by itself (before or instead of a Lambda), shaped like the API's own
-#: errors: ``{"detail": "..."}``. ``$context.error.messageString`` is already a quoted JSON string.
-GATEWAY_RESPONSES: dict[str, tuple[str, str]] = {
-    "UNAUTHORIZED": (
-        "401",
-        _detail("Invalid or missing token: send the header 'Authorization: Token <your API key>'"),
-    ),
-    "ACCESS_DENIED": ("403", _detail("This token may not call this route")),
-    "MISSING_AUTHENTICATION_TOKEN": (
-        "404",
-        _detail("No such route; the API reference is at /recognition/v2/docs/"),
-    ),
-    "REQUEST_TOO_LARGE": ("413", _detail(f"Request body over API Gateway's 10 MB limit; {UPLOAD_HINT}")),
-    "THROTTLED": ("429", _detail("Too many requests: slow down and retry after a short pause")),
-    "QUOTA_EXCEEDED": ("429", _detail("The monthly request quota of this API is used up")),
-    "INTEGRATION_TIMEOUT": (
-        "504",
-        _detail(
-            "The service took longer than 29 s to answer (request $context.requestId); retry, "
-            "or send fewer records per call"
+#: Where an operator reads about per-owner limits and API keys.
+LIMITS_DOC = "docs/operations.md, 'Per-owner limits'"
+
+
+def gateway_responses(settings: Settings) -> dict[str, tuple[str, str]]:
+    """What API Gateway answers by itself (before or instead of a Lambda), shaped like the API's
+    own errors: ``{"detail": "..."}``. ``$context.error.messageString`` is already a quoted JSON
+    string. The 429s name the owner's limits from ``settings`` (the usage plan's numbers)."""
+    return {
+        "UNAUTHORIZED": (
+            "401",
+            _detail("Invalid or missing token: send the header 'Authorization: Token <your API key>'"),
         ),
-    ),
-    "INTEGRATION_FAILURE": (
-        "502",
-        _detail(
-            "The service could not take the request (request $context.requestId); a body over "
-            f"6 MB cannot reach it: {UPLOAD_HINT}"
+        "ACCESS_DENIED": ("403", _detail("This token may not call this route")),
+        # The authorizer accepted the token but named no API key of the usage plan: a token made
+        # before the stack metered owners, until the operator runs `kestrel token keys`.
+        "INVALID_API_KEY": (
+            "403",
+            _detail(
+                "This token's account has no API key in the usage plan yet, so its requests cannot be "
+                "metered; the operator of this Kestrel runs `kestrel token keys` once"
+            ),
         ),
-    ),
-    # The authorizer raised: on a busy token table (throttled past the client's retries) as on a
-    # bug. Either way the request itself was fine and may be sent again: 503 + Retry-After, like the API.
-    "AUTHORIZER_FAILURE": (
-        "503",
-        _detail("Could not check the token right now (request $context.requestId); retry in 5 seconds"),
-    ),
-    "AUTHORIZER_CONFIGURATION_ERROR": (
-        "500",
-        _detail("Could not check the token (request $context.requestId); retry"),
-    ),
-    "DEFAULT_4XX": ("", '{"detail": $context.error.messageString}'),
-    "DEFAULT_5XX": ("", _detail("Internal error (request $context.requestId); retry later")),
-}
+        "MISSING_AUTHENTICATION_TOKEN": (
+            "404",
+            _detail("No such route; the API reference is at /recognition/v2/docs/"),
+        ),
+        "REQUEST_TOO_LARGE": ("413", _detail(f"Request body over API Gateway's 10 MB limit; {UPLOAD_HINT}")),
+        "THROTTLED": (
+            "429",
+            _detail(
+                f"Too many requests: each account may send {settings.owner_rate_limit} per second (bursts of "
+                f"{settings.owner_burst_limit}), and the service as a whole has its own ceiling; slow down "
+                "and retry after a short pause"
+            ),
+        ),
+        "QUOTA_EXCEEDED": (
+            "429",
+            _detail(
+                f"This account's monthly quota of {settings.owner_monthly_quota:,} requests is used up; it "
+                "renews with the next month (ask the operator for a larger quota)"
+            ),
+        ),
+        "INTEGRATION_TIMEOUT": (
+            "504",
+            _detail(
+                "The service took longer than 29 s to answer (request $context.requestId); retry, "
+                "or send fewer records per call"
+            ),
+        ),
+        "INTEGRATION_FAILURE": (
+            "502",
+            _detail(
+                "The service could not take the request (request $context.requestId); a body over "
+                f"6 MB cannot reach it: {UPLOAD_HINT}"
+            ),
+        ),
+        # The authorizer raised: on a busy token table (throttled past the client's retries) as on a
+        # bug. Either way the request itself was fine and may be sent again: 503 + Retry-After, like the API.
+        "AUTHORIZER_FAILURE": (
+            "503",
+            _detail("Could not check the token right now (request $context.requestId); retry in 5 seconds"),
+        ),
+        "AUTHORIZER_CONFIGURATION_ERROR": (
+            "500",
+            _detail("Could not check the token (request $context.requestId); retry"),
+        ),
+        "DEFAULT_4XX": ("", '{"detail": $context.error.messageString}'),
+        "DEFAULT_5XX": ("", _detail("Internal error (request $context.requestId); retry later")),
+    }
+
+
 #: Extra headers of some of those answers (values are API Gateway mapping expressions: quoted literals).
 GATEWAY_RESPONSE_HEADERS: dict[str, dict[str, str]] = {"AUTHORIZER_FAILURE": {"Retry-After": "'5'"}}
 
@@ -144,7 +182,7 @@ class Api(Construct):
             [f"{IMAGES}*", f"{UPLOADS}*", f"{MODELS}*"],
         )
         grant_list(self.api_function, bucket, [IMAGES, UPLOADS, MODELS])
-        queue.grant_send_messages(self.api_function)
+        grant_send_messages(self.api_function, queue)
 
         classify_spec = FunctionSpec(
             settings.classify_memory_mb,
@@ -184,6 +222,9 @@ class Api(Construct):
             binary_media_types=list(BINARY_MEDIA_TYPES),
             min_compression_size=Size.kibibytes(1),
             cloud_watch_role=False,  # set explicitly below, with a scoped inline policy
+            # Per-owner limits: the authorizer names the caller's API key (usageIdentifierKey), and
+            # the usage plan below meters each key. Clients never send or see an API key.
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=list(cors_origins),
                 allow_methods=apigw.Cors.ALL_METHODS,
@@ -221,6 +262,8 @@ class Api(Construct):
         protected: dict[str, Any] = {
             "authorizer": authorizer,
             "authorization_type": apigw.AuthorizationType.CUSTOM,
+            # Without it the usage plan meters nothing: only methods that require a key count.
+            "api_key_required": True,
         }
         api_integration = apigw.LambdaIntegration(self.api_function, proxy=True, allow_test_invoke=False)
         classify_integration = apigw.LambdaIntegration(self.classify_alias, proxy=True, allow_test_invoke=False)
@@ -248,7 +291,7 @@ class Api(Construct):
                 "authorizer against hashed tokens in DynamoDB; Cognito cannot issue such keys.",
             )
 
-        for response_type, (status, template) in GATEWAY_RESPONSES.items():
+        for response_type, (status, template) in gateway_responses(settings).items():
             self.rest_api.add_gateway_response(
                 response_type.lower().replace("_", "-"),
                 type=apigw.ResponseType.of(response_type),
@@ -262,12 +305,17 @@ class Api(Construct):
                 templates={"application/json": template},
             )
 
+        # Each owner's API key (made by `kestrel token create`, kestrel.adapters.apigw_usage) joins
+        # this plan: its throttle and quota apply per key, i.e. per owner, on top of the stage's
+        # limits above. AWS applies both on a best-effort basis (docs/operations.md).
         self.usage_plan = self.rest_api.add_usage_plan(
             "UsagePlan",
             name=f"kestrel-{settings.stage}",
-            description="Per-stage ceiling; per-customer keys can be added to it (docs/operations.md)",
-            throttle=apigw.ThrottleSettings(rate_limit=settings.api_rate_limit, burst_limit=settings.api_burst_limit),
-            quota=apigw.QuotaSettings(limit=settings.monthly_quota, period=apigw.Period.MONTH),
+            description=f"Kestrel {settings.stage}: each owner's API key; see {LIMITS_DOC}",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.owner_rate_limit, burst_limit=settings.owner_burst_limit
+            ),
+            quota=apigw.QuotaSettings(limit=settings.owner_monthly_quota, period=apigw.Period.MONTH),
             api_stages=[apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.stage)],
         )
 

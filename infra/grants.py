@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 
 # The calls DynamoItemStore makes. TransactWriteItems/TransactGetItems are not IAM actions: a
 # transaction is authorised per item as Put/Update/Delete/ConditionCheck.
@@ -52,4 +53,25 @@ def grant_list(grantee: iam.IGrantable, bucket: s3.IBucket, prefixes: Iterable[s
             resources=[bucket.bucket_arn],
             conditions={"StringLikeIfExists": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
         )
+    )
+
+
+#: What Lambda's SQS poller (an event source mapping) calls with the function's role: AWS's
+#: managed AWSLambdaSQSQueueExecutionRole has exactly these. (CDK's SqsEventSource also grants
+#: GetQueueUrl and ChangeMessageVisibility, which neither Lambda nor Kestrel calls.)
+QUEUE_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
+def grant_send_messages(grantee: iam.IGrantable, queue: sqs.IQueue) -> None:
+    """SendMessage only (CDK's ``grant_send_messages`` adds GetQueueAttributes and GetQueueUrl,
+    which no Kestrel code calls: the queue URL comes from the environment)."""
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn])
+    )
+
+
+def grant_consume_messages(grantee: iam.IGrantable, queue: sqs.IQueue) -> None:
+    """What an SQS event source mapping needs to poll ``queue`` for the function (QUEUE_CONSUME)."""
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=list(QUEUE_CONSUME), resources=[queue.queue_arn])
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ses as ses
 from constructs import Construct
@@ -26,12 +26,21 @@ class Notifications(Construct):
         )
         # An address identity: SES mails a verification link to it on deploy. (When the whole
         # domain is already verified in the account, SES sends from any of its addresses.)
-        self.identity = ses.EmailIdentity(
-            self,
-            "Sender",
-            identity=ses.Identity.email(settings.ses_sender),
-            configuration_set=self.configuration_set,
-        )
+        # ``sesIdentity=existing``: the address (or its domain) is verified already, e.g. by an
+        # earlier deploy or by another stage with the same sender; creating it again would fail
+        # the deploy with "already exists". The stack then leaves the identity alone, and the
+        # configuration set still applies: the mailer names it on every SendEmail.
+        self.identity: ses.EmailIdentity | None = None
+        if settings.create_ses_identity:
+            self.identity = ses.EmailIdentity(
+                self,
+                "Sender",
+                identity=ses.Identity.email(settings.ses_sender),
+                configuration_set=self.configuration_set,
+            )
+            # Account-level state other stages may rely on: kept when the stack is deleted or
+            # switched to ``existing`` (which would otherwise un-verify the sender).
+            self.identity.apply_removal_policy(RemovalPolicy.RETAIN)
 
     def grant_send(self, grantee: iam.IGrantable) -> None:
         """SendEmail from the configured sender only. The identity resource is the account's
@@ -40,7 +49,7 @@ class Notifications(Construct):
         stack = Stack.of(self)
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                actions=["ses:SendEmail"],  # SesMailer calls SendEmail only
                 resources=[
                     stack.format_arn(service="ses", resource="identity", resource_name="*"),
                     stack.format_arn(

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # keeps this module importable without Node.js (jsii)
 CONTEXT_KEYS: dict[str, str] = {
     "stage": "deployment name: dev | staging | prod (anything else counts as production-like)",
     "sesSender": "the From address of Kestrel's mails; SES verifies it (required)",
+    "sesIdentity": "create (the stack makes the SES identity of sesSender) or existing (it is verified already)",
     "trainingInstanceType": "SageMaker instance type of training jobs",
     "trainingMaxSeconds": "hard stop of one training job, in seconds",
     "domain": "optional console host name (e.g. kestrel.example.com), needs certificateArn",
@@ -25,9 +26,17 @@ CONTEXT_KEYS: dict[str, str] = {
     "apiBurstLimit": "stage-wide burst of requests",
     "classifyRateLimit": "steady requests per second on POST classify",
     "classifyBurstLimit": "burst of requests on POST classify",
-    "monthlyQuota": "requests per month in the usage plan",
+    "ownerRateLimit": "steady requests per second of one owner (their API key in the usage plan)",
+    "ownerBurstLimit": "burst of requests of one owner",
+    "ownerMonthlyQuota": "requests per calendar month of one owner",
     "corsOrigins": "extra browser origins allowed besides the console (comma separated)",
 }
+
+#: Context keys that were renamed: passing one is an error that names the new key, not a silent no-op.
+RENAMED_KEYS: dict[str, str] = {
+    "monthlyQuota": "ownerMonthlyQuota (the usage plan now meters each owner through their own API key)",
+}
+SES_IDENTITY_MODES = ("create", "existing")
 
 DEV_STAGES = frozenset({"dev"})
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -43,6 +52,9 @@ class SettingsError(ValueError):
 class Settings:
     stage: str
     ses_sender: str
+    #: True: the stack creates the SES identity of ``ses_sender``; False: it is verified already
+    #: (in this account and region, as an address or as its whole domain) and the stack leaves it alone.
+    create_ses_identity: bool = True
     training_instance_type: str = "ml.m5.large"
     training_max_seconds: int = 3600
     domain: str | None = None
@@ -55,7 +67,9 @@ class Settings:
     api_burst_limit: int = 100
     classify_rate_limit: int = 20
     classify_burst_limit: int = 40
-    monthly_quota: int = 1_000_000
+    owner_rate_limit: int = 10
+    owner_burst_limit: int = 20
+    owner_monthly_quota: int = 1_000_000
     cors_origins: tuple[str, ...] = ()
 
     @property
@@ -73,6 +87,9 @@ class Settings:
             value = node.try_get_context(key)
             return None if value is None or (isinstance(value, str) and value.strip() == "") else value
 
+        for old, new in RENAMED_KEYS.items():
+            if get(old) is not None:
+                raise SettingsError(f"the context key {old} was renamed: use {new}")
         return cls.from_mapping({key: get(key) for key in CONTEXT_KEYS})
 
     @classmethod
@@ -114,15 +131,23 @@ class Settings:
             raise SettingsError(
                 f"trainingInstanceType must be a SageMaker type like ml.m5.large, not {instance_type!r}"
             )
+        identity_mode = str(values.get("sesIdentity") or "create")
+        if identity_mode not in SES_IDENTITY_MODES:
+            raise SettingsError(
+                f"sesIdentity must be create (the stack verifies sesSender) or existing (already verified "
+                f"in SES), not {identity_mode!r}"
+            )
         origins = tuple(
             origin.strip().rstrip("/") for origin in str(values.get("corsOrigins") or "").split(",") if origin.strip()
         )
         for origin in origins:
             if not re.match(r"^https?://[^/\s]+$", origin):
                 raise SettingsError(f"corsOrigins entries must be like https://host[:port], not {origin!r}")
+        limits = _request_limits(values)
         return cls(
             stage=stage,
             ses_sender=sender,
+            create_ses_identity=identity_mode == "create",
             training_instance_type=instance_type,
             training_max_seconds=_int(values, "trainingMaxSeconds", cls.training_max_seconds, 60, 432_000),
             domain=domain,
@@ -133,13 +158,33 @@ class Settings:
                 values, "classifyProvisionedConcurrency", cls.classify_provisioned_concurrency, 0, 100
             ),
             arm64=architecture == "arm64",
-            api_rate_limit=_int(values, "apiRateLimit", cls.api_rate_limit, 1, 10_000),
-            api_burst_limit=_int(values, "apiBurstLimit", cls.api_burst_limit, 1, 5_000),
-            classify_rate_limit=_int(values, "classifyRateLimit", cls.classify_rate_limit, 1, 10_000),
-            classify_burst_limit=_int(values, "classifyBurstLimit", cls.classify_burst_limit, 1, 5_000),
-            monthly_quota=_int(values, "monthlyQuota", cls.monthly_quota, 1, 2_000_000_000),
+            **limits,
             cors_origins=origins,
         )
+
+
+def _request_limits(values: dict[str, Any]) -> dict[str, int]:
+    """The stage's and each owner's request limits; an owner's may not exceed the stage's (the
+    stage's would always apply first, so the owner's would be a number that never acts)."""
+    limits = {
+        "api_rate_limit": _int(values, "apiRateLimit", Settings.api_rate_limit, 1, 10_000),
+        "api_burst_limit": _int(values, "apiBurstLimit", Settings.api_burst_limit, 1, 5_000),
+        "classify_rate_limit": _int(values, "classifyRateLimit", Settings.classify_rate_limit, 1, 10_000),
+        "classify_burst_limit": _int(values, "classifyBurstLimit", Settings.classify_burst_limit, 1, 5_000),
+        "owner_rate_limit": _int(values, "ownerRateLimit", Settings.owner_rate_limit, 1, 10_000),
+        "owner_burst_limit": _int(values, "ownerBurstLimit", Settings.owner_burst_limit, 1, 5_000),
+        "owner_monthly_quota": _int(values, "ownerMonthlyQuota", Settings.owner_monthly_quota, 1, 2_000_000_000),
+    }
+    for owner_key, stage_key, owner, stage in (
+        ("ownerRateLimit", "apiRateLimit", limits["owner_rate_limit"], limits["api_rate_limit"]),
+        ("ownerBurstLimit", "apiBurstLimit", limits["owner_burst_limit"], limits["api_burst_limit"]),
+    ):
+        if owner > stage:
+            raise SettingsError(
+                f"{owner_key} ({owner}) is above {stage_key} ({stage}): the stage-wide limit would always "
+                f"apply first; lower {owner_key} or raise {stage_key}"
+            )
+    return limits
 
 
 def _optional_str(value: Any) -> str | None:

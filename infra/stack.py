@@ -102,6 +102,12 @@ class KestrelStack(Stack):
         )
         CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
         CfnOutput(self, "SesConfigurationSet", value=notifications.configuration_set.configuration_set_name)
+        CfnOutput(
+            self,
+            "UsagePlanId",
+            value=api.usage_plan.usage_plan_id,
+            description="KESTREL_USAGE_PLAN_ID for `kestrel token create` (each owner's API key joins it)",
+        )
         acknowledge_scoped_wildcards(self)
 
 

@@ -11,14 +11,21 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.data import EMBEDDINGS, IMAGES, JOBS, MODELS, Data
 from infra.environment import Handler
 from infra.functions import FunctionSpec, KestrelFunctions
-from infra.grants import OBJECT_READ, OBJECT_WRITE, grant_list, grant_objects, grant_table
+from infra.grants import (
+    OBJECT_READ,
+    OBJECT_WRITE,
+    grant_consume_messages,
+    grant_list,
+    grant_objects,
+    grant_send_messages,
+    grant_table,
+)
 from infra.nag import acknowledge
 from infra.notifications import Notifications
 from infra.settings import Settings
@@ -187,13 +194,14 @@ class Training(Construct):
             )
         )
         notifications.grant_send(self.launcher)
-        self.launcher.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=5,
-                report_batch_item_failures=True,  # one bad request does not re-run the others
-                max_concurrency=2,  # starting jobs is not urgent; stay far from SageMaker's API limits
-            )
+        # The mapping rather than CDK's SqsEventSource, whose grant adds calls nobody makes.
+        grant_consume_messages(self.launcher, self.queue)
+        self.launcher.add_event_source_mapping(
+            "TrainRequests",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=5,
+            report_batch_item_failures=True,  # one bad request does not re-run the others
+            max_concurrency=2,  # starting jobs is not urgent; stay far from SageMaker's API limits
         )
 
         # -- finisher: completion event -> model version + mail --------------------------
@@ -213,9 +221,8 @@ class Training(Construct):
         grant_objects(self.finisher, bucket, OBJECT_READ, [f"{JOBS}*"])
         grant_objects(self.finisher, bucket, OBJECT_READ + OBJECT_WRITE, [f"{MODELS}*"])
         grant_list(self.finisher, bucket, [JOBS, MODELS])
-        self.finisher.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeTrainingJob"], resources=[training_jobs])
-        )
+        # No SageMaker permission: the completion event carries the job's status, failure reason and
+        # artefact path, and the finisher reads the result from S3 (kestrel.flow.finish).
         notifications.grant_send(self.finisher)
         # Lambda's own async retries (2) for a finisher that fails, then the DLQ.
         function = self.finisher
@@ -226,7 +233,7 @@ class Training(Construct):
         cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(
             target_arn=self.event_dead_letters.queue_arn
         )
-        self.event_dead_letters.grant_send_messages(function)
+        grant_send_messages(function, self.event_dead_letters)
 
         self.rule = events.Rule(
             self,

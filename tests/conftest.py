@@ -26,8 +26,14 @@ import kestrel.composition as composition
 from kestrel.composition import Ports, build_ports, set_ports
 from kestrel.config import Limits, MailSettings, Settings, TrainingSettings
 from kestrel.local.gateway import GatewayServer, make_server
+from kestrel.local.powertools import quiet_local_powertools
 from kestrel.store.accounts import create_token, ensure_owner
 from tests.soak import record
+
+# The tests run the handlers locally, in this process and in gateway workers: Powertools is set
+# up for the local runtime here, explicitly, as `kestrel serve` does (no EMF lines on stdout, where
+# the CLI tests read the CLI's output).
+quiet_local_powertools()
 
 OWNER_A = "owner-a@example.com"
 AWS_REGION = "us-east-1"

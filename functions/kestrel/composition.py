@@ -34,7 +34,7 @@ def _local_secret(data_dir: Path) -> bytes:
     key = _read_key(path)
     if key is not None:
         return key
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fresh = data_dir / f".secret.key.{os.getpid()}.tmp"
     fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -58,6 +58,7 @@ def _local_secret(data_dir: Path) -> bytes:
 
 def build_ports(settings: Settings) -> Ports:
     if settings.runtime == "aws":
+        from kestrel.adapters.apigw_usage import ApiGatewayUsageKeys
         from kestrel.adapters.aws_jobs import SageMakerJobLauncher, SqsTrainQueue
         from kestrel.adapters.dynamo_items import DynamoItemStore
         from kestrel.adapters.s3_blobs import S3BlobStore
@@ -77,6 +78,7 @@ def build_ports(settings: Settings) -> Ports:
             SqsTrainQueue(settings.training.queue_url),
             SageMakerJobLauncher(settings.training, settings.bucket, job_environment),
             SesMailer(settings.mail),
+            ApiGatewayUsageKeys(settings.usage_plan_id) if settings.usage_plan_id else None,
         )
 
     from kestrel.adapters.folder_blobs import FolderBlobStore
@@ -86,6 +88,7 @@ def build_ports(settings: Settings) -> Ports:
     from kestrel.adapters.url_signing import UrlSigner
 
     data_dir = settings.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, like the files in it
     signer = UrlSigner(_local_secret(data_dir))
     database = data_dir / "kestrel.db"
     return Ports(

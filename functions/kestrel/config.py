@@ -13,6 +13,7 @@ ENV_TABLE = "KESTREL_TABLE"
 ENV_BUCKET = "KESTREL_BUCKET"
 ENV_MAX_IMAGE_BYTES = "KESTREL_MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "KESTREL_MAX_IMAGE_PIXELS"
+ENV_MAX_DECODED_BYTES = "KESTREL_MAX_DECODED_BYTES"
 ENV_MAX_REQUEST_BYTES = "KESTREL_MAX_REQUEST_BYTES"
 ENV_URL_TTL = "KESTREL_URL_TTL_SECONDS"
 # Training flow (AWS): the queue, and what CreateTrainingJob needs.
@@ -30,6 +31,8 @@ ENV_SMTP_USER = "KESTREL_SMTP_USER"
 ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
 # Where the console is, for links in emails.
 ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
+# The API's usage plan (AWS): `kestrel token create` puts each new owner's API key in it.
+ENV_USAGE_PLAN_ID = "KESTREL_USAGE_PLAN_ID"
 # Vision: where the converted backbone is cached, onnxruntime threads, classify's model cache.
 ENV_MODEL_DIR = "KESTREL_MODEL_DIR"
 ENV_ORT_THREADS = "KESTREL_ORT_THREADS"
@@ -38,6 +41,7 @@ ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"
 ENV_FETCH_MAX_BYTES = "KESTREL_FETCH_MAX_BYTES"
 ENV_FETCH_TIMEOUT = "KESTREL_FETCH_TIMEOUT_SECONDS"
 ENV_FETCH_ALLOW_HOSTS = "KESTREL_FETCH_ALLOW_HOSTS"
+ENV_FETCH_BUDGET = "KESTREL_FETCH_BUDGET_SECONDS"
 # The training job's SageMaker root (/opt/ml), moved by the local worker.
 ENV_SM_ROOT = "KESTREL_SM_ROOT"
 
@@ -46,6 +50,29 @@ MB = 1024 * 1024
 #: SQS receives of a train request before it moves to the dead-letter queue (the stack's
 #: maxReceiveCount, infra.training.MAX_RECEIVE_COUNT); the launcher gives the version up on the last.
 TRAIN_MAX_RECEIVES = 3
+
+
+#: Variables a local worker process takes over from the gateway's environment, as Lambda gives a
+#: function the environment of its configuration (fetch policy, cache sizes, Powertools switches).
+_FUNCTION_ENVIRONMENT_PREFIXES = ("KESTREL_", "POWERTOOLS_", "AWS_")
+
+
+def function_environment() -> dict[str, str]:
+    """The environment a local Lambda look-alike process gets (see kestrel.local.pool)."""
+    return {name: value for name, value in os.environ.items() if name.startswith(_FUNCTION_ENVIRONMENT_PREFIXES)}
+
+
+def apply_function_environment(environment: dict[str, str]) -> None:
+    """Install ``environment`` in this (worker) process: its function variables become exactly these."""
+    for name in [name for name in os.environ if name.startswith(_FUNCTION_ENVIRONMENT_PREFIXES)]:
+        if name not in environment:
+            del os.environ[name]
+    os.environ.update(environment)
+
+
+def disable_powertools_metrics() -> None:
+    """Powertools reads this switch when it flushes: locally no CloudWatch reads EMF metric lines."""
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
 
 
 def _int(name: str, default: int) -> int:
@@ -86,6 +113,9 @@ def _host_list(name: str) -> frozenset[str]:
 class Limits:
     max_image_bytes: int = 10 * MB
     max_image_pixels: int = 50_000_000
+    # What one decoded picture may take in memory (vision.imagefile): a JPEG is decoded at the
+    # size the model needs, other formats at full size, one at a time per slot.
+    max_decoded_bytes: int = 200_000_000
     # A synchronous Lambda invocation carries at most 6 MB; keep headroom for the envelope.
     max_request_bytes: int = 6 * MB - 64 * 1024
     url_ttl_seconds: int = 3600
@@ -144,6 +174,8 @@ class FetchSettings:
     timeout_seconds: float = 10.0
     #: Hosts whose addresses may be private: local development and tests only (see infra/environment.py).
     allowed_hosts: frozenset[str] = frozenset()
+    #: All the URLs of one classify together, under API Gateway's 29 s.
+    budget_seconds: float = 20.0
 
     @classmethod
     def from_env(cls) -> FetchSettings:
@@ -151,6 +183,7 @@ class FetchSettings:
             max_bytes=_int(ENV_FETCH_MAX_BYTES, cls.max_bytes),
             timeout_seconds=_float(ENV_FETCH_TIMEOUT, cls.timeout_seconds),
             allowed_hosts=_host_list(ENV_FETCH_ALLOW_HOSTS),
+            budget_seconds=_float(ENV_FETCH_BUDGET, cls.budget_seconds),
         )
 
 
@@ -163,6 +196,7 @@ class Settings:
     limits: Limits
     training: TrainingSettings = TrainingSettings()
     mail: MailSettings = MailSettings()
+    usage_plan_id: str = ""
     vision: VisionSettings = VisionSettings()
     fetch: FetchSettings = FetchSettings()
 
@@ -174,6 +208,7 @@ class Settings:
         limits = Limits(
             max_image_bytes=_int(ENV_MAX_IMAGE_BYTES, Limits.max_image_bytes),
             max_image_pixels=_int(ENV_MAX_IMAGE_PIXELS, Limits.max_image_pixels),
+            max_decoded_bytes=_int(ENV_MAX_DECODED_BYTES, Limits.max_decoded_bytes),
             max_request_bytes=_int(ENV_MAX_REQUEST_BYTES, Limits.max_request_bytes),
             url_ttl_seconds=_int(ENV_URL_TTL, Limits.url_ttl_seconds),
         )
@@ -199,6 +234,7 @@ class Settings:
                 smtp_password=os.environ.get(ENV_SMTP_PASSWORD, ""),
                 console_url=os.environ.get(ENV_CONSOLE_URL, MailSettings.console_url),
             ),
+            usage_plan_id=os.environ.get(ENV_USAGE_PLAN_ID, "").strip(),
             vision=VisionSettings.from_env(),
             fetch=FetchSettings.from_env(),
         )

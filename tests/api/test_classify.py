@@ -197,3 +197,52 @@ def test_download_gives_the_file_classify_runs(trained: tuple[Any, TrainableTask
     assert by_name["cat"] == pytest.approx(float(probabilities[0][0]), abs=1e-5)
     assert served["_descriptor"] == pytest.approx(descriptor[0].tolist(), abs=1e-5)
     assert json.dumps(card)  # the card is plain JSON
+
+
+class _SlowImageHandler(http.server.BaseHTTPRequestHandler):
+    """/fast.jpg answers at once; any other path holds its answer until ``release`` is set."""
+
+    body = b""
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if self.path != "/fast.jpg":
+            self.release.wait(timeout=60)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_url_records_of_one_request_share_one_time_budget(
+    trained: tuple[Any, TrainableTask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, trainable = trained
+    _SlowImageHandler.body = photo("coffee", 180)
+    _SlowImageHandler.release = threading.Event()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowImageHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    # Settings are read once, at start: a server whose settings allow the host and give all the
+    # URLs of a request 2 s (each alone may take 10 s).
+    ports = composition.get_ports()
+    fetch = replace(ports.settings.fetch, allowed_hosts=frozenset({"localhost"}), budget_seconds=2.0)
+    monkeypatch.setattr(composition, "_ports", replace(ports, settings=replace(ports.settings, fetch=fetch)))
+    base = f"http://localhost:{server.server_address[1]}"
+    try:
+        records = [{"_url": f"{base}/fast.jpg"}] + [{"_url": f"{base}/slow-{n}.jpg"} for n in range(9)]
+        result = _classify(trainable, records)
+    finally:
+        _SlowImageHandler.release.set()
+        server.shutdown()
+    statuses = [record["_status"] for record in result["records"]]
+    assert statuses[0]["code"] == 200 and result["records"][0]["best_label"]["name"] == "coffee"
+    codes = [status["code"] for status in statuses[1:]]
+    assert set(codes) == {504, 408}, statuses  # cut short while fetching / no time left to start
+    for status in statuses[1:]:
+        assert "2 seconds" in status["text"] and "ran out" in status["text"], status

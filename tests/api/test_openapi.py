@@ -57,3 +57,37 @@ def test_swagger_ui_loads(local_server: Any) -> None:
         page = requests.get(f"{local_server.url}{path}", timeout=10)
         assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
         assert "SwaggerUIBundle" in page.text and "Kestrel recognition API" in page.text
+
+
+def _event(stage: str, path: str) -> dict[str, Any]:
+    """A GET as API Gateway hands it to the api Lambda: ``path`` without the stage, and
+    ``requestContext.path`` as the client sent it (with ``/<stage>`` on an execute-api URL)."""
+    from kestrel.local.events import event_from_wsgi
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "HTTP_HOST": "api.example.com"}
+    event = event_from_wsgi(environ, b"")
+    event["requestContext"]["stage"] = stage
+    event["requestContext"]["path"] = f"/{stage}{path}" if stage != "local" else path
+    return event
+
+
+@pytest.mark.parametrize(("stage", "server"), [("prod", "/prod"), ("staging-2", "/staging-2"), ("local", "/")])
+def test_servers_carry_the_stage_prefix_on_aws(stage: str, server: str) -> None:
+    """Swagger's "Try it out" resolves the server against the page's host: on an execute-api URL
+    the stage must be in it, or every call misses (403 Missing Authentication Token)."""
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from kestrel.api.app import build_app
+
+    app = build_app(Logger(service="kestrel-test-openapi"))
+    context = LambdaContext()
+    document = json.loads(app.resolve(_event(stage, "/recognition/v2/openapi.json"), context)["body"])
+    assert document["servers"] == [{"url": server}]
+    page = app.resolve(_event(stage, "/recognition/v2/docs"), context)["body"]
+    assert f'"url": "{server}"' in page
+
+
+def test_local_server_and_committed_copy_use_the_root(served: dict[str, Any]) -> None:
+    assert served["servers"] == [{"url": "/"}]
+    assert json.loads(COMMITTED.read_text())["servers"] == [{"url": "/"}]

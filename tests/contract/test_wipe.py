@@ -22,6 +22,8 @@ from kestrel.store.images import (
 from kestrel.store.keys import Space
 from kestrel.store.labels import create_label, get_label
 from kestrel.store.paging import PageRequest
+from kestrel.usecases.uploads import UploadLimits
+from kestrel.usecases.uploads import upload_image as add_image
 from tests.photos import distinct_photos
 
 SPACE = Space.default_of("owner-1")

@@ -26,8 +26,9 @@ from tests.soak import record
 class Server:
     """``kestrel serve`` (API and training worker) on ``data_dir``; its output goes to server.log."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *options: str) -> None:
         self.data_dir, self.port = data_dir, port
+        self.options = options  # more `kestrel serve` options, e.g. ("--workers", "2")
         self.url = f"http://localhost:{port}/"
         self.log_path = data_dir.parent / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -40,7 +41,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                kestrel_command("serve", "--port", str(self.port), "--data-dir", str(self.data_dir)),
+                kestrel_command("serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.options),
                 stdout=log,
                 stderr=log,
             )
@@ -49,9 +50,11 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                requests.get(f"{self.url}recognition/v2/openapi.json", timeout=2)
+                # Connecting must be quick; the answer may wait for the first worker to start.
+                requests.get(f"{self.url}recognition/v2/openapi.json", timeout=(2, 60))
                 return
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or listening while its first worker processes start.
                 time.sleep(0.05)
         raise AssertionError(f"the server did not start:\n{self.log_tail()}")
 
@@ -72,6 +75,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
+
+    def gateway_workers(self) -> list[int]:
+        """The gateway's worker processes: children of its fork server, itself a child of the server."""
+        assert self.process is not None
+        return [pid for child in _children(self.process.pid) for pid in _children(child) if _alive(pid)]
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -182,3 +190,26 @@ def _cmdline(pid: str) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:  # the process ended while we looked
         return ""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (name) state ppid ...": the name may hold spaces, so read after its closing paren.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-import kestrel.local.gateway as gateway
+import kestrel.local.console as gateway
 from kestrel.composition import build_ports
 from tests.conftest import RunningServer, local_settings, running_server
 
@@ -46,6 +46,15 @@ def test_the_console_is_served_at_the_root(server: RunningServer) -> None:
     assert page.content == (WEB / "index.html").read_bytes()
     assert 'href="/recognition/v2/docs/"' in page.text  # works before the script runs, too
     assert page.headers["Cache-Control"] == "no-cache" and page.headers["ETag"]
+
+
+def test_no_site_may_frame_the_console(server: RunningServer) -> None:
+    # Clickjacking: a hostile page could frame the console and trick clicks on its buttons.
+    for path in ("", "index.html", "js/main.js", "styles.css"):
+        response = requests.get(server.url + path, timeout=10)
+        assert response.status_code == 200, path
+        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'", path
+        assert response.headers["X-Frame-Options"] == "DENY", path
 
 
 def test_every_file_of_the_console_is_served_with_its_type(server: RunningServer) -> None:

@@ -35,13 +35,20 @@ def make_trainable_task(api: Api, per_label: int = 20, name: str = "Cats and cof
 
 
 @contextmanager
-def trained_server(data_dir: Path) -> Iterator[tuple[RunningServer, TrainableTask]]:
-    """A local server in ``data_dir`` with a trained cat/coffee task (version 1 in production)."""
+def trained_server(
+    data_dir: Path, fetch: Any = None, **server_options: Any
+) -> Iterator[tuple[RunningServer, TrainableTask]]:
+    """A local server in ``data_dir`` with a trained cat/coffee task (version 1 in production);
+    ``fetch``: its FetchSettings; ``server_options`` go to ``make_server`` (e.g. ``workers=2`` for a
+    pool of worker processes)."""
+    from dataclasses import replace
+
     from kestrel.local.worker import LocalWorker
     from tests.conftest import build_ports, local_settings, running_server
 
-    ports = build_ports(local_settings(data_dir))
-    with running_server(ports, "local") as server:
+    settings = local_settings(data_dir)
+    ports = build_ports(settings if fetch is None else replace(settings, fetch=fetch))
+    with running_server(ports, "local", **server_options) as server:
         trainable = make_trainable_task(Api(server.url, server.token))
         trainable.api.post(f"task/{trainable.task['id']}/train/", status=201)
         LocalWorker(ports).run_until_idle()

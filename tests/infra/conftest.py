@@ -25,6 +25,16 @@ PROD_CONTEXT = {
     "lambdaArchitecture": "x86_64",
     "corsOrigins": "https://app.example.org",
 }
+#: The other choices of the settings that change resources: an SES identity verified already, and
+#: per-owner limits of one's own.
+EXISTING_IDENTITY_CONTEXT = {
+    "stage": "staging",
+    "sesSender": SES_SENDER,
+    "sesIdentity": "existing",
+    "ownerRateLimit": "5",
+    "ownerBurstLimit": "8",
+    "ownerMonthlyQuota": "25000",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,3 +62,11 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     (web / "index.html").write_text("<!doctype html><title>Kestrel</title>")
     (web / "app.js").write_text("console.log('kestrel')")
     return synthesize(PROD_CONTEXT, web, tmp_path_factory.mktemp("cdk-prod"))
+
+
+@pytest.fixture(scope="session")
+def existing_identity(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """sesIdentity=existing and per-owner limits set by context."""
+    web = tmp_path_factory.mktemp("web-existing")
+    (web / ".gitkeep").write_text("")
+    return synthesize(EXISTING_IDENTITY_CONTEXT, web, tmp_path_factory.mktemp("cdk-existing"))

@@ -137,21 +137,61 @@ def test_account_logging_role_is_set_and_kept(dev: Synth) -> None:
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_usage_plan_bounds_the_stage(dev: Synth) -> None:
-    stage_id = logical_id_of(dev, "ApiRestApiDeploymentStagedev", "AWS::ApiGateway::Stage")
-    dev.template.has_resource_properties(
-        "AWS::ApiGateway::UsagePlan",
-        {
-            "Throttle": {"RateLimit": 50, "BurstLimit": 100},
-            "Quota": {"Limit": 1_000_000, "Period": "MONTH"},
-            "ApiStages": [Match.object_like({"Stage": {"Ref": stage_id}})],
-        },
-    )
+def test_api_keys_come_from_the_authorizer(dev: Synth) -> None:
+    """AUTHORIZER: API Gateway takes each request's API key from the authorizer's
+    usageIdentifierKey (the owner's key); clients never send one."""
+    (api,) = dev.resources("AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["ApiKeySourceType"] == "AUTHORIZER"
+
+
+def test_every_protected_method_requires_an_api_key(dev: Synth) -> None:
+    """A usage plan meters only methods that require a key: without it the plan does nothing."""
+    for (path, verb), method in api_methods(dev).items():
+        protected = method["AuthorizationType"] == "CUSTOM"
+        assert method.get("ApiKeyRequired", False) is protected, (path, verb)
+        if verb == "OPTIONS" or path.endswith(("/openapi.json", "/docs")):
+            assert not protected, (path, verb)  # preflights and the public reference stay open
+
+
+def test_usage_plan_meters_each_owner(dev: Synth, existing_identity: Synth) -> None:
+    for synth, rate, burst, quota in ((dev, 10, 20, 1_000_000), (existing_identity, 5, 8, 25_000)):
+        stage_id = logical_id_of(
+            synth, f"ApiRestApiDeploymentStage{synth.stack.settings.stage}", "AWS::ApiGateway::Stage"
+        )
+        (plan,) = synth.resources("AWS::ApiGateway::UsagePlan").values()
+        properties = plan["Properties"]
+        assert properties["Throttle"] == {"RateLimit": rate, "BurstLimit": burst}
+        assert properties["Quota"] == {"Limit": quota, "Period": "MONTH"}
+        ((api_id, _),) = synth.resources("AWS::ApiGateway::RestApi").items()
+        assert properties["ApiStages"] == [{"ApiId": {"Ref": api_id}, "Stage": {"Ref": stage_id}, "Throttle": {}}]
+        # The keys are made per owner by `kestrel token create`, not by the stack.
+        assert synth.resources("AWS::ApiGateway::ApiKey") == {}
+        output = synth.template_json["Outputs"]["UsagePlanId"]
+        assert output["Value"] == {"Ref": next(iter(synth.resources("AWS::ApiGateway::UsagePlan")))}
+
+
+def test_over_the_limit_answers_name_the_owners_limits(dev: Synth, existing_identity: Synth) -> None:
+    for synth, numbers in (
+        (dev, ("10 per second", "bursts of 20", "1,000,000")),
+        (existing_identity, ("5 per second", "bursts of 8", "25,000")),
+    ):
+        responses = {
+            r["Properties"]["ResponseType"]: r["Properties"]
+            for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+        }
+        throttled = json.loads(responses["THROTTLED"]["ResponseTemplates"]["application/json"])["detail"]
+        quota = json.loads(responses["QUOTA_EXCEEDED"]["ResponseTemplates"]["application/json"])["detail"]
+        assert numbers[0] in throttled and numbers[1] in throttled
+        assert numbers[2] in quota and "monthly quota" in quota
+        assert responses["THROTTLED"]["StatusCode"] == responses["QUOTA_EXCEEDED"]["StatusCode"] == "429"
+        missing_key = json.loads(responses["INVALID_API_KEY"]["ResponseTemplates"]["application/json"])["detail"]
+        assert "kestrel token keys" in missing_key
 
 
 EXPECTED_GATEWAY_RESPONSES = {
     "UNAUTHORIZED": "401",
     "ACCESS_DENIED": "403",
+    "INVALID_API_KEY": "403",
     "MISSING_AUTHENTICATION_TOKEN": "404",
     "REQUEST_TOO_LARGE": "413",
     "THROTTLED": "429",

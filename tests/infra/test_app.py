@@ -15,16 +15,22 @@ from tests.infra.synth import REPO_ROOT, cdk_json_context, require_node
 
 require_node()
 
+from infra.images import NO_ATTESTATIONS_ENV, attestation_problem  # noqa: E402
 from infra.settings import CONTEXT_KEYS, Settings, SettingsError  # noqa: E402
 
 
-def _run_app(tmp_path: Path, context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """app.py as `cdk synth` runs it: context in CDK_CONTEXT_JSON, output in CDK_OUTDIR."""
+def _run_app(
+    tmp_path: Path, context: dict[str, Any], attestations_off: str | None = "1"
+) -> subprocess.CompletedProcess[str]:
+    """app.py as `cdk synth` runs it: context in CDK_CONTEXT_JSON, output in CDK_OUTDIR, and the
+    shell's BUILDX_NO_DEFAULT_ATTESTATIONS (docs/operations.md has deployers export it)."""
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_", NO_ATTESTATIONS_ENV))},
         "CDK_CONTEXT_JSON": json.dumps(context),
         "CDK_OUTDIR": str(tmp_path),
     }
+    if attestations_off is not None:
+        env[NO_ATTESTATIONS_ENV] = attestations_off
     return subprocess.run(
         [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
@@ -46,6 +52,26 @@ def test_app_py_explains_a_missing_sender(tmp_path: Path) -> None:
     assert "-c sesSender=" in result.stderr
 
 
+@pytest.mark.parametrize("value", [None, "0", "yes"])
+def test_app_py_refuses_to_build_images_lambda_would_refuse(tmp_path: Path, value: str | None) -> None:
+    """Without BUILDX_NO_DEFAULT_ATTESTATIONS=1 (which the CDK CLI passes on to `docker build`),
+    Docker may push an OCI index with a provenance attestation: Lambda refuses it at deploy time."""
+    context = {**cdk_json_context(), "sesSender": "kestrel@example.com"}
+    result = _run_app(tmp_path, context, attestations_off=value)
+    assert result.returncode == 2
+    assert "BUILDX_NO_DEFAULT_ATTESTATIONS=1" in result.stderr
+    assert "image manifest media type not supported" in result.stderr
+    assert not (tmp_path / "manifest.json").exists()  # nothing synthesised
+
+
+def test_attestation_setting_reads_values_as_buildx_does() -> None:
+    for value in ("1", "true", "TRUE", "True", "t"):
+        assert attestation_problem({NO_ATTESTATIONS_ENV: value}) is None, value
+    for environ in ({}, {NO_ATTESTATIONS_ENV: "0"}, {NO_ATTESTATIONS_ENV: "false"}, {NO_ATTESTATIONS_ENV: "on"}):
+        problem = attestation_problem(environ)
+        assert problem is not None and "docs/operations.md" in problem
+
+
 def test_cdk_json_runs_app_py_and_only_knows_documented_keys() -> None:
     cdk = json.loads((REPO_ROOT / "cdk.json").read_text())
     assert cdk["app"].endswith("python app.py")
@@ -57,8 +83,17 @@ def test_cdk_json_runs_app_py_and_only_knows_documented_keys() -> None:
         assert f"`{key}`" in docs, f"docs/operations.md does not explain the context key {key}"
 
 
+def test_a_renamed_context_key_is_an_error_not_a_no_op(tmp_path: Path) -> None:
+    result = _run_app(tmp_path, {**cdk_json_context(), "sesSender": "kestrel@example.com", "monthlyQuota": "5000"})
+    assert result.returncode == 2
+    assert "monthlyQuota was renamed" in result.stderr and "ownerMonthlyQuota" in result.stderr
+
+
 def test_settings_defaults() -> None:
     settings = Settings.from_mapping({"sesSender": "kestrel@example.com"})
+    assert settings.create_ses_identity
+    assert not Settings.from_mapping({"sesSender": "a@b.co", "sesIdentity": "existing"}).create_ses_identity
+    assert (settings.owner_rate_limit, settings.owner_burst_limit, settings.owner_monthly_quota) == (10, 20, 1_000_000)
     assert settings.stage == "dev" and settings.is_dev
     assert settings.arm64
     assert settings.classify_memory_mb == 3008
@@ -88,6 +123,10 @@ def test_settings_defaults() -> None:
         ({"sesSender": "a@b.co", "trainingInstanceType": "m5.large"}, "SageMaker type"),
         ({"sesSender": "a@b.co", "corsOrigins": "example.com"}, "corsOrigins"),
         ({"sesSender": "a@b.co", "alarmEmail": "ops"}, "alarmEmail"),
+        ({"sesSender": "a@b.co", "sesIdentity": "reuse"}, "sesIdentity must be create"),
+        ({"sesSender": "a@b.co", "ownerRateLimit": "80"}, "ownerRateLimit .80. is above apiRateLimit .50."),
+        ({"sesSender": "a@b.co", "ownerBurstLimit": "0"}, "ownerBurstLimit must be between"),
+        ({"sesSender": "a@b.co", "ownerMonthlyQuota": "lots"}, "ownerMonthlyQuota must be a whole number"),
     ],
 )
 def test_settings_refuse_bad_context(values: dict[str, Any], message: str) -> None:

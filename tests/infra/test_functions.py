@@ -176,6 +176,35 @@ def test_handler_string_names_a_lambda_handler(handler: Handler) -> None:
     assert function in names, f"{source.relative_to(REPO_ROOT)} defines no {function}"
 
 
+def _log_event_settings(tree: ast.AST) -> list[tuple[int, ast.expr]]:
+    """(line, value) of every ``log_event=`` passed to Powertools' inject_lambda_context."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "inject_lambda_context":
+            found.extend((node.lineno, keyword.value) for keyword in node.keywords if keyword.arg == "log_event")
+    return found
+
+
+def test_no_handler_logs_whole_events_against_the_stack_setting(dev: Synth) -> None:
+    """The stack sets POWERTOOLS_LOGGER_LOG_EVENT=false for every function (events carry tokens,
+    answers presigned URLs); a handler's ``log_event=True`` would override it (the finisher's did)."""
+    for _, properties in functions_by_handler(dev).values():
+        assert properties["Environment"]["Variables"]["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    handlers = sorted((PACKAGE / "handlers").glob("*.py"))
+    assert any(path.name == "finisher.py" for path in handlers)
+    for path in handlers:
+        for line, value in _log_event_settings(ast.parse(path.read_text())):
+            assert isinstance(value, ast.Constant) and value.value is False, (
+                f"{path.relative_to(REPO_ROOT)}:{line}: log_event may only be False (or left to the environment)"
+            )
+
+
+def test_the_log_event_check_sees_a_decorator_argument() -> None:
+    tree = ast.parse("@logger.inject_lambda_context(log_event=True)\ndef lambda_handler(event, context): ...\n")
+    ((line, value),) = _log_event_settings(tree)
+    assert line == 1 and isinstance(value, ast.Constant) and value.value is True
+
+
 def test_memory_and_timeouts(dev: Synth, prod: Synth) -> None:
     for synth, classify_memory in ((dev, 3008), (prod, 4096)):
         functions = functions_by_handler(synth)

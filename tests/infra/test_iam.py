@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.synth import Synth, require_node
+from tests.infra.synth import REPO_ROOT, Synth, require_node
 
 require_node()
 
@@ -170,3 +170,43 @@ def test_only_the_api_enqueues_train_requests(dev: Synth) -> None:
             role_statements(dev, role_of(properties)), "sqs"
         )
         assert sends == handler.endswith(".api.lambda_handler"), handler
+
+
+#: Every SageMaker, SES and SQS action a function's role may call, and who calls it: "code" (a
+#: boto3 call in functions/kestrel, found by its snake_case name) or the AWS service acting with
+#: the function's role, with why. A grant outside this table is a grant nobody uses.
+CALLS: dict[str, dict[str, str]] = {
+    "launcher": {
+        "sagemaker:CreateTrainingJob": "code",
+        "sagemaker:AddTags": "SageMaker authorises the Tags of CreateTrainingJob as AddTags",
+        "ses:SendEmail": "code",
+        "sqs:ReceiveMessage": "Lambda's SQS poller (the event source mapping)",
+        "sqs:DeleteMessage": "Lambda's SQS poller (the event source mapping)",
+        "sqs:GetQueueAttributes": "Lambda's SQS poller (the event source mapping)",
+    },
+    "finisher": {
+        "ses:SendEmail": "code",
+        "sqs:SendMessage": "Lambda's asynchronous invocation, to the finisher's dead-letter queue",
+    },
+    "api": {"sqs:SendMessage": "code"},
+    "authorizer": {},
+    "classify": {},
+}
+SERVICES_CHECKED = ("sagemaker", "ses", "sqs")
+
+
+def _snake(action: str) -> str:
+    name = action.split(":", 1)[1]
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_no_function_is_granted_a_call_nobody_makes(dev: Synth) -> None:
+    source = "\n".join(path.read_text() for path in sorted((REPO_ROOT / "functions" / "kestrel").rglob("*.py")))
+    for handler, (_, properties) in functions_by_handler(dev).items():
+        short = handler.split(".")[-2]
+        statements = role_statements(dev, role_of(properties))
+        granted = {action for service in SERVICES_CHECKED for action, _ in service_grants(statements, service)}
+        assert granted == set(CALLS[short]), f"{short}: granted {sorted(granted)}"
+        for action, caller in CALLS[short].items():
+            if caller == "code":
+                assert f".{_snake(action)}(" in source, f"{short}: no code calls {action}"

@@ -22,6 +22,30 @@ def test_sender_identity_uses_the_configuration_set(dev: Synth) -> None:
     )
 
 
+def test_an_existing_identity_is_left_alone_and_still_used(existing_identity: Synth) -> None:
+    """sesIdentity=existing: no AWS::SES::EmailIdentity (creating an identity that is verified
+    already fails the deploy with "already exists"); the senders keep their grant and the
+    configuration set, which the mailer names on every SendEmail."""
+    assert existing_identity.resources("AWS::SES::EmailIdentity") == {}
+    assert len(existing_identity.resources("AWS::SES::ConfigurationSet")) == 1
+    configuration_set = logical_id_of(existing_identity, "NotificationsConfigurationSet", "AWS::SES::ConfigurationSet")
+    for handler in SENDERS:
+        _, properties = functions_by_handler(existing_identity)[handler]
+        variables = properties["Environment"]["Variables"]
+        assert variables["KESTREL_MAIL_FROM"] == "kestrel@example.com"
+        assert variables["KESTREL_SES_CONFIGURATION_SET"] == {"Ref": configuration_set}
+        (statement,) = [
+            s for s in role_statements(existing_identity, role_of(properties)) if "ses:SendEmail" in s["Action"]
+        ]
+        assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": "kestrel@example.com"}}
+
+
+def test_by_default_the_stack_creates_the_identity_and_keeps_it(dev: Synth) -> None:
+    (identity,) = dev.resources("AWS::SES::EmailIdentity").values()
+    # Retained: deleting the stack, or switching it to sesIdentity=existing, leaves the sender verified.
+    assert identity["DeletionPolicy"] == identity["UpdateReplacePolicy"] == "Retain"
+
+
 def test_configuration_set_requires_tls_and_suppresses_bounces(dev: Synth) -> None:
     dev.template.has_resource_properties(
         "AWS::SES::ConfigurationSet",

@@ -98,6 +98,9 @@ def test_user_errors_are_one_line_and_exit_2(
     code, _, err = run(capsys, "token", "list", "--data-dir", str(blocker / "data"))
     assert_one_line_error(code, err, str(blocker / "data"))
 
+    code, _, err = run(capsys, "token", "keys", "--data-dir", data_dir)
+    assert_one_line_error(code, err, "AWS only")  # the local gateway has no usage plan
+
     monkeypatch.setenv("KESTREL_RUNTIME", "aws")
     monkeypatch.delenv("KESTREL_TABLE", raising=False)
     code, _, err = run(capsys, "token", "list")
@@ -134,8 +137,11 @@ def test_token_commands_work_against_the_aws_table(
     with mock_aws():
         create_table(boto3.client("dynamodb"), "cli-table")
         boto3.client("s3").create_bucket(Bucket="cli-bucket")
+        plan = boto3.client("apigateway").create_usage_plan(name="kestrel-cli")
+        monkeypatch.setenv("KESTREL_USAGE_PLAN_ID", plan["id"])
         code, out, _ = run(capsys, "token", "create", "--email", "cloud@example.com")
         assert code == 0 and TOKEN.match(out.splitlines()[-1])
+        assert len(boto3.client("apigateway").get_usage_plan_keys(usagePlanId=plan["id"])["items"]) == 1
         code, listing, _ = run(capsys, "token", "list")
         assert code == 0 and "cloud@example.com" in listing
 
@@ -218,6 +224,10 @@ def serve_process() -> Iterator[list[ServeProcess]]:
             serving.process.wait(timeout=10)
 
 
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
 def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_process: list[ServeProcess]) -> None:
     serving = ServeProcess(data_dir)
     serve_process.append(serving)
@@ -228,7 +238,10 @@ def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_pr
     assert f"{url[1]}recognition/v2/docs/" in banner and ADMIN_EMAIL in banner
     assert f'curl -H "Authorization: Token {token[1]}" {url[1]}recognition/v2/task/' in banner
 
-    response = requests.get(f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=30)
+    # The first request may wait for the API's first worker process to start (a cold start).
+    response = requests.get(
+        f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=120
+    )
     assert response.status_code == 200 and response.json()["count"] == 0
     assert serving.stop(signal.SIGTERM) == 0
     output = serving.read_until_end()
@@ -242,7 +255,9 @@ def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_pr
     assert not re.search(r"^\s+[0-9a-f]{40}\s*$", banner, re.MULTILINE)
     url = re.search(r"running at\s+(http://\S+/)", banner)
     assert url
-    response = requests.get(f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=30)
+    response = requests.get(
+        f"{url[1]}recognition/v2/task/", headers={"Authorization": f"Token {token[1]}"}, timeout=120
+    )
     assert response.status_code == 200
     assert again.stop(signal.SIGINT) == 0
 

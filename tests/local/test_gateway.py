@@ -411,39 +411,42 @@ def test_the_front_page_links_to_the_docs(serve: Callable[..., RunningServer]) -
     page = requests.get(server.url, timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert 'href="/recognition/v2/docs/"' in page.text
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert page.headers["X-Frame-Options"] == "DENY"
     head = requests.head(server.url, timeout=10)
     assert head.status_code == 200 and head.content == b""
 
 
-def test_requests_are_served_in_parallel(serve: Callable[..., RunningServer]) -> None:
-    # Each handler waits until the other one is running too: served one at a time, both time out.
-    meeting = threading.Barrier(2, timeout=5)
+def test_in_process_handlers_take_turns_like_one_execution_environment(serve: Callable[..., RunningServer]) -> None:
+    # Powertools keeps the current request in class attributes: in one process, handlers must not
+    # overlap. (Requests in parallel are the worker pool's job: tests/local/test_pool.py.)
+    running: list[int] = []
+    overlaps: list[int] = []
+    lock = threading.Lock()
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        meeting.wait()
-        time.sleep(0.2)
+        with lock:
+            running.append(1)
+            overlaps.append(len(running))
+        time.sleep(0.05)
+        with lock:
+            running.pop()
         return respond({"ok": True})
 
     server = serve(handler)
     results: list[int] = []
 
     def call() -> None:
-        results.append(
-            requests.get(
-                server.url + "recognition/v2/slow/",
-                timeout=30,
-                headers={"Authorization": f"Token {server.token}"},
-            ).status_code
-        )
+        headers = {"Authorization": f"Token {server.token}"}
+        results.append(requests.get(server.url + "recognition/v2/slow/", timeout=30, headers=headers).status_code)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=call) for _ in range(2)]
+    threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert results == [200, 200]
-    assert time.perf_counter() - started < 2  # two 0.2 s handlers overlapped
+    assert results == [200] * 4
+    assert overlaps == [1, 1, 1, 1]
 
 
 def test_tokens_and_data_survive_a_restart(tmp_path: Path) -> None:
@@ -473,3 +476,51 @@ def test_close_stops_a_server_with_open_connections(ports: Ports) -> None:
     assert time.perf_counter() - started < 5
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=2)
+
+
+# --- the public URL, and the data folder's permissions ---
+
+
+def test_links_and_signed_urls_use_the_public_url_not_the_host_header(ports: Ports) -> None:
+    public = "https://kestrel.example.com/"
+    with running_server(ports, "local", public_url=public) as server:
+        for name in ("one", "two"):
+            assert server.request("POST", "recognition/v2/label/", json={"name": name}).status_code == 201
+        spoofed = {"Host": "evil.example.net", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example.net"}
+        page = server.request("GET", "recognition/v2/label/?page_size=1", headers=spoofed).json()
+        assert page["next"].startswith("https://kestrel.example.com/recognition/v2/label/")
+        image = base64.b64encode(_png()).decode()
+        uploaded = server.request("POST", "recognition/v2/training-image/", json={"base64": image}, headers=spoofed)
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["img_path"].startswith("https://kestrel.example.com/")
+        assert "evil" not in uploaded.text and "evil" not in json.dumps(page)
+
+
+def test_without_a_public_url_links_follow_the_host_the_client_used(ports: Ports) -> None:
+    with running_server(ports, "local") as server:
+        for name in ("one", "two"):
+            server.request("POST", "recognition/v2/label/", json={"name": name})
+        page = server.request("GET", "recognition/v2/label/?page_size=1").json()
+        assert page["next"].startswith(server.url + "recognition/v2/label/")
+
+
+@pytest.mark.parametrize("url", ["ftp://x.example/", "https://x.example/kestrel/", "https://u:p@x.example/", "x"])
+def test_serve_refuses_a_public_url_that_is_not_an_origin(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--public-url", url, "--port", "0"]) == 2
+    assert "--public-url" in capsys.readouterr().err
+
+
+def test_a_new_data_folder_and_its_database_are_for_their_owner_only(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    build_ports(local_settings(data_dir))
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    assert (data_dir / "kestrel.db").stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()

@@ -105,6 +105,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         config.ENV_BUCKET: "kestrel-bucket",
         config.ENV_MAX_IMAGE_BYTES: "1000",
         config.ENV_MAX_IMAGE_PIXELS: "2000",
+        config.ENV_MAX_DECODED_BYTES: "5000",
         config.ENV_MAX_REQUEST_BYTES: "3000",
         config.ENV_URL_TTL: "60",
         config.ENV_QUEUE_URL: "https://sqs.example/queue",
@@ -119,11 +120,13 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         config.ENV_SMTP_USER: "mailer",
         config.ENV_SMTP_PASSWORD: "s3cret",
         config.ENV_CONSOLE_URL: "https://console.example.com/",
+        config.ENV_USAGE_PLAN_ID: " abc123 ",
         config.ENV_MODEL_DIR: str(tmp_path / "models"),
         config.ENV_ORT_THREADS: "4",
         config.ENV_MODEL_CACHE_SIZE: "3",
         config.ENV_FETCH_MAX_BYTES: "4096",
         config.ENV_FETCH_TIMEOUT: "2.5",
+        config.ENV_FETCH_BUDGET: "7.5",
         config.ENV_FETCH_ALLOW_HOSTS: " LocalHost. , [::1],,127.0.0.1 ",
         config.ENV_SM_ROOT: str(tmp_path / "ml"),
     }
@@ -141,9 +144,10 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert (
         settings.limits.max_image_bytes,
         settings.limits.max_image_pixels,
+        settings.limits.max_decoded_bytes,
         settings.limits.max_request_bytes,
         settings.limits.url_ttl_seconds,
-    ) == (1000, 2000, 3000, 60)
+    ) == (1000, 2000, 5000, 3000, 60)
     assert settings.training == TrainingSettings(
         queue_url="https://sqs.example/queue",
         image_uri="123.dkr.ecr/kestrel:1",
@@ -162,8 +166,12 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
     assert settings.vision == VisionSettings(model_dir=tmp_path / "models", ort_threads=4, model_cache_size=3)
     assert settings.fetch == FetchSettings(
-        max_bytes=4096, timeout_seconds=2.5, allowed_hosts=frozenset({"localhost", "::1", "127.0.0.1"})
+        max_bytes=4096,
+        timeout_seconds=2.5,
+        allowed_hosts=frozenset({"localhost", "::1", "127.0.0.1"}),
+        budget_seconds=7.5,
     )
+    assert settings.usage_plan_id == "abc123"
     assert sagemaker_root() == tmp_path / "ml"
     # The table above names every variable kestrel.config declares.
     assert sorted(values) == ENV_NAMES

@@ -61,6 +61,7 @@ SERVICE_ROLES = {
     "sqs": "the training queue",
     "sagemaker": "the training service",
     "ses": "the mail service",
+    "apigateway": "the API gateway",
 }
 
 

@@ -6,17 +6,21 @@ processes alike, and either all land or none do."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 
 class SqliteDatabase:
     def __init__(self, path: Path, schema: str) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the database holds token hashes and everyone's metadata. SQLite gives its
+        # -wal and -shm files the database file's permissions.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_owner_only(path)
         self._local = threading.local()
         self.connect().executescript(schema)
 
@@ -48,3 +52,11 @@ class SqliteDatabase:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the database file 0600 if it does not exist yet; never touch an existing one: closing
+    any descriptor of a file drops every POSIX lock this process holds on it, including SQLite's
+    (so an open-and-close on a database another connection here uses could corrupt it)."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from kestrel import __version__
 from kestrel.api import classify, images, labels, tasks, versions, workspaces
@@ -34,7 +35,6 @@ OPENAPI_SETTINGS: dict[str, Any] = {
     "version": __version__,
     "openapi_version": "3.1.0",
     "description": DESCRIPTION,
-    "servers": [Server(url="/")],
     "security_schemes": {
         "token": APIKey(
             name="Authorization",
@@ -44,6 +44,18 @@ OPENAPI_SETTINGS: dict[str, Any] = {
     },
     "security": [{"token": []}],
 }
+
+
+def base_path(event: APIGatewayProxyEvent) -> str:
+    """The path prefix in front of the API's own paths: ``/<stage>`` on an execute-api URL
+    (``https://<id>.execute-api.<region>.amazonaws.com/prod/recognition/v2/...``), where API
+    Gateway passes the path without the stage; "" on the local gateway, whose stage ("local") is
+    not part of its URLs. Powertools' Swagger page derives its server the same way."""
+    context = event.request_context
+    stage = context.stage
+    if stage and stage != "$default" and (context.path or "").startswith(f"/{stage}/"):
+        return f"/{stage}"
+    return ""
 
 
 WORKSPACE_PARAMETER: dict[str, Any] = {
@@ -56,10 +68,15 @@ WORKSPACE_PARAMETER: dict[str, Any] = {
 }
 
 
-def openapi_document_of(app: APIGatewayRestResolver) -> dict[str, Any]:
+def openapi_document_of(app: APIGatewayRestResolver, server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI document, with 204 answers declared without a body (Powertools would give
-    them an ``application/json`` null from the routes' ``Response[None]`` annotation)."""
-    document: dict[str, Any] = json.loads(app.get_openapi_json_schema(**OPENAPI_SETTINGS))
+    them an ``application/json`` null from the routes' ``Response[None]`` annotation).
+
+    ``server_url`` is where "Try it out" sends requests (relative to the document's host): "/"
+    locally and in docs/openapi.json, ``/<stage>`` behind API Gateway (see :func:`base_path`)."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(servers=[Server(url=server_url)], **OPENAPI_SETTINGS)
+    )
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             answer = operation.get("responses", {}).get("204")
@@ -128,8 +145,9 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
         return Response(
             status_code=200,
             content_type=content_types.APPLICATION_JSON,
-            body=json.dumps(openapi_document_of(app)),
+            body=json.dumps(openapi_document_of(app, base_path(app.current_event) or "/")),
         )
 
+    # No ``servers``: Powertools then takes the server from each request (the stage prefix on AWS).
     app.enable_swagger(path=DOCS_PATH, **OPENAPI_SETTINGS)
     return app

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from multipart import MultipartError, MultipartParser, parse_options_header
 
 from kestrel.domain.errors import InvalidInput
+from kestrel.domain.free_form import MAX_BODY_DEPTH, json_text_depth
 
 
 def _header(event: dict[str, Any], name: str) -> str:
@@ -25,12 +26,31 @@ def _header(event: dict[str, Any], name: str) -> str:
     return ""
 
 
-def _form_value(value: str) -> Any:
+def _too_deep(where: str) -> InvalidInput:
+    return InvalidInput(
+        f"{where} is nested more than {MAX_BODY_DEPTH} levels deep; send flatter JSON "
+        "(meta_data keeps at most 8 levels)"
+    )
+
+
+def check_depth(text: str, where: str) -> None:
+    """Refuse (400) JSON text nested deeper than any request needs, before anything parses it:
+    Python's parser recurses, and 100,000 levels would end in a RecursionError (a 500)."""
+    if json_text_depth(text, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        raise _too_deep(where)
+
+
+def parse_json(text: str, where: str) -> Any:
+    check_depth(text, where)
+    return json.loads(text)
+
+
+def _form_value(name: str, value: str) -> Any:
     # Structured fields (meta_data, labels) arrive as JSON text inside a form.
     stripped = value.strip()
     if stripped[:1] in ("{", "["):
         try:
-            return json.loads(stripped)
+            return parse_json(stripped, f"form field '{name}'")
         except ValueError:
             return value
     return value
@@ -63,7 +83,7 @@ def normalise_body(event: dict[str, Any]) -> dict[str, Any]:
     content_type = content_type.lower()
     if content_type == "application/x-www-form-urlencoded":
         text = raw_body(event).decode("utf-8", errors="replace")
-        fields = _collect([(k, _form_value(v)) for k, v in parse_qsl(text, keep_blank_values=True)])
+        fields = _collect([(k, _form_value(k, v)) for k, v in parse_qsl(text, keep_blank_values=True)])
         return _with_json(event, fields)
     if content_type == "multipart/form-data":
         boundary = options.get("boundary")
@@ -84,15 +104,24 @@ def normalise_body(event: dict[str, Any]) -> dict[str, Any]:
                 if part.filename is not None:
                     pairs.append((part.name, base64.b64encode(part.raw).decode("ascii")))
                 else:
-                    pairs.append((part.name, _form_value(part.value)))
+                    pairs.append((part.name, _form_value(part.name, part.value)))
         except MultipartError as error:
             raise InvalidInput(f"the multipart body cannot be read: {error}") from None
         return _with_json(event, _collect(pairs))
     if event.get("isBase64Encoded") and content_type in ("", "application/json", "text/plain"):
-        return _with_json_text(event, raw_body(event).decode("utf-8", errors="replace"))
+        return _checked_json(_with_json_text(event, raw_body(event).decode("utf-8", errors="replace")))
     if (event.get("body") or "").strip() in ("", "null"):
         # No body at all (the ximilar client posts None to train/): treat as an empty object.
         return _with_json_text(event, "{}" if event.get("httpMethod") in ("POST", "PUT", "PATCH") else "")
+    return _checked_json(event)
+
+
+def _checked_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The event unchanged, once its JSON body is known not to be a depth bomb. Invalid JSON
+    passes on: the route's validation answers it with its own 400."""
+    body = event.get("body")
+    if isinstance(body, str):
+        check_depth(body, "the JSON body")
     return event
 
 

@@ -23,7 +23,7 @@ from kestrel.domain.errors import InvalidInput, KestrelError
 from kestrel.store.tasks import get_task
 from kestrel.store.version_files import model_prefix
 from kestrel.store.versions import get_model_by_version
-from kestrel.urlfetch.fetch import FetchPolicy, FetchRefused, fetch_image_bytes
+from kestrel.urlfetch.fetch import Deadline, FetchPolicy, FetchRefused, fetch_image_bytes
 from kestrel.vision.imagefile import ImageRejected, displayed_size
 from kestrel.vision.preprocess import preprocess
 
@@ -72,17 +72,22 @@ def model_cache() -> Any:
     return _cache
 
 
-def _prepare(record: dict[str, Any], max_pixels: int) -> Prepared:
-    """The record's image, fetched or decoded and preprocessed, or why it cannot be."""
+def _prepare(record: dict[str, Any], max_pixels: int, policy: FetchPolicy, budget: Deadline) -> Prepared:
+    """The record's image, fetched (within the request's shared ``budget``) or decoded and
+    preprocessed, or why it cannot be."""
     try:
         if isinstance(record.get("_base64"), str) and record["_base64"]:
             data = decode_base64_image(record["_base64"])
         elif isinstance(record.get("_url"), str) and record["_url"]:
-            data = fetch_image_bytes(record["_url"], FetchPolicy.from_settings(current_ports().settings.fetch))
+            data = fetch_image_bytes(record["_url"], policy, budget)
         else:
             return Prepared(code=400, text="the record needs '_url' or '_base64'")
         # preprocess proves the bytes are a whole image; the size then comes from the header.
-        pixels = preprocess(data, max_pixels=max_pixels)
+        # Decoded at the size the model needs; big decodes wait for one of the process's few
+        # slots (vision.imagefile.FULL_SIZE_DECODES), so ten huge records never sit in memory at once.
+        pixels = preprocess(
+            data, max_pixels=max_pixels, max_decoded_bytes=current_ports().settings.limits.max_decoded_bytes
+        )
         width, height = displayed_size(data)
         return Prepared(pixels, width, height)
     except FetchRefused as refused:
@@ -120,8 +125,10 @@ def classify(body: ClassifyRequest) -> dict[str, Any]:
     model = model_cache().get(model_prefix(scope.owner_id, model_info.id))
 
     max_pixels = scope.ports.settings.limits.max_image_pixels
+    policy = FetchPolicy.from_settings(scope.ports.settings.fetch)
+    budget = policy.request_budget()  # all the URLs of this request together, not each one
     with ThreadPoolExecutor(max_workers=min(4, len(body.records))) as pool:
-        prepared = list(pool.map(lambda record: _prepare(record, max_pixels), body.records))
+        prepared = list(pool.map(lambda record: _prepare(record, max_pixels, policy, budget), body.records))
     good = [index for index, item in enumerate(prepared) if item.pixels is not None]
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if good:

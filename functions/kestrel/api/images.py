@@ -29,7 +29,9 @@ from kestrel.domain.entities import new_id
 from kestrel.domain.errors import InvalidInput, TooLarge
 from kestrel.ports.blobs import BlobNotFound
 from kestrel.store import images, keys
-from kestrel.store.images import ImageFilter, UploadLimits
+from kestrel.store.images import ImageFilter
+from kestrel.usecases.uploads import UploadLimits
+from kestrel.usecases.uploads import upload_image as check_and_store
 
 router = APIGatewayRouter()
 BASE = "/recognition/v2/training-image"
@@ -90,12 +92,12 @@ def upload_image(body: ImageUpload) -> dict[str, Any]:
         data = _read_upload(scope, upload_key, body.upload_id, limits.max_image_bytes)
     else:
         data = decode_base64_image(body.base64 or body.img_path or "")
-    image = images.add_image(
+    image = check_and_store(
         scope.ports.items,
         scope.ports.blobs,
         scope.space,
         data,
-        UploadLimits(max_bytes=limits.max_image_bytes, max_pixels=limits.max_image_pixels),
+        UploadLimits(limits.max_image_bytes, limits.max_image_pixels, limits.max_decoded_bytes),
         label_ids=body.labels,
         meta_data=body.meta_data,
         test_image=body.test_image,

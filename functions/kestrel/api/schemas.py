@@ -4,12 +4,53 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from kestrel.domain.entities import ID_PATTERN, LabelType, TaskType
+from kestrel.domain.free_form import (
+    MAX_META_BYTES,
+    MAX_META_DEPTH,
+    meta_data_problem,
+    single_line_problem,
+    text_problem,
+)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Text = Annotated[str, StringConstraints(max_length=10_000)]
+
+def _single_line(value: str) -> str:
+    """Names go into mail subjects and headers: one line, no control characters."""
+    problem = single_line_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("control_characters", problem)
+    return value
+
+
+def _plain_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("control_characters", problem)
+    return value
+
+
+def _bounded_meta_data(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    problem = meta_data_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("meta_data_bounds", problem)
+    return value
+
+
+#: Every name (task, label, output name): trimmed, 1-255 characters, a single line.
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_single_line)
+]
+OptionalName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_single_line)]
+Text = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_plain_text)]
+#: An image's own data: a JSON object, bounded in depth and size (checked before it is stored).
+MetaData = Annotated[
+    dict[str, Any] | None,
+    AfterValidator(_bounded_meta_data),
+    Field(description=f"any JSON object, at most {MAX_META_DEPTH} levels deep and {MAX_META_BYTES // 1024} KB as JSON"),
+]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 #: The id of an upload made through training-image/upload-url/: always one Kestrel issued (a UUID),
 #: and it becomes part of a file name, so nothing else is let through.
@@ -49,7 +90,7 @@ class LabelCreate(Request):
     name: Name
     type: LabelType = LabelType.CATEGORY
     description: Text | None = None
-    output_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
+    output_name: OptionalName | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "forest", "type": "category"}]})
 
@@ -58,7 +99,7 @@ class LabelUpdate(Request):
     name: Name | None = None
     type: LabelType | None = None
     description: Text | None = None
-    output_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = None
+    output_name: OptionalName | None = None
 
 
 class ImageUpload(Request):
@@ -67,14 +108,14 @@ class ImageUpload(Request):
     upload_id: UploadId | None = Field(None, description="an upload made through training-image/upload-url/")
     noresize: bool = False
     test_image: bool = Field(False, description="always keep this image in the evaluation part")
-    meta_data: dict[str, Any] | None = None
+    meta_data: MetaData = None
     labels: list[Id] | None = Field(None, description="label ids to put on the image at once")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"base64": "iVBORw0KGgo...", "labels": []}]})
 
 
 class ImageUpdate(Request):
-    meta_data: dict[str, Any] | None = None
+    meta_data: MetaData = None
     test_image: bool | None = None
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
 
 from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
@@ -26,12 +28,13 @@ from kestrel.cli import workspaces as cli_workspaces
 from kestrel.cli.client import ClientError as HttpClientError
 from kestrel.cli.common import CliError, add_connection_options
 from kestrel.composition import Ports, build_ports
-from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, Settings
+from kestrel.config import ENV_DATA_DIR, ENV_RUNTIME, ENV_USAGE_PLAN_ID, Settings
 from kestrel.domain.errors import KestrelError
 from kestrel.store.accounts import (
     TokenInfo,
     create_token,
     ensure_owner,
+    give_usage_keys,
     has_owners,
     list_tokens,
     revoke_token,
@@ -92,7 +95,7 @@ def _ports(settings: Settings) -> Ports:
     if settings.runtime == "local":
         folder = settings.data_dir
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise CliError(f"cannot use {folder} as the data folder: {error.strerror or error}") from None
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -109,9 +112,47 @@ def _ports(settings: Settings) -> Ports:
 def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one")
-    parser.add_argument("--threads", type=int, default=8, help="requests served in parallel (default: 8)")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="HTTP front threads that parse, queue and answer requests (default: 8)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="worker processes per function (classify, API), each answering one request at a time "
+        "like a Lambda execution environment (default: one a core, at least 2)",
+    )
+    parser.add_argument(
+        "--public-url",
+        type=_public_url,
+        default=None,
+        metavar="URL",
+        help="the URL clients reach this server at (e.g. https://kestrel.example.com/): links in answers "
+        "and signed URLs are built from it, never from a request's Host header",
+    )
     parser.add_argument("--no-worker", action="store_true", help="do not train here (run `kestrel worker` instead)")
     _add_data_dir(parser)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _public_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(
+            f"must be an origin such as https://kestrel.example.com/ (scheme and host, no path), not {text!r}"
+        )
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise argparse.ArgumentTypeError(f"must have no user, query or fragment: {text!r}")
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def _bootstrap_admin(ports: Ports) -> tuple[str, TokenInfo] | None:
@@ -153,30 +194,41 @@ def _print_banner(url: str, settings: Settings, created: tuple[str, TokenInfo] |
     print("\n".join(lines), flush=True)
 
 
+def _warm_up(gateway: Any) -> None:
+    try:
+        gateway.warm_up()
+    except Exception:
+        # Keep serving (the docs and the front page may still work); the log says what is broken.
+        logger.exception("a handler failed to load; its requests will answer 500")
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from kestrel.local.gateway import make_server  # waitress is only needed here
+    from kestrel.local.gateway import default_workers, make_server  # waitress is only needed here
+    from kestrel.local.powertools import quiet_local_powertools
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_local_powertools()
     settings = _settings(args)
     ports = _ports(settings)
+    workers = args.workers or default_workers()
     try:
-        server = make_server(ports, host=args.host, port=args.port, threads=args.threads)
+        server = make_server(
+            ports, host=args.host, port=args.port, threads=args.threads, workers=workers, public_url=args.public_url
+        )
     except OSError as error:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     # After binding, so a busy port does not leave behind a token nobody saw.
     created = _bootstrap_admin(ports) if settings.runtime == "local" else None
-    try:
-        server.gateway.warm_up()
-    except Exception:
-        # Keep serving (the docs and the front page may still work); the log says what is broken.
-        logger.exception("a handler failed to load; its requests will answer 500")
+    # Each function's first worker starts while the server already listens: a request that comes
+    # first waits for it, as for a Lambda cold start.
+    threading.Thread(target=_warm_up, args=(server.gateway,), name="warm-up", daemon=True).start()
     worker = None
     if settings.runtime == "local" and not args.no_worker:
         from kestrel.local.worker import LocalWorker
 
         worker = LocalWorker(ports)
         worker.start()
-    _print_banner(server.url, settings, created)
+    _print_banner(args.public_url or server.url, settings, created)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         logger.info("received %s, shutting down", signal.Signals(signum).name)
@@ -224,13 +276,34 @@ def _configure_token_create(parser: argparse.ArgumentParser) -> None:
     _add_data_dir(parser)
 
 
+def _check_metering(ports: Ports) -> None:
+    """On AWS every request needs its owner's API key in the stack's usage plan."""
+    if ports.settings.runtime == "aws" and ports.usage_keys is None:
+        raise CliError(
+            f"on AWS each owner needs an API key in the stack's usage plan: set {ENV_USAGE_PLAN_ID} "
+            "to the stack output UsagePlanId (docs/operations.md, 'The first API token')"
+        )
+
+
 def _token_create(args: argparse.Namespace) -> int:
     ports = _ports(_settings(args))
+    _check_metering(ports)
     owner = ensure_owner(ports.items, args.email)
-    token, info = create_token(ports.items, owner, args.name)
+    token, info = create_token(ports.items, owner, args.name, ports.usage_keys)
     print(f"Created token {info.token_id} ({info.name}) for {info.email}.")
     print("It is shown only this once. Send it as the header 'Authorization: Token <token>':")
     print(token)  # alone on the last line: TOKEN=$(kestrel token create ... | tail -1)
+    return 0
+
+
+def _token_keys(args: argparse.Namespace) -> int:
+    ports = _ports(_settings(args))
+    _check_metering(ports)
+    if ports.usage_keys is None:
+        raise CliError(f"usage keys exist on AWS only ({ENV_RUNTIME}=aws); the local gateway meters nothing")
+    created, updated = give_usage_keys(ports.items, ports.usage_keys)
+    plan = ports.settings.usage_plan_id
+    print(f"{created} owner(s) got an API key in usage plan {plan}; {updated} token(s) now name their owner's key.")
     return 0
 
 
@@ -270,6 +343,13 @@ COMMANDS: list[Command] = [
             Command("create", "create an API token (and its owner if new)", _configure_token_create, _token_create),
             Command("list", "list tokens (ids, owners, names; never the tokens)", _add_data_dir, _token_list),
             Command("revoke", "revoke a token by id", _configure_token_revoke, _token_revoke),
+            Command(
+                "keys",
+                "AWS: give every owner an API key in the usage plan and name it on their tokens "
+                "(once, after upgrading a stack deployed before per-owner limits)",
+                _add_data_dir,
+                _token_keys,
+            ),
         ),
     ),
     # These talk HTTP to any Kestrel API (--endpoint, --token): local or deployed.

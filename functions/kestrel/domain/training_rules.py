@@ -75,3 +75,9 @@ def split(images: Sequence[SplitImage], test_fraction: float = TEST_FRACTION, se
         for index, image_id in enumerate(members):
             result[image_id] = "test" if index < n_test else "train"
     return result
+
+
+#: The failure reason when what went wrong is not the owner's to fix: the log has the details.
+UNEXPECTED_FAILURE = (
+    "the training job failed unexpectedly; train again, and if it fails again ask the operator to check the log"
+)

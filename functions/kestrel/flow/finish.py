@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from kestrel.domain.card_summary import summarise
 from kestrel.domain.errors import NotFound
 from kestrel.flow import mails
+from kestrel.flow.reasons import for_people
 from kestrel.ports import Ports
 from kestrel.ports.blobs import BlobNotFound
 from kestrel.store.lifecycle import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
@@ -78,9 +79,16 @@ def finish(ports: Ports, event: dict[str, Any]) -> str | None:
         try:
             outcome = "Trained" if _complete(ports, ref, detail) else None
         except BadArtefact as error:
-            outcome = "Failed" if mark_failed(ports.items, ref, str(error)) else None
+            logger.error(
+                "the job's output is unusable", extra={"job": name, "model_id": ref.model_id, "error": str(error)}
+            )
+            reason = "the training job's output could not be read; train again"
+            outcome = "Failed" if mark_failed(ports.items, ref, reason) else None
     else:
-        reason = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
+        raw = str(detail.get("FailureReason") or f"the training job was {status.lower()}")
+        reason = for_people(raw)
+        if reason != raw:  # the owner reads the plain version; the log keeps what the service said
+            logger.warning("training failure reason", extra={"job": name, "model_id": ref.model_id, "raw": raw})
         outcome = "Failed" if mark_failed(ports.items, ref, reason) else None
     if outcome is None:
         logger.info("repeated event: nothing changed", extra={"model_id": ref.model_id})

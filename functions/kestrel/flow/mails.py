@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kestrel.domain.entities import Model, TrainStatus
+from kestrel.domain.free_form import one_line
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
 from kestrel.ports.items import ItemStore
@@ -34,6 +35,11 @@ metrics = Metrics(namespace="Kestrel")
 METRIC_NOT_SENT = "MailNotSent"
 
 
+def _name(model: Model) -> str:
+    """The task's name as a mail shows it: one line, even for a name stored before names were checked."""
+    return one_line(model.task_name, 80)
+
+
 def _link(console_url: str, model: Model) -> str:
     return f"{console_url.rstrip('/')}/#/tasks/{model.task_id}/models"
 
@@ -41,9 +47,9 @@ def _link(console_url: str, model: Model) -> str:
 def started(to: str, model: Model, images: int, console_url: str) -> Mail:
     return Mail(
         to=to,
-        subject=f"Kestrel: training started for '{model.task_name}' version {model.version}",
+        subject=f"Kestrel: training started for '{_name(model)}' version {model.version}",
         body=(
-            f"Training of version {model.version} of your task '{model.task_name}' has started "
+            f"Training of version {model.version} of your task '{_name(model)}' has started "
             f"on {images} images.\n\nYou will get another email when it ends. Follow it here:\n"
             f"{_link(console_url, model)}\n"
         ),
@@ -55,9 +61,9 @@ def finished(to: str, model: Model, console_url: str, deployed: bool) -> Mail:
     where = "It is now the task's production version." if deployed else "Deploy it from the console when ready."
     return Mail(
         to=to,
-        subject=f"Kestrel: '{model.task_name}' version {model.version} trained, accuracy {accuracy}",
+        subject=f"Kestrel: '{_name(model)}' version {model.version} trained, accuracy {accuracy}",
         body=(
-            f"Version {model.version} of your task '{model.task_name}' finished training with "
+            f"Version {model.version} of your task '{_name(model)}' finished training with "
             f"accuracy {accuracy} on its test images.\n{where}\n\nThe evaluation: {_link(console_url, model)}\n"
         ),
     )
@@ -66,9 +72,9 @@ def finished(to: str, model: Model, console_url: str, deployed: bool) -> Mail:
 def failed(to: str, model: Model, reason: str, console_url: str) -> Mail:
     return Mail(
         to=to,
-        subject=f"Kestrel: training of '{model.task_name}' version {model.version} failed",
+        subject=f"Kestrel: training of '{_name(model)}' version {model.version} failed",
         body=(
-            f"Training of version {model.version} of your task '{model.task_name}' failed:\n\n"
+            f"Training of version {model.version} of your task '{_name(model)}' failed:\n\n"
             f"    {reason}\n\nThe production version is unchanged. Details: {_link(console_url, model)}\n"
         ),
     )

@@ -1,8 +1,10 @@
 """Lambda authorizer (REQUEST type): ``Authorization: Token <key>`` -> the owner id.
 
 API Gateway caches the policy per Authorization header, so the policy allows the whole API;
-the api handler reads the owner from ``requestContext.authorizer.owner_id``. The local gateway
-calls this same function before every authenticated request."""
+the api handler reads the owner from ``requestContext.authorizer.owner_id``. On AWS the answer
+also carries ``usageIdentifierKey``, the owner's API key in the usage plan (the API's key source
+is AUTHORIZER): API Gateway meters the owner's rate, burst and monthly quota by it. The local
+gateway calls this same function before every authenticated request (and meters nothing)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
 from kestrel.domain.errors import Unauthenticated
-from kestrel.store.accounts import authenticate
+from kestrel.store.accounts import identify
 
 logger = Logger(service="kestrel-authorizer")
 tracer = Tracer(service="kestrel-authorizer")
@@ -45,10 +47,11 @@ def _api_arn(method_arn: str) -> str:
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
     """The IAM policy for this request, or ``Unauthorized`` with a reason for humans."""
     try:
-        owner_id = authenticate(get_ports().items, _header(event, "authorization"))
+        caller = identify(get_ports().items, _header(event, "authorization"))
     except Unauthenticated as error:
         raise Unauthorized(error.detail) from None
-    return {
+    owner_id = caller.owner_id
+    answer: dict[str, Any] = {
         "principalId": owner_id,
         "policyDocument": {
             "Version": "2012-10-17",
@@ -62,6 +65,9 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         },
         "context": {"owner_id": owner_id},
     }
+    if caller.usage_key is not None:
+        answer["usageIdentifierKey"] = caller.usage_key
+    return answer
 
 
 @logger.inject_lambda_context

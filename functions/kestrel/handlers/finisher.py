@@ -16,7 +16,8 @@ tracer = Tracer(service="kestrel-finisher")
 metrics = Metrics(namespace="Kestrel", service="finisher")
 
 
-@logger.inject_lambda_context(log_event=True)
+# log_event is left to POWERTOOLS_LOGGER_LOG_EVENT (the stack sets it to false for every function).
+@logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +18,9 @@ from kestrel.domain.errors import KestrelError
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 # Powertools keeps the request being resolved in class attributes (BaseRouter.current_event) and in
-# the app's context dict. On Lambda an execution environment runs one request at a time; the local
-# gateway serves requests from several threads, so resolving is serialised here, process-wide (all
-# apps share those class attributes). Reading bodies and sending answers still runs in parallel.
-_RESOLVING = threading.Lock()
+# the app's context dict, so a process resolves one request at a time: on Lambda an execution
+# environment does; the local gateway runs each request in a worker process of its own
+# (kestrel.local.pool) or, in process, one at a time (kestrel.local.execution).
 
 
 def http_entry_point(service: str) -> Handler:
@@ -40,8 +38,7 @@ def http_entry_point(service: str) -> Handler:
             event = normalise_body(event)
         except KestrelError as error:
             return proxy_error(400, error.detail)
-        with _RESOLVING:
-            response: dict[str, Any] = app.resolve(event, context)
+        response: dict[str, Any] = app.resolve(event, context)
         metrics.add_metric(name=f"Http{int(response['statusCode']) // 100}xx", unit=MetricUnit.Count, value=1)
         return response
 

@@ -17,6 +17,7 @@ import traceback
 
 from kestrel.composition import build_ports
 from kestrel.config import Settings, sagemaker_root
+from kestrel.training.failures import reason_for
 from kestrel.training.job import train
 
 
@@ -35,10 +36,14 @@ def main() -> int:
         (model_dir / "model.onnx").write_bytes(result.model)
         (model_dir / "card.json").write_text(json.dumps(result.card, indent=1))
     except Exception as error:  # noqa: BLE001 - the job's last word: SageMaker reads output/failure
+        # The details go to the job's log (the worker and CloudWatch tag it with the job's name);
+        # output/failure becomes the version's failure_reason, which the owner reads.
         traceback.print_exc()
+        reason = reason_for(error)
+        _say(f"training failed: {reason} (details: the traceback above)")
         failure = root / "output" / "failure"
         failure.parent.mkdir(parents=True, exist_ok=True)
-        failure.write_text(f"{type(error).__name__}: {error}"[:1000])
+        failure.write_text(reason[:1000])
         return 1
     return 0
 

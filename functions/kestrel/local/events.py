@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 #: The deployed API routes everything through one greedy proxy resource.
 PROXY_RESOURCE = "/{proxy+}"
@@ -289,3 +289,21 @@ def wsgi_response(response: Any) -> tuple[str, list[tuple[str, str]], bytes]:
 def decoded_query(environ: Mapping[str, Any]) -> dict[str, str]:
     """The query string as a dict (last value wins), for the gateway's own routes."""
     return dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
+
+
+def with_public_origin(event: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """The event as API Gateway builds it behind its own domain: ``Host``, the forwarded scheme and
+    port (what handlers build ``next`` links and signed URLs from) are the configured public URL's,
+    whatever ``Host`` the client sent."""
+    parts = urlsplit(public_url)
+    scheme = parts.scheme or "http"
+    host = parts.netloc
+    domain_name, host_port = _split_host(host)
+    headers = event["headers"]
+    headers["Host"] = host
+    headers["X-Forwarded-Proto"] = scheme
+    headers["X-Forwarded-Port"] = host_port or _DEFAULT_PORTS.get(scheme, "")
+    event["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
+    event["requestContext"]["domainName"] = domain_name
+    event["requestContext"]["domainPrefix"] = domain_name.split(".", 1)[0]
+    return event

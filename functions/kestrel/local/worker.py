@@ -253,7 +253,9 @@ class LocalWorker:
         if failure.is_file() and failure.read_text().strip():
             reason = failure.read_text().strip()
         else:
-            reason = f"the training process exited with code {code}: " + " | ".join(tail[-3:])
+            # Its last lines are log, not a reason for the owner: they go to the log only.
+            logger.error("the training process died without a reason", extra={"job": name, "code": code, "tail": tail})
+            reason = f"the training process stopped unexpectedly (exit code {code}); train again"
         return job_event(name, "Failed", reason=reason)
 
     def _report(self, name: str, event: dict[str, Any], status: str) -> None:

@@ -12,6 +12,7 @@ from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ItemStore
 from kestrel.ports.jobs import JobLauncher, TrainQueue
 from kestrel.ports.mail import Mailer
+from kestrel.ports.usage import UsageKeys
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class Ports:
     queue: TrainQueue
     launcher: JobLauncher
     mailer: Mailer
+    #: API keys in the API's usage plan: on AWS when KESTREL_USAGE_PLAN_ID is set (the operator's
+    #: ``kestrel token`` commands); None in the functions and in the local runtime.
+    usage_keys: UsageKeys | None = None
 
 
 __all__ = ["Ports"]

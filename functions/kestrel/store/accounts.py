@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from kestrel.domain.entities import Owner, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound, Unauthenticated
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.ports.usage import UsageKeys
 from kestrel.store import keys
 
 # Dotless domains are allowed: the first local account is admin@localhost.
@@ -21,6 +22,15 @@ _TOKEN = re.compile(r"^[0-9a-f]{40}$")
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a valid token belongs to, and the usage-plan key that meters them (None locally, and
+    for a token made before its owner had one: ``kestrel token keys`` gives them one)."""
+
+    owner_id: str
+    usage_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,69 @@ def has_owners(store: ItemStore) -> bool:
     return next(iter(store.query(keys.OWNERS_PK, limit=1)), None) is not None
 
 
-def create_token(store: ItemStore, owner: Owner, name: str = "") -> tuple[str, TokenInfo]:
-    """A new random token for ``owner``: (the token, shown once; what is stored about it)."""
+def ensure_usage_key(store: ItemStore, usage_keys: UsageKeys, owner_id: str) -> str:
+    """The value of the owner's API key in the usage plan, created on first need.
+
+    One key per owner, so all of an owner's tokens share one rate, burst and monthly quota. Two
+    runs racing for the same new owner both create a key; the table keeps the first, and the
+    other run deletes its own (an extra key in the plan would meter nobody, but clutters it)."""
+    existing = store.get(keys.usage_key_key(owner_id))
+    if existing is not None:
+        return str(existing["value"])
+    created = usage_keys.create_key(owner_id)
+    item = {
+        PK: keys.usage_key_key(owner_id)[0],
+        SK: keys.usage_key_key(owner_id)[1],
+        "key_id": created.key_id,
+        "value": created.value,
+        "created": now_iso(),
+    }
+    try:
+        store.put(item, Condition(exists=False))
+    except ConditionFailed:
+        usage_keys.delete_key(created.key_id)
+        winner = store.get(keys.usage_key_key(owner_id))
+        assert winner is not None  # the condition failed because it exists
+        return str(winner["value"])
+    except BaseException:
+        # The write may have happened before the failure: keep the key if the table names it.
+        stored = store.get(keys.usage_key_key(owner_id))
+        if stored is None or stored["key_id"] != created.key_id:
+            usage_keys.delete_key(created.key_id)
+        raise
+    return created.value
+
+
+def give_usage_keys(store: ItemStore, usage_keys: UsageKeys) -> tuple[int, int]:
+    """Every owner gets a usage key and each of their tokens names it (tokens made before the
+    stack metered owners have none, and API Gateway refuses their requests with 403 until then).
+    Safe to run again; returns (keys created, tokens updated)."""
+    created = updated = 0
+    for owner_item in store.query(keys.OWNERS_PK):
+        owner_id = str(owner_item[SK])
+        had_key = store.get(keys.usage_key_key(owner_id)) is not None
+        value = ensure_usage_key(store, usage_keys, owner_id)
+        created += not had_key
+        for ref in store.query(keys.owner_pk(owner_id), "K#"):
+            token = store.get(keys.token_key(ref["token_hash"]))
+            if token is None or token.get("usage_key") == value:
+                continue
+            try:
+                store.update(Update(keys.token_key(ref["token_hash"]), set={"usage_key": value}))
+            except ConditionFailed:
+                continue  # revoked meanwhile
+            updated += 1
+    return created, updated
+
+
+def create_token(
+    store: ItemStore, owner: Owner, name: str = "", usage_keys: UsageKeys | None = None
+) -> tuple[str, TokenInfo]:
+    """A new random token for ``owner``: (the token, shown once; what is stored about it).
+
+    With ``usage_keys`` (AWS) the owner gets their API key in the usage plan first (once), and
+    the token item names it: the authorizer hands it to API Gateway for every request."""
+    usage_key = ensure_usage_key(store, usage_keys, owner.id) if usage_keys is not None else None
     token = secrets.token_hex(20)
     info = TokenInfo(
         token_id=secrets.token_hex(4),
@@ -100,10 +171,11 @@ def create_token(store: ItemStore, owner: Owner, name: str = "") -> tuple[str, T
         "created": info.created,
         "token_hash": token_hash,
     }
+    metering = {"usage_key": usage_key} if usage_key else {}
     store.transact(
         [
             Put(
-                {PK: keys.token_key(token_hash)[0], SK: keys.token_key(token_hash)[1], **fields},
+                {PK: keys.token_key(token_hash)[0], SK: keys.token_key(token_hash)[1], **fields, **metering},
                 Condition(exists=False),
             ),
             Put(
@@ -157,6 +229,11 @@ def parse_authorization(header: str | None) -> str:
 
 def authenticate(store: ItemStore, header: str | None) -> str:
     """The owner id that the header's token belongs to."""
+    return identify(store, header).owner_id
+
+
+def identify(store: ItemStore, header: str | None) -> Caller:
+    """Who the header's token belongs to (one read: the token item names the usage key too)."""
     token = parse_authorization(header)
     if not _TOKEN.match(token):
         raise Unauthenticated("Invalid token: it is not a Kestrel API token (40 hexadecimal characters)")
@@ -165,4 +242,5 @@ def authenticate(store: ItemStore, header: str | None) -> str:
     # The lookup is by hash; compare again in constant time so no timing reveals a near match.
     if item is None or not hmac.compare_digest(item["token_hash"], token_hash):
         raise Unauthenticated("Invalid token: it is unknown or was revoked")
-    return str(item["owner_id"])
+    usage_key = item.get("usage_key")
+    return Caller(owner_id=str(item["owner_id"]), usage_key=str(usage_key) if usage_key else None)

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from kestrel.domain.entities import TrainingImage, default_workspace_id, new_id, now_iso
-from kestrel.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
+from kestrel.domain.errors import Conflict, InvalidInput, NotFound
 from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
+from kestrel.store.checks import check_meta_data
 from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label, get_labels
 from kestrel.store.paging import Page, PageRequest, paginate
 from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
-from kestrel.vision.imagefile import ImageRejected, describe, make_thumbnail, open_image
 
 IMAGE_PREFIX = "I#"
 
@@ -53,9 +53,26 @@ def get_image(store: ItemStore, space: Space, image_id: str) -> TrainingImage:
 
 
 @dataclass(frozen=True)
-class UploadLimits:
-    max_bytes: int
-    max_pixels: int
+class CheckedImage:
+    """Bytes proven to be an accepted image (by the caller: the store does not decode images)."""
+
+    data: bytes
+    content_hash: str
+    format: str
+    mime: str
+    width: int
+    height: int
+    thumbnail: bytes  # a JPEG
+
+
+def content_hash_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def find_duplicate(store: ItemStore, space: Space, content_hash: str) -> str | None:
+    """The id of the owner's image with these bytes, if there is one."""
+    existing = store.get(keys.content_key(space, content_hash))
+    return None if existing is None else str(existing["image_id"])
 
 
 #: Labels one training image may carry. Recording an image with its labels is one transaction of
@@ -74,32 +91,22 @@ def add_image(
     store: ItemStore,
     blobs: BlobStore,
     space: Space,
-    data: bytes,
-    limits: UploadLimits,
+    checked: CheckedImage,
     *,
     label_ids: list[str] | None = None,
     meta_data: dict[str, Any] | None = None,
     test_image: bool = False,
     noresize: bool = False,
 ) -> TrainingImage:
-    """Validate, store the bytes and a thumbnail, then record the image (with its labels) at once."""
-    if len(data) > limits.max_bytes:
-        raise TooLarge(
-            f"the image is {len(data):,} bytes, over the limit of {limits.max_bytes:,} bytes; compress or scale it down"
-        )
+    """Store the bytes and the thumbnail, then record the image (with its labels) at once."""
+    check_meta_data(meta_data)
     unique_labels = list(dict.fromkeys(label_ids or []))
     if len(unique_labels) > MAX_LABELS_PER_IMAGE:
         raise _too_many_labels(len(unique_labels))  # before anything is stored
-    content_hash = hashlib.sha256(data).hexdigest()
-    existing = store.get(keys.content_key(space, content_hash))
-    if existing is not None:
-        raise Conflict(duplicate_detail(str(existing["image_id"])))
-    try:
-        opened = open_image(data, limits.max_pixels)  # decoded once, for both
-        info = describe(opened)
-        thumbnail = make_thumbnail(opened)
-    except ImageRejected as rejected:
-        raise InvalidInput(f"not a usable image: {rejected}") from None
+    data, content_hash = checked.data, checked.content_hash
+    duplicate = find_duplicate(store, space, content_hash)
+    if duplicate is not None:
+        raise Conflict(duplicate_detail(duplicate))
     labels = [get_label(store, space, label_id) for label_id in unique_labels]
 
     image = TrainingImage(
@@ -108,9 +115,9 @@ def add_image(
         workspace_id=space.workspace_id,
         created=now_iso(),
         content_hash=content_hash,
-        format=info.format,
-        width=info.width,
-        height=info.height,
+        format=checked.format,
+        width=checked.width,
+        height=checked.height,
         size_bytes=len(data),
         meta_data=dict(meta_data or {}),
         test_image=test_image,
@@ -119,8 +126,8 @@ def add_image(
     image.label_ids = {label.id: image.created for label in labels}
     # Bytes first: an item that is visible always has its files; a crash in between leaves only
     # unreferenced blobs, never a record pointing at nothing.
-    blobs.put(keys.image_blob(space.owner_id, image.id), data, info.mime)
-    blobs.put(keys.thumb_blob(space.owner_id, image.id), thumbnail, "image/jpeg")
+    blobs.put(keys.image_blob(space.owner_id, image.id), data, checked.mime)
+    blobs.put(keys.thumb_blob(space.owner_id, image.id), checked.thumbnail, "image/jpeg")
     pk, sk = keys.image_key(space, image.id)
     item = {
         PK: pk,
@@ -131,10 +138,10 @@ def add_image(
         "workspace": space.workspace_id,
         "created": image.created,
         "content_hash": content_hash,
-        "format": info.format,
-        "mime": info.mime,
-        "width": info.width,
-        "height": info.height,
+        "format": checked.format,
+        "mime": checked.mime,
+        "width": checked.width,
+        "height": checked.height,
         "size_bytes": len(data),
         "labels": dict(image.label_ids),
         "meta_data": image.meta_data,
@@ -233,6 +240,8 @@ def remove_label_from_image(store: ItemStore, space: Space, image_id: str, label
 
 
 def update_image(store: ItemStore, space: Space, image_id: str, changes: dict[str, Any]) -> TrainingImage:
+    if "meta_data" in changes:
+        check_meta_data(changes["meta_data"])
     try:
         item = store.update(Update(keys.image_key(space, image_id), set=changes, condition=Condition(exists=True)))
     except ConditionFailed:

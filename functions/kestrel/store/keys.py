@@ -68,6 +68,11 @@ def token_ref_key(owner_id: str, token_id: str) -> Key:
     return (owner_pk(owner_id), f"K#{token_id}")
 
 
+def usage_key_key(owner_id: str) -> Key:
+    """The owner's API key in the usage plan (AWS): its id and value."""
+    return (owner_pk(owner_id), "USAGE_KEY")
+
+
 def task_key(space: Space, task_id: str) -> Key:
     return (space_pk(space), f"T#{task_id}")
 

@@ -9,6 +9,7 @@ from kestrel.domain.entities import Label, LabelType, default_workspace_id, new_
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
+from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, paginate
 from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
@@ -71,6 +72,7 @@ def label_item(label: Label, negative_for_task: str | None = None) -> Item:
 def create_label(
     store: ItemStore, space: Space, name: str, label_type: LabelType, description: str, output_name: str
 ) -> Label:
+    check_names({"name": name, "output_name": output_name})
     label = Label(
         id=new_id(),
         owner_id=space.owner_id,
@@ -96,6 +98,7 @@ def create_label(
 
 
 def update_label(store: ItemStore, space: Space, label_id: str, changes: dict[str, Any]) -> Label:
+    check_names(changes)
     fields = dict(changes)
     if "name" in fields:
         fields["name_lc"] = str(fields["name"]).lower()

@@ -19,6 +19,7 @@ from kestrel.domain.entities import (
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
+from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label, label_item
 from kestrel.store.paging import Page, PageRequest, paginate
@@ -70,6 +71,7 @@ def _negative_label(space: Space, task: Task, when: str) -> Label:
 
 def create_task(store: ItemStore, space: Space, name: str, description: str, task_type: TaskType) -> Task:
     """A new task; a multi_label task gets its negative label with it (as Ximilar's do)."""
+    check_names({"name": name})
     when = now_iso()
     task = Task(
         id=new_id(),
@@ -118,6 +120,7 @@ def create_task(store: ItemStore, space: Space, name: str, description: str, tas
 
 def update_task(store: ItemStore, space: Space, task_id: str, changes: dict[str, Any]) -> Task:
     """Rename, describe, toggle auto-deploy, or change the type of a task without labels."""
+    check_names(changes)
     current = get_task(store, space, task_id)
     fields = dict(changes)
     writes: list[Put | Update | Delete] = []

@@ -12,15 +12,27 @@ from kestrel.config import VisionSettings
 DEFAULT_THREADS = VisionSettings.ort_threads
 
 
+_process_default: int | None = None  # set by the process that owns its share of the cores
+
+
+def set_default_threads(threads: int) -> None:
+    """Intra-op threads for this process's sessions: a gateway worker process gets its share of
+    the cores (workers x threads ~ cores), so that parallel workers do not oversubscribe them."""
+    global _process_default
+    if threads < 1:
+        raise ValueError(f"onnxruntime needs at least one thread, not {threads}")
+    _process_default = threads
+
+
 def _thread_count() -> int:
-    return VisionSettings.from_env().ort_threads
+    return _process_default or VisionSettings.from_env().ort_threads
 
 
 def create_session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
     """A CPU InferenceSession tuned for small machines.
 
     * all graph optimisations (Conv+Clip fusion, NCHWc layouts) — the biggest win on CPU;
-    * ``threads`` intra-op threads (default: 2 or KESTREL_ORT_THREADS) and ONE inter-op thread:
+    * ``threads`` intra-op threads (KESTREL_ORT_THREADS, else the process's share, else 2) and ONE inter-op thread:
       the graph is a chain, so parallel branches would only oversubscribe the cores;
     * no spinning: idle worker threads would burn the CPU the decoder and the API need.
     """

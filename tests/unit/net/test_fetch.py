@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from kestrel.urlfetch import FetchPolicy, FetchRefused, check_address, fetch_image_bytes
-from kestrel.urlfetch import fetch as fetch_module
+from kestrel.urlfetch import connection as connection_module
 
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 TRICKLE_STEP = 0.05  # seconds between the bytes of a trickling answer
@@ -686,7 +686,7 @@ def tls_remote(pki: _Pki) -> Iterator[_RemoteServer]:
 def trust_test_ca(pki: _Pki, monkeypatch: pytest.MonkeyPatch) -> None:
     context = ssl.create_default_context(cafile=str(pki.ca_pem))
     trusted: Callable[[], ssl.SSLContext] = lambda: context  # noqa: E731
-    monkeypatch.setattr(fetch_module, "_tls_context", trusted)
+    monkeypatch.setattr(connection_module, "_tls_context", trusted)
 
 
 def test_https_is_verified_against_the_host_name(tls_remote: _RemoteServer, trust_test_ca: None) -> None:
@@ -717,14 +717,18 @@ def test_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KESTREL_FETCH_ALLOW_HOSTS", " LocalHost, 127.0.0.1 ,,[::1]")
     monkeypatch.setenv("KESTREL_FETCH_MAX_BYTES", "1000")
     monkeypatch.setenv("KESTREL_FETCH_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("KESTREL_FETCH_BUDGET_SECONDS", "12")
     assert FetchPolicy.from_env() == FetchPolicy(
-        max_bytes=1000, timeout_seconds=2.5, allowed_hosts=frozenset({"localhost", "127.0.0.1", "::1"})
+        max_bytes=1000,
+        timeout_seconds=2.5,
+        allowed_hosts=frozenset({"localhost", "127.0.0.1", "::1"}),
+        budget_seconds=12.0,
     )
 
 
 def test_policy_from_env_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KESTREL_FETCH_ALLOW_HOSTS", "KESTREL_FETCH_MAX_BYTES", "KESTREL_FETCH_TIMEOUT_SECONDS"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("ALLOW_HOSTS", "MAX_BYTES", "TIMEOUT_SECONDS", "BUDGET_SECONDS"):
+        monkeypatch.delenv(f"KESTREL_FETCH_{name}", raising=False)
     assert FetchPolicy.from_env() == FetchPolicy()
 
 
@@ -741,3 +745,24 @@ def test_policy_from_env_rejects_bad_numbers(monkeypatch: pytest.MonkeyPatch, na
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name):
         FetchPolicy.from_env()
+
+
+def test_a_fetch_with_no_time_left_in_its_request_budget_is_408_without_connecting(no_connect: list[Any]) -> None:
+    from kestrel.urlfetch.deadline import Deadline
+
+    spent = Deadline(5, end=0.0)  # a budget whose end has passed
+    with pytest.raises(FetchRefused) as refused:
+        fetch_image_bytes("http://93.184.216.34/cat.jpg", FetchPolicy(), spent)
+    assert refused.value.status == 408
+    assert "5 seconds" in refused.value.detail and "ran out" in refused.value.detail
+    assert no_connect == []
+
+
+def test_a_request_budget_ends_a_fetch_before_its_own_timeout() -> None:
+    from kestrel.urlfetch.deadline import Deadline
+
+    budget = Deadline(1)
+    own = Deadline(10).within(budget)
+    assert own.end == budget.end and own.cut_by is budget
+    later = Deadline(10)
+    assert Deadline(0.5).within(later).cut_by is None  # its own timeout comes first

@@ -25,10 +25,11 @@ from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ItemStore, Write
 from kestrel.store import keys
 from kestrel.store.accounts import ensure_owner
-from kestrel.store.images import UploadLimits, add_image, remove_label_from_image
+from kestrel.store.images import remove_label_from_image
 from kestrel.store.keys import Space
 from kestrel.store.labels import create_label
 from kestrel.store.tasks import attach_label, create_task, get_task
+from kestrel.usecases.uploads import UploadLimits, upload_image
 
 LIMITS = UploadLimits(max_bytes=1_000_000, max_pixels=10_000_000)
 OWNER_EMAIL = "owner@example.com"
@@ -92,11 +93,11 @@ Upload = Callable[..., TrainingImage]
 
 @pytest.fixture
 def upload(store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes]) -> Upload:
-    """``upload(labels=[...], data=..., **options)``: ``add_image`` for ``owner`` with these tests'
+    """``upload(labels=[...], data=..., **options)``: ``upload_image`` for ``owner`` with these tests'
     limits, of a fresh photo unless ``data`` is given (one place to follow its signature)."""
 
     def send(labels: list[str] | None = None, data: bytes | None = None, **options: Any) -> TrainingImage:
-        return add_image(store, blobs, owner, photo() if data is None else data, LIMITS, label_ids=labels, **options)
+        return upload_image(store, blobs, owner, photo() if data is None else data, LIMITS, label_ids=labels, **options)
 
     return send
 
@@ -151,7 +152,7 @@ def trainable_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     seeds = itertools.count(_TEMPLATE_SEEDS)
     for label_ids in labels.values():
         for _ in range(MIN_IMAGES_PER_LABEL):
-            add_image(items, blob_store, owner, png(next(seeds)), LIMITS, label_ids=label_ids)
+            upload_image(items, blob_store, owner, png(next(seeds)), LIMITS, label_ids=label_ids)
     items.close()
     return Template(root / "items.db", tuple(tasks))
 

@@ -15,8 +15,6 @@ from kestrel.ports.items import SK, ItemStore
 from kestrel.store import keys
 from kestrel.store.images import (
     ImageFilter,
-    UploadLimits,
-    add_image,
     add_label_to_image,
     delete_image,
     duplicate_detail,
@@ -29,6 +27,7 @@ from kestrel.store.images import (
 from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label
 from kestrel.store.paging import Page, PageRequest
+from kestrel.usecases.uploads import UploadLimits, upload_image
 
 Upload = Callable[..., TrainingImage]
 NewLabel = Callable[..., str]
@@ -76,7 +75,7 @@ def test_an_upload_over_the_size_limit_is_refused_with_the_sizes(
     data = photo()
     limits = UploadLimits(max_bytes=len(data) - 1, max_pixels=1000)
     with pytest.raises(TooLarge) as refused:
-        add_image(store, blobs, owner, data, limits)
+        upload_image(store, blobs, owner, data, limits)
     assert refused.value.detail == (
         f"the image is {len(data):,} bytes, over the limit of {len(data) - 1:,} bytes; compress or scale it down"
     )
@@ -88,7 +87,7 @@ def test_an_upload_over_the_pixel_limit_is_refused(
     store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes]
 ) -> None:
     with pytest.raises(InvalidInput, match=r"^not a usable image: the image is 8x8 = 64 pixels, over the limit of 63"):
-        add_image(store, blobs, owner, photo(), UploadLimits(max_bytes=10**6, max_pixels=63))
+        upload_image(store, blobs, owner, photo(), UploadLimits(max_bytes=10**6, max_pixels=63))
     assert list(blobs.list_keys("")) == []
 
 
@@ -129,7 +128,7 @@ def test_another_owner_may_upload_the_same_bytes(
 ) -> None:
     data = photo()
     mine = upload(data=data)
-    theirs = add_image(store, blobs, other_owner, data, UploadLimits(10**6, 10**6))
+    theirs = upload_image(store, blobs, other_owner, data, UploadLimits(10**6, 10**6))
     assert mine.id != theirs.id
     with pytest.raises(NotFound, match=f"Training image {mine.id} not found"):
         get_image(store, other_owner, mine.id)
@@ -312,9 +311,9 @@ def test_the_same_bytes_uploaded_concurrently_leave_one_image(
 ) -> None:
     data, cat = photo(), new_label("cat")
     winner: list[TrainingImage] = []
-    racer = racing(lambda other: winner.append(add_image(other, blobs, owner, data, LIMITS)))
+    racer = racing(lambda other: winner.append(upload_image(other, blobs, owner, data, LIMITS)))
     with pytest.raises(Conflict) as refused:
-        add_image(racer, blobs, owner, data, LIMITS, label_ids=[cat])
+        upload_image(racer, blobs, owner, data, LIMITS, label_ids=[cat])
     assert refused.value.detail == duplicate_detail(winner[0].id)
     assert _ids(list_images(store, owner, ALL, ImageFilter())) == [winner[0].id]
     assert get_label(store, owner, cat).images_count == 0  # the loser's label was not counted
@@ -330,7 +329,7 @@ def test_a_label_deleted_during_an_upload_leaves_nothing(
     cat, dog = new_label("cat"), new_label("dog")
     racer = racing(lambda other: delete_label(other, owner, dog))
     with pytest.raises(NotFound) as refused:
-        add_image(racer, blobs, owner, photo(), LIMITS, label_ids=[cat, dog])
+        upload_image(racer, blobs, owner, photo(), LIMITS, label_ids=[cat, dog])
     assert refused.value.detail == "a label given for the image was deleted meanwhile; try again"
     assert list_images(store, owner, ALL, ImageFilter()).count == 0
     assert get_label(store, owner, cat).images_count == 0

@@ -177,7 +177,7 @@ def test_description_and_id_follow_the_policy() -> None:
     assert "256x256 ignoring the aspect ratio" in describe()
     assert "centre crop 224x224" in describe()
     assert "shorter side to 256" in describe(policy="crop")
-    assert PREPROCESSING_ID == "squash256-centre224-bilinear-m127s128-aug1"
+    assert PREPROCESSING_ID == "squash256-centre224-bilinear-m127s128-aug1-reduce2"
 
 
 def test_batch_stacks_single_results() -> None:
