@@ -12,8 +12,6 @@ from kestrel.ports.items import ItemStore
 from kestrel.store import keys
 from kestrel.store.images import (
     ImageFilter,
-    UploadLimits,
-    add_image,
     add_label_to_image,
     get_image,
     list_images,
