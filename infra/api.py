@@ -32,6 +32,8 @@ from infra.settings import Settings
 from kestrel import config
 
 API_BASE = "recognition/v2"
+#: Ximilar's account routes Kestrel serves (workspaces): to the api function, behind the authorizer.
+ACCOUNT_BASE = "account/v2"
 PUBLIC_GET_PATHS = (f"{API_BASE}/openapi.json", f"{API_BASE}/docs")
 CLASSIFY_PATH = f"{API_BASE}/classify"
 BINARY_MEDIA_TYPES = ("multipart/form-data", "image/*", "application/octet-stream")
@@ -268,6 +270,8 @@ class Api(Construct):
 
         base = self.rest_api.root.resource_for_path(API_BASE)
         proxy_method = base.add_resource("{proxy+}").add_method("ANY", api_integration, **protected)
+        account_base = self.rest_api.root.resource_for_path(ACCOUNT_BASE)
+        account_method = account_base.add_resource("{proxy+}").add_method("ANY", api_integration, **protected)
         classify_method = self.rest_api.root.resource_for_path(CLASSIFY_PATH).add_method(
             "POST", classify_integration, **protected
         )
@@ -279,7 +283,7 @@ class Api(Construct):
             )
             acknowledge(method, "AwsSolutions-APIG4", "The OpenAPI document and its reference page are public.")
             acknowledge(method, "AwsSolutions-COG4", "The OpenAPI document and its reference page are public.")
-        for method in (proxy_method, classify_method):
+        for method in (proxy_method, account_method, classify_method):
             acknowledge(
                 method,
                 "AwsSolutions-COG4",

@@ -76,6 +76,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     config.ENV_USAGE_PLAN_ID: "the operator's `kestrel token` commands only: no function creates API keys",
     "KESTREL_ENDPOINT": "the kestrel CLI's client setting (which API to talk to), never a handler's",
     "KESTREL_TOKEN": "the kestrel CLI's client setting (its API token), never a handler's",
+    "KESTREL_WORKSPACE": "the kestrel CLI's client setting (which workspace it works in), never a handler's",
 }
 
 #: Names no deployed function may ever carry (tests assert their absence).

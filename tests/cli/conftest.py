@@ -38,7 +38,7 @@ class Cli:
 
 @pytest.fixture
 def cli(local_server: RunningServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    for name in ("KESTREL_ENDPOINT", "KESTREL_TOKEN"):
+    for name in ("KESTREL_ENDPOINT", "KESTREL_TOKEN", "KESTREL_WORKSPACE"):
         monkeypatch.delenv(name, raising=False)
     return Cli(local_server, capsys)
 

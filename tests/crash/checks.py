@@ -45,7 +45,8 @@ def stored_problems(data_dir: Path) -> list[str]:
         partitions.setdefault(pk, []).append((sk, json.loads(data)))
     problems: list[str] = []
     for pk, items in partitions.items():
-        problems += _partition_problems(data_dir, pk.removeprefix("O#"), items)
+        # A workspace's partition is O#<owner>#W#<workspace>; its files are under the owner.
+        problems += _partition_problems(data_dir, pk.removeprefix("O#").split("#W#")[0], items)
     return problems
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kestrel.adapters.sqlite_jobs import SqliteTrainQueue
 from kestrel.local.worker import LocalWorker
 from kestrel.store.accounts import ensure_owner
+from kestrel.store.keys import Space
 from kestrel.store.lifecycle import create_version
 from tests.api.http import Api
 from tests.conftest import OWNER_A, RunningServer
@@ -17,7 +18,8 @@ def test_a_version_whose_request_was_never_queued_is_launched_after_a_restart(lo
     task_id = make_trainable_task(api).task["id"]
     ports = local_server.ports
     owner_id = ensure_owner(ports.items, OWNER_A).id
-    orphan = create_version(ports.items, owner_id, task_id)  # recorded; the kill came before the queue
+    # Recorded; the kill came before the queue.
+    orphan = create_version(ports.items, Space.default_of(owner_id), task_id)
     assert isinstance(ports.queue, SqliteTrainQueue) and ports.queue.receive(lease=0) is None
     worker = LocalWorker(ports)
 

@@ -24,6 +24,7 @@ from moto.sagemaker.models import SageMakerModelBackend
 
 import kestrel.usecases.classify as classify_usecase
 from kestrel.composition import build_ports
+from kestrel.domain.entities import default_workspace_id
 from kestrel.handlers import finisher, launcher
 from kestrel.local.lambda_context import LocalLambdaContext
 from kestrel.store.keys import image_blob
@@ -208,7 +209,13 @@ def test_launcher_writes_the_manifest_starts_the_job_and_mails(aws_server: Runni
     [message] = receive_all(aws_server)
     body = json.loads(message["Body"])
     owner = owner_id(aws_server)
-    assert body == {"owner_id": owner, "task_id": trainable.task["id"], "model_id": model["id"], "version": 1}
+    assert body == {
+        "owner_id": owner,
+        "task_id": trainable.task["id"],
+        "model_id": model["id"],
+        "version": 1,
+        "workspace": default_workspace_id(owner),
+    }
     assert api.get(f"model/{model['id']}")["train_status"] == "WAITING"
 
     assert run_launcher(sqs_record(message)) == {"batchItemFailures": []}

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 
 from kestrel.adapters.sqlite_jobs import SqliteTrainQueue
+from kestrel.domain.entities import default_workspace_id
 from tests.api.http import Api
 from tests.flow.conftest import TrainableTask
 from tests.photos import distinct_photos
@@ -51,7 +52,13 @@ def test_train_creates_the_next_version_waiting(api_server: Any, trainable: Trai
     listed = api.get("model/", params={"task": task["id"]})
     assert [m["id"] for m in listed["results"]] == [model["id"]]
     assert queued_requests(api_server) == [
-        {"owner_id": model_owner(api_server), "task_id": task["id"], "model_id": model["id"], "version": 1}
+        {
+            "owner_id": model_owner(api_server),
+            "task_id": task["id"],
+            "model_id": model["id"],
+            "version": 1,
+            "workspace": default_workspace_id(model_owner(api_server)),
+        }
     ]
 
 

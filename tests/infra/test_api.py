@@ -55,11 +55,17 @@ def test_routes_and_their_authorization(dev: Synth) -> None:
     non_preflight = {key: value for key, value in methods.items() if key[1] != "OPTIONS"}
     assert set(non_preflight) == {
         ("/recognition/v2/{proxy+}", "ANY"),
+        ("/account/v2/{proxy+}", "ANY"),
         ("/recognition/v2/classify", "POST"),
         ("/recognition/v2/openapi.json", "GET"),
         ("/recognition/v2/docs", "GET"),
     }
-    for key in (("/recognition/v2/{proxy+}", "ANY"), ("/recognition/v2/classify", "POST")):
+    protected = (
+        ("/recognition/v2/{proxy+}", "ANY"),
+        ("/account/v2/{proxy+}", "ANY"),
+        ("/recognition/v2/classify", "POST"),
+    )
+    for key in protected:
         method = methods[key]
         assert method["AuthorizationType"] == "CUSTOM", key
         assert method["AuthorizerId"] == {"Ref": authorizer_id}, key
@@ -69,6 +75,7 @@ def test_routes_and_their_authorization(dev: Synth) -> None:
         assert "AuthorizerId" not in method, key
         assert f"<{api_id}.Arn>" in _integration_target(method), key
     assert f"<{api_id}.Arn>" in _integration_target(methods[("/recognition/v2/{proxy+}", "ANY")])
+    assert f"<{api_id}.Arn>" in _integration_target(methods[("/account/v2/{proxy+}", "ANY")])  # workspaces
     classify_target = _integration_target(methods[("/recognition/v2/classify", "POST")])
     assert f"<{alias_id}>" in classify_target  # the alias, so provisioned concurrency applies
     assert classify_id not in classify_target

@@ -2,7 +2,9 @@
 // turned into ApiError, paginated lists, and uploads with progress (XMLHttpRequest, because
 // fetch cannot report upload progress).
 
+import { clientEndpointFrom } from "./config.js";
 import { currentToken } from "./lib/session.js";
+import { currentWorkspace } from "./lib/workspace.js";
 
 let apiBase = "";
 let apiSource = "";
@@ -32,13 +34,25 @@ export class ApiError extends Error {
   }
 }
 
-/** A full URL from a path relative to the API base ("task/") or a full URL (a `next` link). */
+/**
+ * A full URL from a path relative to the API base ("task/") or a full URL (a `next` link).
+ * Recognition calls carry the chosen workspace; other URLs (signed upload URLs) never do.
+ */
 export function apiUrl(pathOrUrl, params = {}) {
   const url = /^https?:\/\//.test(pathOrUrl) ? new URL(pathOrUrl) : new URL(pathOrUrl, apiBase);
   for (const [name, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, String(value));
   }
+  const workspace = currentWorkspace();
+  if (workspace && url.href.startsWith(apiBase) && !url.searchParams.has("workspace")) {
+    url.searchParams.set("workspace", workspace);
+  }
   return url.href;
+}
+
+/** A URL of the account routes ("workspace/" -> ".../account/v2/workspace/"). */
+export function accountUrl(path) {
+  return new URL(`account/v2/${path}`, clientEndpointFrom(apiBase)).href;
 }
 
 /** The readable reason of a failed answer: the API's `detail`, API Gateway's `message`, or the status. */

@@ -16,6 +16,7 @@ import { renderTaskModels } from "./views/task-models.js";
 import { renderTaskTrain } from "./views/task-train.js";
 import { renderTasks } from "./views/tasks.js";
 import { renderTaskApi, renderToken } from "./views/token.js";
+import { forgetWorkspaces, refreshWorkspaces, setUpWorkspaceSwitcher } from "./views/workspace-switcher.js";
 
 function renderNotFound(container) {
   replace(
@@ -44,6 +45,7 @@ setGuard((path) => (currentToken() || path === "/signin" ? null : { render: rend
 function updateHeader() {
   const signedIn = Boolean(currentToken());
   document.getElementById("sign-out").hidden = !signedIn;
+  refreshWorkspaces(signedIn);
   const path = currentPath();
   for (const link of document.querySelectorAll("[data-nav]")) {
     const active = path.startsWith(`/${link.dataset.nav}`);
@@ -54,6 +56,7 @@ function updateHeader() {
 
 document.getElementById("sign-out").addEventListener("click", () => {
   clearToken();
+  forgetWorkspaces();
   navigate("/signin");
 });
 window.addEventListener("kestrel:route", updateHeader);
@@ -64,5 +67,8 @@ window.addEventListener("beforeunload", (event) => {
 const config = await loadConfig();
 configureApi(config.apiBase, config.source);
 document.getElementById("api-docs").href = `${config.apiBase}docs/`;
+setUpWorkspaceSwitcher();
+// The workspace list first: a workspace chosen earlier may have been deleted since.
+if (currentToken()) await refreshWorkspaces(true);
 updateHeader();
 await startRouter();

@@ -16,10 +16,10 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from kestrel import __version__
-from kestrel.api import classify, images, labels, tasks, versions
-from kestrel.api.context import provide_ports
+from kestrel.api import classify, images, labels, tasks, versions, workspaces
+from kestrel.api.context import WORKSPACE_PARAM, provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
-from kestrel.api.public import DOCS_PATH, OPENAPI_PATH
+from kestrel.api.public import API_PREFIX, DOCS_PATH, OPENAPI_PATH
 from kestrel.api.strict import first_unknown, refuse_unknown_names
 from kestrel.domain.errors import KestrelError
 from kestrel.ports import Ports
@@ -59,6 +59,16 @@ def base_path(event: APIGatewayProxyEvent) -> str:
     return ""
 
 
+WORKSPACE_PARAMETER: dict[str, Any] = {
+    "name": WORKSPACE_PARAM,
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the workspace to work in (its id; 'Default' or none: the default workspace); "
+    "may also be given as 'workspace' in a JSON body",
+}
+
+
 def openapi_document_of(app: APIGatewayRestResolver, server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI document, with 204 answers declared without a body (Powertools would give
     them an ``application/json`` null from the routes' ``Response[None]`` annotation).
@@ -68,11 +78,14 @@ def openapi_document_of(app: APIGatewayRestResolver, server_url: str = "/") -> d
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(servers=[Server(url=server_url)], **OPENAPI_SETTINGS)
     )
-    for operations in document.get("paths", {}).values():
+    for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             answer = operation.get("responses", {}).get("204")
             if isinstance(answer, dict):
                 answer.pop("content", None)
+            if path.startswith(API_PREFIX):
+                # Read by RequestScope.space for every recognition route, not by each route.
+                operation.setdefault("parameters", []).append(WORKSPACE_PARAMETER)
     return document
 
 
@@ -91,7 +104,7 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
             max_age=600,
         ),
     )
-    for module in (tasks, labels, images, versions, classify):
+    for module in (tasks, labels, images, versions, classify, workspaces):
         app.include_router(module.router)
     app.use(middlewares=[refuse_unknown_names])  # nothing unknown is ignored, on every route
 

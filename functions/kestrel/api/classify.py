@@ -92,7 +92,7 @@ def classify_out(done: Classification) -> ClassifyOut:
 def classify_images(body: ClassifyRequest) -> ClassifyOut:
     scope = RequestScope(router)
     command = ClassifyCommand(
-        owner_id=scope.owner_id,
+        space=scope.space,
         task_id=body.chosen_task(),
         records=body.records,
         version=body.version,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,7 +12,9 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 from kestrel.domain.errors import InvalidInput, Unauthenticated
 from kestrel.ports import Ports
+from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, decode_cursor, encode_cursor, listing_tag
+from kestrel.store.workspaces import resolve_space
 
 _PAGING_PARAMS = ("page", "cursor")
 
@@ -30,8 +34,10 @@ def current_ports() -> Ports:
     return _ports_provider()
 
 
-# Parameters that do not change which items a listing holds (the ximilar client adds workspace).
-_NEUTRAL_PARAMS = (*_PAGING_PARAMS, "page_size", "workspace")
+# Parameters that do not change which items a listing holds. ``workspace`` does: a cursor made in
+# one workspace's listing is refused in another's.
+_NEUTRAL_PARAMS = (*_PAGING_PARAMS, "page_size")
+WORKSPACE_PARAM = "workspace"
 
 
 class RequestScope:
@@ -54,6 +60,30 @@ class RequestScope:
         if not owner:
             raise Unauthenticated("the request carries no authenticated owner; send 'Authorization: Token <key>'")
         return str(owner)
+
+    @cached_property
+    def space(self) -> Space:
+        """The workspace the request addresses: ``workspace`` in the query or in the JSON body
+        (the ximilar client sends it in the query of GET/DELETE and in the body of POST/PUT),
+        else the owner's default workspace. Both given and different is refused."""
+        chosen = {value for name, value in self.query_pairs() if name == WORKSPACE_PARAM}
+        body = self._json_body()
+        if isinstance(body, dict) and body.get(WORKSPACE_PARAM) is not None:
+            if not isinstance(body[WORKSPACE_PARAM], str):
+                raise InvalidInput("'workspace' must be a workspace id (a string)")
+            chosen.add(body[WORKSPACE_PARAM])
+        if len(chosen) > 1:
+            raise InvalidInput(f"'workspace' is given more than once with different values: {sorted(chosen)}")
+        return resolve_space(self.ports.items, self.owner_id, next(iter(chosen), None))
+
+    def _json_body(self) -> Any:
+        text = self.raw.get("body")
+        if not text or self.raw.get("isBase64Encoded"):
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None  # the route's own validation answers for a malformed body
 
     def _header(self, name: str) -> str | None:
         for key, value in (self.raw.get("headers") or {}).items():

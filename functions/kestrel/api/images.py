@@ -44,7 +44,7 @@ def list_images(
 ) -> ImagePage:
     scope = RequestScope(router)
     flt = ImageFilter(labels=_ids(scope, "labels"), not_labels=_ids(scope, "not_labels"), test=test)
-    found = images.list_images(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), flt)
+    found = images.list_images(scope.ports.items, scope.space, scope.page_request(page, page_size, cursor), flt)
     results = images_out(scope, [images.image_from_item(item) for item in found.items])
     return ImagePage(**scope.page_links(found), results=results)
 
@@ -74,7 +74,7 @@ def upload_image(body: ImageUpload) -> ImageOut:
     image = check_and_store(
         scope.ports.items,
         scope.ports.blobs,
-        scope.owner_id,
+        scope.space,
         data,
         UploadLimits.from_settings(limits),
         label_ids=body.labels,
@@ -127,7 +127,7 @@ def upload_url(body: UploadUrlRequest) -> UploadUrlOut:
 )
 def batch_update(body: ImageBatchUpdate) -> BatchUpdateOut:
     scope = RequestScope(router)
-    store, owner = scope.ports.items, scope.owner_id
+    store, owner = scope.ports.items, scope.space
     if not body.images and not body.labels:
         raise InvalidInput("give 'images' (ids) or 'labels' (select the images that have them)")
     if body.mark_test and body.unmark_test:
@@ -155,7 +155,7 @@ def batch_update(body: ImageBatchUpdate) -> BatchUpdateOut:
 )
 def get_image(image_id: str) -> ImageOut:
     scope = RequestScope(router)
-    return image_out(scope, images.get_image(scope.ports.items, scope.owner_id, image_id))
+    return image_out(scope, images.get_image(scope.ports.items, scope.space, image_id))
 
 
 def _change(image_id: str, body: ImageUpdate) -> ImageOut:
@@ -166,9 +166,9 @@ def _change(image_id: str, body: ImageUpdate) -> ImageOut:
     if body.test_image is not None:
         changes["test_image"] = body.test_image
     if not changes:
-        image = images.get_image(scope.ports.items, scope.owner_id, image_id)
+        image = images.get_image(scope.ports.items, scope.space, image_id)
     else:
-        image = images.update_image(scope.ports.items, scope.owner_id, image_id, changes)
+        image = images.update_image(scope.ports.items, scope.space, image_id, changes)
     return image_out(scope, image)
 
 
@@ -201,7 +201,7 @@ def patch_image(image_id: str, body: ImageUpdate) -> ImageOut:
 )
 def delete_image(image_id: str) -> Response[None]:
     scope = RequestScope(router)
-    images.delete_image(scope.ports.items, scope.ports.blobs, scope.owner_id, image_id)
+    images.delete_image(scope.ports.items, scope.ports.blobs, scope.space, image_id)
     return Response(status_code=204)
 
 
@@ -213,7 +213,7 @@ def delete_image(image_id: str) -> Response[None]:
 )
 def add_label(image_id: str, body: LabelRef) -> ImageOut:
     scope = RequestScope(router)
-    image = images.add_label_to_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
+    image = images.add_label_to_image(scope.ports.items, scope.space, image_id, body.label_id)
     return image_out(scope, image)
 
 
@@ -225,5 +225,5 @@ def add_label(image_id: str, body: LabelRef) -> ImageOut:
 )
 def remove_label(image_id: str, body: LabelRef) -> ImageOut:
     scope = RequestScope(router)
-    image = images.remove_label_from_image(scope.ports.items, scope.owner_id, image_id, body.label_id)
+    image = images.remove_label_from_image(scope.ports.items, scope.space, image_id, body.label_id)
     return image_out(scope, image)

@@ -13,7 +13,7 @@ from kestrel.api.docs import responses
 from kestrel.api.responses import LabelOut, LabelPage
 from kestrel.api.schemas import LabelCreate, LabelUpdate
 from kestrel.api.views import labels_out
-from kestrel.store import labels
+from kestrel.store import images, labels
 from kestrel.store.tasks import get_task
 
 router = APIGatewayRouter()
@@ -30,10 +30,8 @@ def list_labels(
 ) -> LabelPage:
     scope = RequestScope(router)
     store = scope.ports.items
-    task_label_ids = list(get_task(store, scope.owner_id, task).label_ids) if task else None
-    found = labels.list_labels(
-        store, scope.owner_id, scope.page_request(page, page_size, cursor), search, task_label_ids
-    )
+    task_label_ids = list(get_task(store, scope.space, task).label_ids) if task else None
+    found = labels.list_labels(store, scope.space, scope.page_request(page, page_size, cursor), search, task_label_ids)
     results = labels_out([labels.label_from_item(item) for item in found.items])
     return LabelPage(**scope.page_links(found), results=results)
 
@@ -43,7 +41,7 @@ def create_label(body: LabelCreate) -> LabelOut:
     scope = RequestScope(router)
     label = labels.create_label(
         scope.ports.items,
-        scope.owner_id,
+        scope.space,
         body.name,
         body.type,
         body.description or "",
@@ -55,13 +53,13 @@ def create_label(body: LabelCreate) -> LabelOut:
 @router.get(f"{BASE}/<label_id>", summary="Get a label", tags=["labels"], responses=responses())
 def get_label(label_id: str) -> LabelOut:
     scope = RequestScope(router)
-    return LabelOut.of(labels.get_label(scope.ports.items, scope.owner_id, label_id))
+    return LabelOut.of(labels.get_label(scope.ports.items, scope.space, label_id))
 
 
 def _change(label_id: str, body: LabelUpdate) -> LabelOut:
     scope = RequestScope(router)
     changes = {name: value for name, value in body.model_dump(exclude_unset=True).items() if value is not None}
-    return LabelOut.of(labels.update_label(scope.ports.items, scope.owner_id, label_id, changes))
+    return LabelOut.of(labels.update_label(scope.ports.items, scope.space, label_id, changes))
 
 
 @router.put(f"{BASE}/<label_id>", summary="Change a label", tags=["labels"], responses=responses())
@@ -83,5 +81,18 @@ def patch_label(label_id: str, body: LabelUpdate) -> LabelOut:
 )
 def delete_label(label_id: str) -> Response[None]:
     scope = RequestScope(router)
-    labels.delete_label(scope.ports.items, scope.owner_id, label_id)
+    labels.delete_label(scope.ports.items, scope.space, label_id)
+    return Response(status_code=204)
+
+
+@router.delete(
+    f"{BASE}/<label_id>/wipe",
+    summary="Delete a label and every training image that carries it (also those with other labels)",
+    tags=["labels"],
+    status_code=204,
+    responses=responses(204, (400, 401, 404, 409)),
+)
+def wipe_label(label_id: str) -> Response[None]:
+    scope = RequestScope(router)
+    images.wipe_label(scope.ports.items, scope.ports.blobs, scope.space, label_id)
     return Response(status_code=204)

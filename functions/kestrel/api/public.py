@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 API_PREFIX = "/recognition/v2"
+#: Ximilar's account routes Kestrel serves (workspaces), behind the same token.
+ACCOUNT_PREFIX = "/account/v2"
+#: Every path the API serves (everything else is the console or a signed blob URL).
+API_PREFIXES = (API_PREFIX, ACCOUNT_PREFIX)
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 DOCS_PATH = f"{API_PREFIX}/docs"
 
@@ -14,4 +18,8 @@ def is_public(method: str, path: str) -> bool:
     normalised = path.rstrip("/") or "/"
     if normalised in (OPENAPI_PATH, DOCS_PATH):
         return True
-    return not normalised.startswith(API_PREFIX)
+    return not is_api_path(normalised)
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES)

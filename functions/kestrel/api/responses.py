@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from kestrel.domain.entities import Label, LabelType, Model, Owner, Task, TaskType, TrainingImage, TrainStatus
+from kestrel.domain.entities import (
+    Label,
+    LabelType,
+    Model,
+    Task,
+    TaskType,
+    TrainingImage,
+    TrainStatus,
+    Workspace,
+    default_workspace_id,
+)
 
 
-def workspace_of(owner_id: str) -> str:
-    return Owner(id=owner_id, email="", name="", created="").workspace
+def workspace_of(entity: Label | Task | TrainingImage) -> str:
+    """The entity's workspace id (items stored before workspaces are in the default one)."""
+    return entity.workspace_id or default_workspace_id(entity.owner_id)
 
 
 class LabelOut(BaseModel):
@@ -40,7 +51,7 @@ class LabelOut(BaseModel):
             images_count=label.images_count,
             tasks_count=len(label.task_ids),
             negative_for_task=label.negative_for_task,
-            workspace=workspace_of(label.owner_id),
+            workspace=workspace_of(label),
             created=label.created,
         )
 
@@ -74,7 +85,7 @@ class TaskOut(BaseModel):
             last_train_status=task.last_train_status,
             auto_deploy=task.auto_deploy,
             labels=_in_attach_order(task.label_ids, labels),
-            workspace=workspace_of(task.owner_id),
+            workspace=workspace_of(task),
             created=task.created,
         )
 
@@ -105,7 +116,7 @@ class ImageOut(BaseModel):
             meta_data=image.meta_data,
             test_image=image.test_image,
             noresize=image.noresize,
-            workspace=workspace_of(image.owner_id),
+            workspace=workspace_of(image),
         )
 
 
@@ -281,3 +292,27 @@ class ClassifyOut(BaseModel):
     status: Status
     statistics: Statistics
     records: list[RecordOut]
+
+
+class WorkspaceOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    owner: str = Field(description="the id of the account that owns the workspace")
+    is_default: bool = Field(description="requests without 'workspace' use the default workspace")
+    created: str | None = Field(description="null for a default workspace that was never renamed")
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> WorkspaceOut:
+        return cls(
+            id=workspace.id,
+            name=workspace.name,
+            description=workspace.description,
+            owner=workspace.owner_id,
+            is_default=workspace.is_default,
+            created=workspace.created or None,
+        )
+
+
+class WorkspaceList(RootModel[list[WorkspaceOut]]):
+    """Every workspace of the account, the default one first (a plain list, as Ximilar answers)."""

@@ -141,3 +141,15 @@ class ImageBatchUpdate(Request):
     unmark_test: bool = Field(False, alias="unmark-test")
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class WorkspaceCreate(Request):
+    name: Name
+    description: Text | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Retail shelves"}]})
+
+
+class WorkspaceUpdate(Request):
+    name: Name | None = None
+    description: Text | None = None

@@ -29,7 +29,7 @@ def list_tasks(
     cursor: Annotated[str | None, Query(description="opaque position from a 'next' link")] = None,
 ) -> TaskPage:
     scope = RequestScope(router)
-    found = tasks.list_tasks(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), search)
+    found = tasks.list_tasks(scope.ports.items, scope.space, scope.page_request(page, page_size, cursor), search)
     results = tasks_out(scope, [tasks.task_from_item(item) for item in found.items])
     return TaskPage(**scope.page_links(found), results=results)
 
@@ -37,14 +37,14 @@ def list_tasks(
 @router.post(BASE, summary="Create a task", tags=["tasks"], status_code=201, responses=responses(201))
 def create_task(body: TaskCreate) -> TaskOut:
     scope = RequestScope(router)
-    task = tasks.create_task(scope.ports.items, scope.owner_id, body.name, body.description or "", body.type)
+    task = tasks.create_task(scope.ports.items, scope.space, body.name, body.description or "", body.type)
     return task_out(scope, task)
 
 
 @router.get(f"{BASE}/<task_id>", summary="Get a task", tags=["tasks"], responses=responses())
 def get_task(task_id: str) -> TaskOut:
     scope = RequestScope(router)
-    return task_out(scope, tasks.get_task(scope.ports.items, scope.owner_id, task_id))
+    return task_out(scope, tasks.get_task(scope.ports.items, scope.space, task_id))
 
 
 def _change(task_id: str, body: TaskUpdate) -> TaskOut:
@@ -56,9 +56,9 @@ def _change(task_id: str, body: TaskUpdate) -> TaskOut:
         for name, value in changes.items()
         if value is not None or name == "description"
     }
-    task = tasks.update_task(scope.ports.items, scope.owner_id, task_id, changes)
+    task = tasks.update_task(scope.ports.items, scope.space, task_id, changes)
     if body.production_version is not None and body.production_version != task.production_version:
-        task = tasks.set_production_version(scope.ports.items, scope.owner_id, task_id, body.production_version)
+        task = tasks.set_production_version(scope.ports.items, scope.space, task_id, body.production_version)
     return task_out(scope, task)
 
 
@@ -91,7 +91,7 @@ def put_task(task_id: str, body: TaskUpdate) -> TaskOut:
 )
 def delete_task(task_id: str) -> Response[None]:
     scope = RequestScope(router)
-    model_ids = tasks.delete_task(scope.ports.items, scope.owner_id, task_id)
+    model_ids = tasks.delete_task(scope.ports.items, scope.space, task_id)
     delete_model_files(scope.ports.blobs, scope.owner_id, model_ids)
     return Response(status_code=204)
 
@@ -104,7 +104,7 @@ def delete_task(task_id: str) -> Response[None]:
 )
 def add_label(task_id: str, body: LabelRef) -> TaskOut:
     scope = RequestScope(router)
-    return task_out(scope, tasks.attach_label(scope.ports.items, scope.owner_id, task_id, body.label_id))
+    return task_out(scope, tasks.attach_label(scope.ports.items, scope.space, task_id, body.label_id))
 
 
 @router.post(
@@ -115,7 +115,7 @@ def add_label(task_id: str, body: LabelRef) -> TaskOut:
 )
 def remove_label(task_id: str, body: LabelRef) -> TaskOut:
     scope = RequestScope(router)
-    return task_out(scope, tasks.detach_label(scope.ports.items, scope.owner_id, task_id, body.label_id))
+    return task_out(scope, tasks.detach_label(scope.ports.items, scope.space, task_id, body.label_id))
 
 
 @router.post(
@@ -127,4 +127,4 @@ def remove_label(task_id: str, body: LabelRef) -> TaskOut:
 )
 def train(task_id: str) -> ModelOut:
     scope = RequestScope(router)
-    return ModelOut.of(request_training(scope.ports, scope.owner_id, task_id))
+    return ModelOut.of(request_training(scope.ports, scope.space, task_id))

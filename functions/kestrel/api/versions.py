@@ -32,8 +32,8 @@ def list_models(
 ) -> ModelPage:
     scope = RequestScope(router)
     if task:
-        get_task(scope.ports.items, scope.owner_id, task)
-    found = versions.list_models(scope.ports.items, scope.owner_id, scope.page_request(page, page_size, cursor), task)
+        get_task(scope.ports.items, scope.space, task)
+    found = versions.list_models(scope.ports.items, scope.space, scope.page_request(page, page_size, cursor), task)
     results = models_out([versions.model_from_item(item) for item in found.items])
     return ModelPage(**scope.page_links(found), results=results)
 
@@ -41,11 +41,11 @@ def list_models(
 @router.get(f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses())
 def get_model(model_id: str) -> ModelOut:
     scope = RequestScope(router)
-    return ModelOut.of(versions.get_model(scope.ports.items, scope.owner_id, model_id))
+    return ModelOut.of(versions.get_model(scope.ports.items, scope.space, model_id))
 
 
 def _trained(scope: RequestScope, model_id: str) -> Model:
-    model = versions.get_model(scope.ports.items, scope.owner_id, model_id)
+    model = versions.get_model(scope.ports.items, scope.space, model_id)
     if model.train_status != TrainStatus.TRAINED:
         raise InvalidInput(f"version {model.version} is {model.train_status.value}; only a TRAINED version has files")
     return model
@@ -97,6 +97,6 @@ def download_model(model_id: str) -> ModelDownloadOut:
 )
 def delete_model(model_id: str) -> Response[None]:
     scope = RequestScope(router)
-    model = lifecycle.delete_model(scope.ports.items, scope.owner_id, model_id)
+    model = lifecycle.delete_model(scope.ports.items, scope.space, model_id)
     delete_model_files(scope.ports.blobs, scope.owner_id, [model.id])
     return Response(status_code=204)

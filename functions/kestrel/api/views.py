@@ -13,7 +13,7 @@ from kestrel.store.labels import labels_by_id
 
 
 def _labels(scope: RequestScope, label_ids: set[str]) -> dict[str, Label]:
-    return labels_by_id(scope.ports.items, scope.owner_id, label_ids)
+    return labels_by_id(scope.ports.items, scope.space, label_ids)
 
 
 def tasks_out(scope: RequestScope, tasks: list[Task]) -> list[TaskOut]:

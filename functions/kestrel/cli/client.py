@@ -111,8 +111,12 @@ class KestrelClient:
         timeout: float = 120.0,
         retries: int = 3,
         backoff: float = 0.5,
+        workspace: str | None = None,
     ) -> None:
         self.root = api_root(endpoint)
+        #: The workspace every recognition call addresses: an id, or a name looked up on first use.
+        self.workspace = workspace
+        self._workspace_id: str | None = None
         self.endpoint = self.root[: -len(API_PATH)]
         self.token = token
         self.timeout = timeout
@@ -149,6 +153,8 @@ class KestrelClient:
 
         Raises ``ApiError`` for an answer outside ``ok`` and ``EndpointError`` when there is no answer."""
         url = self.url(path)
+        if self.workspace and url.startswith(self.root) and "workspace=" not in url:
+            params = {**(params or {}), "workspace": self.workspace_id()}
         attempt = 0
         while True:
             try:
@@ -212,6 +218,31 @@ class KestrelClient:
             if not page.get("next"):
                 return
             page = self.call("GET", page["next"])
+
+    # --- workspaces ---
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        found = self.call("GET", self.endpoint + "account/v2/workspace/")
+        if not isinstance(found, list):
+            raise EndpointError(f"{self.endpoint} answered the workspace list with something else than a list")
+        return found
+
+    def workspace_id(self) -> str:
+        """The id of ``self.workspace`` (given as an id or as a name)."""
+        if self._workspace_id is None:
+            wanted = str(self.workspace).strip()
+            for workspace in self.workspaces():
+                if wanted in (workspace["id"], workspace["name"]) or wanted.lower() == workspace["name"].lower():
+                    self._workspace_id = str(workspace["id"])
+                    break
+            else:
+                raise ApiError(
+                    404,
+                    f"no workspace named or numbered {wanted!r}; `kestrel workspaces` lists them",
+                    "GET",
+                    self.endpoint + "account/v2/workspace/",
+                )
+        return self._workspace_id
 
     # --- tasks and labels ---
 

@@ -19,6 +19,7 @@ from kestrel.domain.entities import ID_PATTERN, TrainStatus
 
 ENV_ENDPOINT = "KESTREL_ENDPOINT"
 ENV_TOKEN = "KESTREL_TOKEN"
+ENV_WORKSPACE = "KESTREL_WORKSPACE"
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000/"
 #: What a task needs before it can be trained (DESIGN §4); only used for hints, the API decides.
 MIN_LABELS = 2
@@ -41,6 +42,12 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         help=f"the Kestrel API (default: ${ENV_ENDPOINT}, else {DEFAULT_ENDPOINT})",
     )
     parser.add_argument("--token", metavar="KEY", default=argparse.SUPPRESS, help=f"API token (default: ${ENV_TOKEN})")
+    parser.add_argument(
+        "--workspace",
+        metavar="ID|NAME",
+        default=argparse.SUPPRESS,
+        help=f"the workspace to work in, by id or name (default: ${ENV_WORKSPACE}, else the default workspace)",
+    )
 
 
 def make_client(args: argparse.Namespace) -> KestrelClient:
@@ -51,7 +58,8 @@ def make_client(args: argparse.Namespace) -> KestrelClient:
             f"no API token: pass --token KEY or set {ENV_TOKEN} "
             "(`kestrel serve` prints one on first start; `kestrel token create --email ...` makes more)"
         )
-    return KestrelClient(endpoint, token.strip())
+    workspace = getattr(args, "workspace", None) or os.environ.get(ENV_WORKSPACE) or None
+    return KestrelClient(endpoint, token.strip(), workspace=workspace)
 
 
 def check_readable(path: Path, shown: str) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
 from kestrel.cli import versions as cli_models
+from kestrel.cli import workspaces as cli_workspaces
 from kestrel.cli.client import ClientError as HttpClientError
 from kestrel.cli.common import CliError, add_connection_options
 from kestrel.composition import Ports, build_ports
@@ -352,6 +353,7 @@ COMMANDS: list[Command] = [
         ),
     ),
     # These talk HTTP to any Kestrel API (--endpoint, --token): local or deployed.
+    Command("workspaces", "list the workspaces (--workspace chooses one)", add_connection_options, cli_workspaces.run),
     Command("tasks", "list the tasks", add_connection_options, cli_models.run_tasks),
     Command(
         "import",

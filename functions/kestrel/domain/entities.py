@@ -67,6 +67,16 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def default_workspace_id(owner_id: str) -> str:
+    """Every owner's default workspace: its id is stable and derived from the owner's, so it
+    exists without being stored (and holds everything stored before workspaces existed)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kestrel:workspace:{owner_id}"))
+
+
+#: What the ximilar client sends (or omits) for the default workspace.
+DEFAULT_WORKSPACE_NAME = "Default"
+
+
 @dataclass
 class Owner:
     id: str
@@ -76,8 +86,22 @@ class Owner:
 
     @property
     def workspace(self) -> str:
-        # One workspace per owner; its id is stable and derived from the owner's.
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kestrel:workspace:{self.id}"))
+        return default_workspace_id(self.id)
+
+
+@dataclass
+class Workspace:
+    """A separate set of tasks, labels, images and models of one owner."""
+
+    id: str
+    owner_id: str
+    name: str
+    description: str
+    created: str
+
+    @property
+    def is_default(self) -> bool:
+        return self.id == default_workspace_id(self.owner_id)
 
 
 @dataclass
@@ -94,6 +118,7 @@ class Task:
     label_ids: dict[str, str] = field(default_factory=dict)  # label id -> when attached
     versions_created: int = 0
     negative_label_id: str | None = None  # multi_label: images with this label carry no tag
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
 
 @dataclass
@@ -108,6 +133,7 @@ class Label:
     images_count: int = 0
     task_ids: dict[str, str] = field(default_factory=dict)  # task id -> when attached
     negative_for_task: str | None = None  # set on the one negative label of a multi_label task
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
 
 #: The file extension of each accepted image format: download URLs end in ``<image id>.<ext>``.
@@ -140,6 +166,7 @@ class TrainingImage:
     noresize: bool = False
     file_name: str = LEGACY_IMAGE_FILE
     thumb_name: str = LEGACY_THUMB_FILE
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
 
 @dataclass
@@ -159,6 +186,7 @@ class Model:
     #: What became of each mail owed for this version ("started", "finished"): "sent", or
     #: "not sent: <why>". The mail never decides the training's fate; this says what happened.
     mail_status: dict[str, str] = field(default_factory=dict)
+    workspace_id: str = ""  # set by the store; stored items without one are in the default workspace
 
     # How honest the accuracy is, from the card (docs/api.md): None before training ends and for
     # versions trained before these fields existed.

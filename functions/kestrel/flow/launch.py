@@ -6,11 +6,12 @@ import json
 
 from aws_lambda_powertools import Logger
 
-from kestrel.domain.entities import TrainStatus
+from kestrel.domain.entities import TrainStatus, default_workspace_id
 from kestrel.flow import mails
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
 from kestrel.ports.jobs import JobSpec, TrainRequest
+from kestrel.store.keys import Space
 from kestrel.store.lifecycle import JobRef, build_manifest, job_name, mark_failed, mark_training
 from kestrel.store.versions import get_model
 
@@ -25,6 +26,12 @@ def output_prefix(model_id: str) -> str:
     return f"jobs/{model_id}/output"
 
 
+def job_ref(request: TrainRequest) -> JobRef:
+    owner_id = request.owner_id
+    space = Space(owner_id, request.workspace_id or default_workspace_id(owner_id))
+    return JobRef(space=space, task_id=request.task_id, model_id=request.model_id)
+
+
 def launch(ports: Ports, request: TrainRequest) -> None:
     """Write the manifest, start the job (once), mark the model Training, then tell the owner.
 
@@ -32,8 +39,8 @@ def launch(ports: Ports, request: TrainRequest) -> None:
     Training, and sends no second email. The mail comes last and cannot raise
     (``mails.send_owed``): a refused or failing mail is recorded on the version, never a reason
     for SQS to deliver the request again."""
-    ref = JobRef(owner_id=request.owner_id, task_id=request.task_id, model_id=request.model_id)
-    model = get_model(ports.items, ref.owner_id, ref.model_id)
+    ref = job_ref(request)
+    model = get_model(ports.items, ref.space, ref.model_id)
     if model.train_status not in (TrainStatus.WAITING, TrainStatus.TRAINING):
         logger.info("train request for a finished model ignored", extra={"model_id": ref.model_id})
         mails.send_owed(ports, ref)
@@ -61,7 +68,7 @@ def give_up(ports: Ports, request: TrainRequest, error: BaseException, attempts:
     """The train request's last delivery failed too (the queue moves it to its dead letters next):
     mark the version Failed with the reason and tell the owner, rather than leave it Waiting for
     a launch that will never come. False if the version had moved on (nothing to do)."""
-    ref = JobRef(owner_id=request.owner_id, task_id=request.task_id, model_id=request.model_id)
+    ref = job_ref(request)
     # The owner reads this: say what was down, never the internals of an unexpected error.
     cause = f"{error.what} was unavailable" if isinstance(error, Unavailable) else "an unexpected error"
     reason = f"the training job could not be started after {attempts} attempts ({cause}); request training again"

@@ -167,12 +167,12 @@ def _count_not_sent() -> None:
 
 
 def _owed_mail(items: ItemStore, ref: JobRef, kind: str, value: dict[str, Any], console_url: str) -> Mail | None:
-    model = get_model(items, ref.owner_id, ref.model_id)
+    model = get_model(items, ref.space, ref.model_id)
     to = get_owner(items, ref.owner_id).email
     if kind == MAIL_STARTED:
         return started(to, model, int(value.get("images", 0)), console_url)
     if model.train_status == TrainStatus.TRAINED:
-        deployed = get_task(items, ref.owner_id, ref.task_id).production_version == model.version
+        deployed = get_task(items, ref.space, ref.task_id).production_version == model.version
         return finished(to, model, console_url, deployed)
     if model.train_status == TrainStatus.FAILED:
         return failed(to, model, model.failure_reason or "unknown reason", console_url)

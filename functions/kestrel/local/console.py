@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kestrel.api.public import API_PREFIX, DOCS_PATH
+from kestrel.api.public import API_PREFIX, DOCS_PATH, is_api_path
 from kestrel.local.events import status_line
 from kestrel.local.responses import Response
 
@@ -73,7 +73,7 @@ def static_response(environ: Mapping[str, Any], file: Path) -> Response:
 
 def console_response(environ: Mapping[str, Any], method: str, path: str, web_dir: Path) -> Response | None:
     """The console file (or the front page) for a GET/HEAD outside the API, else None."""
-    if method not in ("GET", "HEAD") or path.startswith(API_PREFIX):
+    if method not in ("GET", "HEAD") or is_api_path(path):
         return None
     console_file = static_file(web_dir, path)
     if console_file is not None:

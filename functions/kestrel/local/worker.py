@@ -138,7 +138,9 @@ class LocalWorker:
         try:
             waiting = list(waiting_models(self.ports.items))
             for model in waiting:
-                self.queue.send(TrainRequest(model.owner_id, model.task_id, model.id, model.version))
+                self.queue.send(
+                    TrainRequest(model.owner_id, model.task_id, model.id, model.version, model.workspace_id)
+                )
         except Exception:  # the worker must start even so; the versions stay as they were
             logger.exception("queuing the Waiting versions again failed")
             return 0

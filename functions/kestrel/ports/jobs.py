@@ -14,6 +14,7 @@ class TrainRequest:
     task_id: str
     model_id: str
     version: int
+    workspace_id: str | None = None  # None: the owner's default workspace (and older messages)
 
     def to_message(self) -> dict[str, Any]:
         return {
@@ -21,6 +22,7 @@ class TrainRequest:
             "task_id": self.task_id,
             "model_id": self.model_id,
             "version": self.version,
+            "workspace": self.workspace_id,
         }
 
     @classmethod
@@ -30,6 +32,7 @@ class TrainRequest:
             task_id=str(body["task_id"]),
             model_id=str(body["model_id"]),
             version=int(body["version"]),
+            workspace_id=str(body["workspace"]) if body.get("workspace") else None,
         )
 
 

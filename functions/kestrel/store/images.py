@@ -12,6 +12,7 @@ from kestrel.domain.entities import (
     LEGACY_IMAGE_FILE,
     LEGACY_THUMB_FILE,
     TrainingImage,
+    default_workspace_id,
     image_file_names,
     new_id,
     now_iso,
@@ -21,8 +22,10 @@ from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_meta_data
-from kestrel.store.labels import get_label
+from kestrel.store.keys import Space
+from kestrel.store.labels import delete_label, get_label, get_labels
 from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
 
 IMAGE_PREFIX = "I#"
 
@@ -36,6 +39,7 @@ def image_from_item(item: Item) -> TrainingImage:
     return TrainingImage(
         id=item["id"],
         owner_id=item["owner_id"],
+        workspace_id=item.get("workspace") or default_workspace_id(item["owner_id"]),
         created=item["created"],
         content_hash=item["content_hash"],
         format=item["format"],
@@ -55,13 +59,14 @@ def image_from_item(item: Item) -> TrainingImage:
 
 def image_item(image: TrainingImage) -> Item:
     """The stored form of ``image`` (what ``image_from_item`` reads back)."""
-    pk, sk = keys.image_key(image.owner_id, image.id)
+    pk, sk = keys.image_key(keys.space_of(image), image.id)
     return {
         PK: pk,
         SK: sk,
         ORD: keys.image_ord(image.created, image.id),
         "id": image.id,
         "owner_id": image.owner_id,
+        "workspace": keys.space_of(image).workspace_id,
         "created": image.created,
         "content_hash": image.content_hash,
         "format": image.format,
@@ -86,8 +91,8 @@ def thumb_blob(image: TrainingImage) -> str:
     return keys.thumb_blob(image.owner_id, image.id, image.thumb_name)
 
 
-def get_image(store: ItemStore, owner_id: str, image_id: str) -> TrainingImage:
-    item = store.get(keys.image_key(owner_id, image_id))
+def get_image(store: ItemStore, space: Space, image_id: str) -> TrainingImage:
+    item = store.get(keys.image_key(space, image_id))
     if item is None:
         raise NotFound(f"Training image {image_id} not found")
     return image_from_item(item)
@@ -110,9 +115,9 @@ def content_hash_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def find_duplicate(store: ItemStore, owner_id: str, content_hash: str) -> str | None:
+def find_duplicate(store: ItemStore, space: Space, content_hash: str) -> str | None:
     """The id of the owner's image with these bytes, if there is one."""
-    existing = store.get(keys.content_key(owner_id, content_hash))
+    existing = store.get(keys.content_key(space, content_hash))
     return None if existing is None else str(existing["image_id"])
 
 
@@ -131,7 +136,7 @@ def _too_many_labels(count: int) -> InvalidInput:
 def add_image(
     store: ItemStore,
     blobs: BlobStore,
-    owner_id: str,
+    space: Space,
     checked: CheckedImage,
     *,
     label_ids: list[str] | None = None,
@@ -145,16 +150,17 @@ def add_image(
     if len(unique_labels) > MAX_LABELS_PER_IMAGE:
         raise _too_many_labels(len(unique_labels))  # before anything is stored
     data, content_hash = checked.data, checked.content_hash
-    duplicate = find_duplicate(store, owner_id, content_hash)
+    duplicate = find_duplicate(store, space, content_hash)
     if duplicate is not None:
         raise Conflict(duplicate_detail(duplicate))
-    labels = [get_label(store, owner_id, label_id) for label_id in unique_labels]
+    labels = [get_label(store, space, label_id) for label_id in unique_labels]
 
     image_id = new_id()
     file_name, thumb_name = image_file_names(image_id, checked.format)
     image = TrainingImage(
         id=image_id,
-        owner_id=owner_id,
+        owner_id=space.owner_id,
+        workspace_id=space.workspace_id,
         created=now_iso(),
         content_hash=content_hash,
         format=checked.format,
@@ -174,17 +180,20 @@ def add_image(
     blobs.put(image_blob(image), data, checked.mime)
     blobs.put(thumb_blob(image), checked.thumbnail, "image/jpeg")
     item = image_item(image)
-    hash_pk, hash_sk = keys.content_key(owner_id, content_hash)
+    hash_pk, hash_sk = keys.content_key(space, content_hash)
     writes: list[Put | Update | Delete] = [
         Put({PK: hash_pk, SK: hash_sk, "image_id": image.id}, Condition(exists=False)),
         Put(item, Condition(exists=False)),
     ]
     for label in labels:
-        writes.extend(_label_writes(owner_id, image, label.id, adding=True))
+        writes.extend(_label_writes(space, image, label.id, adding=True))
+    writes.extend(create_guard(space))
     try:
         store.transact(writes)
     except ConditionFailed as failed:
         _remove_blobs(blobs, image)
+        if guard_failed(space, writes, failed):
+            raise workspace_gone(space) from None
         if failed.index == 0:  # the same bytes were stored by a concurrent request
             winner = store.get((hash_pk, hash_sk))
             raise Conflict(duplicate_detail(str(winner["image_id"]) if winner else "unknown")) from None
@@ -192,9 +201,9 @@ def add_image(
     return image
 
 
-def _label_writes(owner_id: str, image: TrainingImage, label_id: str, adding: bool) -> list[Put | Update | Delete]:
-    membership_pk, membership_sk = keys.membership_key(owner_id, label_id, image.id)
-    label_key = keys.label_key(owner_id, label_id)
+def _label_writes(space: Space, image: TrainingImage, label_id: str, adding: bool) -> list[Put | Update | Delete]:
+    membership_pk, membership_sk = keys.membership_key(space, label_id, image.id)
+    label_key = keys.label_key(space, label_id)
     if adding:
         return [
             Put(
@@ -214,10 +223,10 @@ def _label_writes(owner_id: str, image: TrainingImage, label_id: str, adding: bo
     ]
 
 
-def add_label_to_image(store: ItemStore, owner_id: str, image_id: str, label_id: str) -> TrainingImage:
+def add_label_to_image(store: ItemStore, space: Space, image_id: str, label_id: str) -> TrainingImage:
     """Label an image; labelling it again changes nothing."""
-    image = get_image(store, owner_id, image_id)
-    get_label(store, owner_id, label_id)
+    image = get_image(store, space, image_id)
+    get_label(store, space, label_id)
     if label_id in image.label_ids:
         return image
     if len(image.label_ids) >= MAX_LABELS_PER_IMAGE:
@@ -227,60 +236,60 @@ def add_label_to_image(store: ItemStore, owner_id: str, image_id: str, label_id:
         store.transact(
             [
                 Update(
-                    keys.image_key(owner_id, image_id),
+                    keys.image_key(space, image_id),
                     map_set={"labels": {label_id: when}},
                     condition=Condition(map_lacks=("labels", label_id)),
                 ),
-                *_label_writes(owner_id, image, label_id, adding=True),
+                *_label_writes(space, image, label_id, adding=True),
             ]
         )
     except ConditionFailed as failed:
         if failed.index == 0:
             # Either labelled concurrently (fine) or the image was deleted meanwhile.
-            return get_image(store, owner_id, image_id)
+            return get_image(store, space, image_id)
         raise NotFound(f"Label {label_id} not found") from None
-    return get_image(store, owner_id, image_id)
+    return get_image(store, space, image_id)
 
 
-def remove_label_from_image(store: ItemStore, owner_id: str, image_id: str, label_id: str) -> TrainingImage:
-    image = get_image(store, owner_id, image_id)
+def remove_label_from_image(store: ItemStore, space: Space, image_id: str, label_id: str) -> TrainingImage:
+    image = get_image(store, space, image_id)
     if label_id not in image.label_ids:
-        get_label(store, owner_id, label_id)
+        get_label(store, space, label_id)
         raise InvalidInput(f"image {image_id} does not have label {label_id}")
     # Removed concurrently by another request: the same end state.
     with contextlib.suppress(ConditionFailed):
         store.transact(
             [
                 Update(
-                    keys.image_key(owner_id, image_id),
+                    keys.image_key(space, image_id),
                     map_remove={"labels": [label_id]},
                     condition=Condition(map_has=("labels", label_id)),
                 ),
-                *_label_writes(owner_id, image, label_id, adding=False),
+                *_label_writes(space, image, label_id, adding=False),
             ]
         )
-    return get_image(store, owner_id, image_id)
+    return get_image(store, space, image_id)
 
 
-def update_image(store: ItemStore, owner_id: str, image_id: str, changes: dict[str, Any]) -> TrainingImage:
+def update_image(store: ItemStore, space: Space, image_id: str, changes: dict[str, Any]) -> TrainingImage:
     if "meta_data" in changes:
         check_meta_data(changes["meta_data"])
     try:
-        item = store.update(Update(keys.image_key(owner_id, image_id), set=changes, condition=Condition(exists=True)))
+        item = store.update(Update(keys.image_key(space, image_id), set=changes, condition=Condition(exists=True)))
     except ConditionFailed:
         raise NotFound(f"Training image {image_id} not found") from None
     return image_from_item(item)
 
 
-def delete_image(store: ItemStore, blobs: BlobStore, owner_id: str, image_id: str) -> None:
-    image = get_image(store, owner_id, image_id)
+def delete_image(store: ItemStore, blobs: BlobStore, space: Space, image_id: str) -> None:
+    image = get_image(store, space, image_id)
     writes: list[Put | Update | Delete] = [
-        Delete(keys.image_key(owner_id, image_id), Condition(exists=True)),
-        Delete(keys.content_key(owner_id, image.content_hash)),
+        Delete(keys.image_key(space, image_id), Condition(exists=True)),
+        Delete(keys.content_key(space, image.content_hash)),
     ]
     for label_id in image.label_ids:
-        if store.get(keys.label_key(owner_id, label_id)) is not None:
-            writes.extend(_label_writes(owner_id, image, label_id, adding=False))
+        if store.get(keys.label_key(space, label_id)) is not None:
+            writes.extend(_label_writes(space, image, label_id, adding=False))
     try:
         store.transact(writes)
     except ConditionFailed as failed:
@@ -314,14 +323,14 @@ class ImageFilter:
         return not self.labels and not self.not_labels and self.test is None
 
 
-def list_images(store: ItemStore, owner_id: str, request: PageRequest, flt: ImageFilter) -> Page:
-    pk = keys.owner_pk(owner_id)
+def list_images(store: ItemStore, space: Space, request: PageRequest, flt: ImageFilter) -> Page:
+    pk = keys.space_pk(space)
     if flt.labels:
         # Walk the first label's memberships (newest image first) and fetch those images.
         first = flt.labels[0]
-        anchor = get_label(store, owner_id, first)
+        anchor = get_label(store, space, first)
         for label_id in flt.labels[1:] + flt.not_labels:
-            get_label(store, owner_id, label_id)
+            get_label(store, space, label_id)
 
         def walk_label(after: str | None) -> Iterator[Item]:
             memberships = store.query(pk, keys.membership_ord_prefix(first), index="ord", after=after, descending=True)
@@ -329,7 +338,7 @@ def list_images(store: ItemStore, owner_id: str, request: PageRequest, flt: Imag
                 batch = [m for _, m in zip(range(100), memberships, strict=False)]
                 if not batch:
                     return
-                images = store.batch_get([keys.image_key(owner_id, str(m["image_id"])) for m in batch])
+                images = store.batch_get([keys.image_key(space, str(m["image_id"])) for m in batch])
                 by_id = {image["id"]: image for image in images}
                 for membership in batch:
                     image = by_id.get(membership["image_id"])
@@ -342,7 +351,7 @@ def list_images(store: ItemStore, owner_id: str, request: PageRequest, flt: Imag
         return paginate(walk_label, request, count, None if simple else flt.keep)
 
     for label_id in flt.not_labels:
-        get_label(store, owner_id, label_id)
+        get_label(store, space, label_id)
 
     def walk(after: str | None) -> Iterator[Item]:
         return store.query(pk, IMAGE_PREFIX, index="ord", after=after, descending=True)
@@ -352,10 +361,99 @@ def list_images(store: ItemStore, owner_id: str, request: PageRequest, flt: Imag
     return paginate(walk, request, sum(1 for item in walk(None) if flt.keep(item)), flt.keep)
 
 
-def image_ids_with_labels(store: ItemStore, owner_id: str, label_ids: list[str]) -> list[str]:
+def image_ids_with_labels(store: ItemStore, space: Space, label_ids: list[str]) -> list[str]:
     """Every image that has any of ``label_ids`` (for batch updates by label)."""
     found: dict[str, None] = {}
     for label_id in label_ids:
-        for membership in store.query(keys.owner_pk(owner_id), keys.membership_ord_prefix(label_id)):
+        for membership in store.query(keys.space_pk(space), keys.membership_ord_prefix(label_id)):
             found[str(membership["image_id"])] = None
     return list(found)
+
+
+#: Writes per wipe transaction (DynamoDB takes at most 100, each item at most once).
+_WIPE_WRITES = 90
+#: Memberships read per wipe step; the step then takes as many of their images as fit.
+_WIPE_READ = 30
+#: Steps in a row that may lose a race with other requests before the wipe gives up.
+_WIPE_RETRIES = 5
+
+
+def wipe_label(store: ItemStore, blobs: BlobStore, space: Space, label_id: str) -> int:
+    """Delete the label and every training image that carries it (whatever other labels those
+    images have, as Ximilar's ``label/{id}/wipe`` does); returns how many images went.
+
+    Works in steps of one transaction each: a step deletes some images whole (item, content
+    marker, their memberships in every label, the labels' counters), so a crash leaves each
+    image either fully there or fully gone. The label goes last: until then it is still
+    listed, and repeating the request finishes the job."""
+    label = get_label(store, space, label_id)
+    if label.negative_for_task:
+        raise InvalidInput(
+            f"label '{label.name}' is the negative label of task {label.negative_for_task}; "
+            "it goes when the task is deleted"
+        )
+    deleted = 0
+    failures = 0
+    while True:
+        memberships = list(store.query(keys.space_pk(space), keys.membership_ord_prefix(label_id), limit=_WIPE_READ))
+        if not memberships:
+            break
+        try:
+            deleted += _wipe_step(store, blobs, space, label_id, [str(m["image_id"]) for m in memberships])
+            failures = 0
+        except ConditionFailed:
+            failures += 1  # an image or label changed meanwhile: read again and retry
+            if failures >= _WIPE_RETRIES:
+                raise Conflict("the label's images keep changing while it is being wiped; try again") from None
+    delete_label(store, space, label_id)
+    return deleted
+
+
+def _wipe_step(store: ItemStore, blobs: BlobStore, space: Space, label_id: str, image_ids: list[str]) -> int:
+    """One transaction: delete as many of ``image_ids`` as fit, whole. Returns how many."""
+    found = {str(item["id"]): item for item in store.batch_get([keys.image_key(space, i) for i in image_ids])}
+    writes: list[Put | Update | Delete] = []
+    counts: dict[str, int] = {}
+    taken: list[Item] = []
+    for image_id in image_ids:
+        item = found.get(image_id)
+        if item is None:  # a membership whose image is gone: only the membership remains to remove
+            step = [Delete(keys.membership_key(space, label_id, image_id))]
+            step_labels = [label_id]
+        else:
+            step_labels = list(dict.fromkeys([label_id, *(item.get("labels") or {})]))
+            step = [
+                Delete(keys.image_key(space, image_id), Condition(exists=True)),
+                Delete(keys.content_key(space, str(item["content_hash"]))),
+                *(Delete(keys.membership_key(space, lid, image_id)) for lid in step_labels),
+            ]
+        new_counters = len(set(step_labels) - set(counts))
+        if writes and len(writes) + len(step) + len(counts) + new_counters > _WIPE_WRITES:
+            break
+        if item is not None and len(step) + new_counters > _WIPE_WRITES:
+            _shed_labels(store, space, image_id, keep=label_id)  # too many labels for one step
+            return 0  # the next step reads the image again, now with one label
+        writes.extend(step)
+        for lid in step_labels:
+            counts[lid] = counts.get(lid, 0) + 1
+        if item is not None:
+            taken.append(item)
+    existing = {label.id for label in get_labels(store, space, sorted(counts))}
+    writes.extend(
+        Update(keys.label_key(space, lid), increment={"images_count": -n}, condition=Condition(exists=True))
+        for lid, n in sorted(counts.items())
+        if lid in existing
+    )
+    store.transact(writes)
+    # Bytes after the records: a crash here leaves unreferenced files, never a record without them.
+    for item in taken:
+        _remove_blobs(blobs, image_from_item(item))
+    return len(taken)
+
+
+def _shed_labels(store: ItemStore, space: Space, image_id: str, keep: str) -> None:
+    """Take every label but ``keep`` off an image, one atomic change each."""
+    for other in list(get_image(store, space, image_id).label_ids):
+        if other != keep:
+            with contextlib.suppress(NotFound, InvalidInput):
+                remove_label_from_image(store, space, image_id, other)

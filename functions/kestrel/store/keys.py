@@ -1,15 +1,62 @@
 """The single-table layout: which (pk, sk, ord) each kind of item lives at.
 
-Everything an owner has lives in the owner's partition ``O#<owner>``; its sort keys start with
-one letter per kind. ``ord`` orders listings by creation time (and ties by id)."""
+An owner's profile, tokens and workspaces live in the owner's partition ``O#<owner>``. The
+tasks, labels, images and models of a workspace live in the workspace's partition: the default
+workspace's is the owner's partition itself (so data stored before workspaces existed is in the
+default workspace), another workspace's is ``O#<owner>#W#<workspace>``. Sort keys start with one
+letter per kind. ``ord`` orders listings by creation time (and ties by id)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
+from kestrel.domain.entities import default_workspace_id
 from kestrel.ports.items import Key
 
 
 def owner_pk(owner_id: str) -> str:
     return f"O#{owner_id}"
+
+
+@dataclass(frozen=True)
+class Space:
+    """One workspace of one owner: where its tasks, labels, images and models are kept."""
+
+    owner_id: str
+    workspace_id: str
+
+    @classmethod
+    def default_of(cls, owner_id: str) -> Space:
+        return cls(owner_id, default_workspace_id(owner_id))
+
+    @property
+    def is_default(self) -> bool:
+        return self.workspace_id == default_workspace_id(self.owner_id)
+
+
+class _InSpace(Protocol):
+    owner_id: str
+    workspace_id: str
+
+
+def space_of(entity: _InSpace) -> Space:
+    """Where a stored entity lives (its owner and workspace)."""
+    return Space(entity.owner_id, entity.workspace_id or default_workspace_id(entity.owner_id))
+
+
+def space_pk(space: Space) -> str:
+    if space.is_default:
+        return owner_pk(space.owner_id)
+    return f"O#{space.owner_id}#W#{space.workspace_id}"
+
+
+def workspace_key(owner_id: str, workspace_id: str) -> Key:
+    return (owner_pk(owner_id), f"W#{workspace_id}")
+
+
+def workspace_ord(created: str, workspace_id: str) -> str:
+    return f"W#{created}#{workspace_id}"
 
 
 PROFILE_SK = "PROFILE"
@@ -37,38 +84,38 @@ def usage_key_key(owner_id: str) -> Key:
     return (owner_pk(owner_id), "USAGE_KEY")
 
 
-def task_key(owner_id: str, task_id: str) -> Key:
-    return (owner_pk(owner_id), f"T#{task_id}")
+def task_key(space: Space, task_id: str) -> Key:
+    return (space_pk(space), f"T#{task_id}")
 
 
 def task_ord(created: str, task_id: str) -> str:
     return f"T#{created}#{task_id}"
 
 
-def label_key(owner_id: str, label_id: str) -> Key:
-    return (owner_pk(owner_id), f"L#{label_id}")
+def label_key(space: Space, label_id: str) -> Key:
+    return (space_pk(space), f"L#{label_id}")
 
 
 def label_ord(created: str, label_id: str) -> str:
     return f"L#{created}#{label_id}"
 
 
-def image_key(owner_id: str, image_id: str) -> Key:
-    return (owner_pk(owner_id), f"I#{image_id}")
+def image_key(space: Space, image_id: str) -> Key:
+    return (space_pk(space), f"I#{image_id}")
 
 
 def image_ord(created: str, image_id: str) -> str:
     return f"I#{created}#{image_id}"
 
 
-def content_key(owner_id: str, content_hash: str) -> Key:
+def content_key(space: Space, content_hash: str) -> Key:
     """Marks which image holds these exact bytes, for duplicate detection."""
-    return (owner_pk(owner_id), f"H#{content_hash}")
+    return (space_pk(space), f"H#{content_hash}")
 
 
-def membership_key(owner_id: str, label_id: str, image_id: str) -> Key:
+def membership_key(space: Space, label_id: str, image_id: str) -> Key:
     """One item per (label, image) pair: lists a label's images without scanning all images."""
-    return (owner_pk(owner_id), f"M#{label_id}#{image_id}")
+    return (space_pk(space), f"M#{label_id}#{image_id}")
 
 
 def membership_ord_prefix(label_id: str) -> str:
@@ -79,17 +126,17 @@ def membership_ord(label_id: str, image_created: str, image_id: str) -> str:
     return f"M#{label_id}#{image_created}#{image_id}"
 
 
-def model_key(owner_id: str, model_id: str) -> Key:
-    return (owner_pk(owner_id), f"V#{model_id}")
+def model_key(space: Space, model_id: str) -> Key:
+    return (space_pk(space), f"V#{model_id}")
 
 
 def model_ord(task_id: str, version: int) -> str:
     return f"V#{task_id}#{version:08d}"
 
 
-def model_version_key(owner_id: str, task_id: str, version: int) -> Key:
+def model_version_key(space: Space, task_id: str, version: int) -> Key:
     """Points from (task, version) to the model id; guards against two models with one number."""
-    return (owner_pk(owner_id), f"N#{task_id}#{version:08d}")
+    return (space_pk(space), f"N#{task_id}#{version:08d}")
 
 
 # Blob keys

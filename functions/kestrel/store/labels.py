@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kestrel.domain.entities import Label, LabelType, new_id, now_iso
+from kestrel.domain.entities import Label, LabelType, default_workspace_id, new_id, now_iso
 from kestrel.domain.errors import InvalidInput, NotFound
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Update
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_names
+from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
 
 LABEL_PREFIX = "L#"
 # Writes per transaction when a label is removed from its images: 2 per image + the counter.
@@ -21,6 +23,7 @@ def label_from_item(item: Item) -> Label:
     return Label(
         id=item["id"],
         owner_id=item["owner_id"],
+        workspace_id=item.get("workspace") or default_workspace_id(item["owner_id"]),
         name=item["name"],
         type=LabelType(item["type"]),
         description=item.get("description") or "",
@@ -32,32 +35,33 @@ def label_from_item(item: Item) -> Label:
     )
 
 
-def get_label(store: ItemStore, owner_id: str, label_id: str) -> Label:
-    item = store.get(keys.label_key(owner_id, label_id))
+def get_label(store: ItemStore, space: Space, label_id: str) -> Label:
+    item = store.get(keys.label_key(space, label_id))
     if item is None:
         raise NotFound(f"Label {label_id} not found")
     return label_from_item(item)
 
 
-def get_labels(store: ItemStore, owner_id: str, label_ids: list[str]) -> list[Label]:
+def get_labels(store: ItemStore, space: Space, label_ids: list[str]) -> list[Label]:
     """The labels that exist among ``label_ids``, in that order."""
-    items = store.batch_get([keys.label_key(owner_id, label_id) for label_id in label_ids])
+    items = store.batch_get([keys.label_key(space, label_id) for label_id in label_ids])
     return [label_from_item(item) for item in items]
 
 
-def labels_by_id(store: ItemStore, owner_id: str, label_ids: set[str]) -> dict[str, Label]:
+def labels_by_id(store: ItemStore, space: Space, label_ids: set[str]) -> dict[str, Label]:
     """The labels that exist among ``label_ids``, by id (one batch read)."""
-    return {label.id: label for label in get_labels(store, owner_id, sorted(label_ids))}
+    return {label.id: label for label in get_labels(store, space, sorted(label_ids))}
 
 
 def label_item(label: Label, negative_for_task: str | None = None) -> Item:
-    pk, sk = keys.label_key(label.owner_id, label.id)
+    pk, sk = keys.label_key(Space(label.owner_id, label.workspace_id), label.id)
     return {
         PK: pk,
         SK: sk,
         ORD: keys.label_ord(label.created, label.id),
         "id": label.id,
         "owner_id": label.owner_id,
+        "workspace": label.workspace_id,
         "name": label.name,
         "name_lc": label.name.lower(),
         "type": label.type.value,
@@ -71,39 +75,50 @@ def label_item(label: Label, negative_for_task: str | None = None) -> Item:
 
 
 def create_label(
-    store: ItemStore, owner_id: str, name: str, label_type: LabelType, description: str, output_name: str
+    store: ItemStore, space: Space, name: str, label_type: LabelType, description: str, output_name: str
 ) -> Label:
     check_names({"name": name, "output_name": output_name})
     label = Label(
         id=new_id(),
-        owner_id=owner_id,
+        owner_id=space.owner_id,
+        workspace_id=space.workspace_id,
         name=name,
         type=label_type,
         description=description,
         output_name=output_name or name,
         created=now_iso(),
     )
-    store.put(label_item(label), Condition(exists=False))
+    guard = create_guard(space)
+    if not guard:  # the default workspace: one plain write
+        store.put(label_item(label), Condition(exists=False))
+        return label
+    writes = [Put(label_item(label), Condition(exists=False)), *guard]
+    try:
+        store.transact(writes)
+    except ConditionFailed as failed:
+        if guard_failed(space, writes, failed):
+            raise workspace_gone(space) from None
+        raise
     return label
 
 
-def update_label(store: ItemStore, owner_id: str, label_id: str, changes: dict[str, Any]) -> Label:
+def update_label(store: ItemStore, space: Space, label_id: str, changes: dict[str, Any]) -> Label:
     check_names(changes)
     fields = dict(changes)
     if "name" in fields:
         fields["name_lc"] = str(fields["name"]).lower()
     if "type" in fields:
         fields["type"] = LabelType(fields["type"]).value
-        current = get_label(store, owner_id, label_id)
+        current = get_label(store, space, label_id)
         if fields["type"] != current.type.value and current.task_ids:
             raise InvalidInput(
                 f"label '{current.name}' is attached to {len(current.task_ids)} task(s); detach it "
                 "before changing its type"
             )
     if not fields:
-        return get_label(store, owner_id, label_id)
+        return get_label(store, space, label_id)
     try:
-        item = store.update(Update(keys.label_key(owner_id, label_id), set=fields, condition=Condition(exists=True)))
+        item = store.update(Update(keys.label_key(space, label_id), set=fields, condition=Condition(exists=True)))
     except ConditionFailed:
         raise NotFound(f"Label {label_id} not found") from None
     return label_from_item(item)
@@ -111,13 +126,13 @@ def update_label(store: ItemStore, owner_id: str, label_id: str, changes: dict[s
 
 def list_labels(
     store: ItemStore,
-    owner_id: str,
+    space: Space,
     request: PageRequest,
     search: str | None,
     task_label_ids: list[str] | None,
 ) -> Page:
     """All labels, or only ``task_label_ids`` (a task's), optionally matching ``search``."""
-    pk = keys.owner_pk(owner_id)
+    pk = keys.space_pk(space)
     needle = search.lower() if search else None
 
     def keep(item: Item) -> bool:
@@ -125,7 +140,7 @@ def list_labels(
 
     if task_label_ids is not None:
         chosen = sorted(
-            store.batch_get([keys.label_key(owner_id, label_id) for label_id in task_label_ids]),
+            store.batch_get([keys.label_key(space, label_id) for label_id in task_label_ids]),
             key=lambda item: str(item[ORD]),
             reverse=True,
         )
@@ -143,15 +158,15 @@ def list_labels(
     return paginate(walk, request, sum(1 for item in walk(None) if keep(item)), keep)
 
 
-def delete_label(store: ItemStore, owner_id: str, label_id: str, allow_negative: bool = False) -> None:
+def delete_label(store: ItemStore, space: Space, label_id: str, allow_negative: bool = False) -> None:
     """Take the label off every image and task, then delete it."""
-    label = get_label(store, owner_id, label_id)
+    label = get_label(store, space, label_id)
     if label.negative_for_task and not allow_negative:
         raise InvalidInput(
             f"label '{label.name}' is the negative label of task {label.negative_for_task}; "
             "it goes when the task is deleted"
         )
-    pk = keys.owner_pk(owner_id)
+    pk = keys.space_pk(space)
     while True:
         memberships = list(store.query(pk, keys.membership_ord_prefix(label_id), limit=_IMAGES_PER_CHUNK))
         if not memberships:
@@ -159,13 +174,13 @@ def delete_label(store: ItemStore, owner_id: str, label_id: str, allow_negative:
         writes: list[Update | Delete] = []
         for membership in memberships:
             image_id = str(membership["image_id"])
-            writes.append(Update(keys.image_key(owner_id, image_id), map_remove={"labels": [label_id]}))
+            writes.append(Update(keys.image_key(space, image_id), map_remove={"labels": [label_id]}))
             writes.append(Delete((membership[PK], membership[SK])))
-        writes.append(Update(keys.label_key(owner_id, label_id), increment={"images_count": -len(memberships)}))
+        writes.append(Update(keys.label_key(space, label_id), increment={"images_count": -len(memberships)}))
         store.transact(writes)
     writes = [
-        Update(keys.task_key(owner_id, task_id), map_remove={"labels": [label_id]})
+        Update(keys.task_key(space, task_id), map_remove={"labels": [label_id]})
         for task_id in label.task_ids
-        if store.get(keys.task_key(owner_id, task_id)) is not None
+        if store.get(keys.task_key(space, task_id)) is not None
     ]
-    store.transact([*writes, Delete(keys.label_key(owner_id, label_id))])
+    store.transact([*writes, Delete(keys.label_key(space, label_id))])

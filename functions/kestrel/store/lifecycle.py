@@ -9,12 +9,13 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, new_id, now_iso
+from kestrel.domain.entities import Model, Task, TaskType, TrainStatus, default_workspace_id, new_id, now_iso
 from kestrel.domain.errors import Conflict, NotFound
 from kestrel.domain.training_rules import LabelCount, SplitImage, check_trainable, split, split_order
 from kestrel.ports.items import PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update, Write
 from kestrel.store import keys
 from kestrel.store.images import image_blob, image_from_item
+from kestrel.store.keys import Space
 from kestrel.store.labels import get_labels
 from kestrel.store.tasks import get_task
 from kestrel.store.versions import get_model, model_from_item, model_item
@@ -39,21 +40,30 @@ def job_key(model_id: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class JobRef:
-    owner_id: str
+    space: Space
     task_id: str
     model_id: str
+
+    @property
+    def owner_id(self) -> str:
+        return self.space.owner_id
 
 
 def find_job(store: ItemStore, model_id: str) -> JobRef:
     item = store.get(job_key(model_id))
     if item is None:
         raise NotFound(f"no training job for model {model_id}")
-    return JobRef(owner_id=str(item["owner_id"]), task_id=str(item["task_id"]), model_id=model_id)
+    # Jobs recorded before workspaces existed carry no workspace: theirs is the default one.
+    owner_id = str(item["owner_id"])
+    space = Space(owner_id, str(item.get("workspace") or default_workspace_id(owner_id)))
+    return JobRef(space=space, task_id=str(item["task_id"]), model_id=model_id)
 
 
 def trainable_labels(store: ItemStore, task: Task) -> list[LabelCount]:
     """The labels a model learns (the negative label of a multi_label task is not one of them)."""
-    labels = get_labels(store, task.owner_id, sorted(task.label_ids, key=lambda lid: task.label_ids[lid]))
+    labels = get_labels(
+        store, Space(task.owner_id, task.workspace_id), sorted(task.label_ids, key=lambda lid: task.label_ids[lid])
+    )
     return [
         LabelCount(label_id=label.id, name=label.name, images=label.images_count)
         for label in labels
@@ -61,36 +71,46 @@ def trainable_labels(store: ItemStore, task: Task) -> list[LabelCount]:
     ]
 
 
-def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
+def create_version(store: ItemStore, space: Space, task_id: str) -> Model:
     """Check the rules, then create model version n+1 in state Waiting (safe under concurrency).
 
     The task's counter and status and the version's items are written in one transaction, so a
     server killed midway leaves all of them or none (never a task Waiting for a version that does
     not exist). A concurrent request that took n+1 first makes it fail; it is tried again."""
     for _ in range(_CREATE_RETRIES):
-        task = get_task(store, owner_id, task_id)
+        task = get_task(store, space, task_id)
         check_trainable(trainable_labels(store, task))
         version = task.versions_created + 1
         model = Model(
             id=new_id(),
-            owner_id=owner_id,
+            owner_id=space.owner_id,
+            workspace_id=space.workspace_id,
             task_id=task_id,
             task_name=task.name,
             version=version,
             train_status=TrainStatus.WAITING,
             created=now_iso(),
         )
-        version_pk, version_sk = keys.model_version_key(owner_id, task_id, version)
+        version_pk, version_sk = keys.model_version_key(space, task_id, version)
         job_pk, job_sk = job_key(model.id)
         writes: list[Write] = [
             Update(
-                keys.task_key(owner_id, task_id),
+                keys.task_key(space, task_id),
                 set={"versions_created": version, "last_train_status": TrainStatus.WAITING.value},
                 condition=Condition(equals={"versions_created": task.versions_created}),
             ),
             Put({**model_item(model), OUTBOX: {}, MAIL_STATUS: {}}, Condition(exists=False)),
             Put({PK: version_pk, SK: version_sk, "model_id": model.id}, Condition(exists=False)),
-            Put({PK: job_pk, SK: job_sk, "owner_id": owner_id, "task_id": task_id}, Condition(exists=False)),
+            Put(
+                {
+                    PK: job_pk,
+                    SK: job_sk,
+                    "owner_id": space.owner_id,
+                    "workspace": space.workspace_id,
+                    "task_id": task_id,
+                },
+                Condition(exists=False),
+            ),
         ]
         try:
             store.transact(writes)
@@ -102,20 +122,20 @@ def create_version(store: ItemStore, owner_id: str, task_id: str) -> Model:
             # After a timeout the transaction may have landed after all: then no train request
             # will be queued for version n+1, and it must not stay Waiting. If it did not land,
             # nothing changed (the task still shows what it showed).
-            ref = JobRef(owner_id=owner_id, task_id=task_id, model_id=model.id)
+            ref = JobRef(space=space, task_id=task_id, model_id=model.id)
             mark_failed(store, ref, "the train request could not be recorded", mail=False)
             raise
         return model
     raise Conflict(f"too many train requests for task {task_id} at once; try again")
 
 
-def _set_task_status(store: ItemStore, owner_id: str, task_id: str, status: TrainStatus, version: int) -> None:
+def _set_task_status(store: ItemStore, space: Space, task_id: str, status: TrainStatus, version: int) -> None:
     """The task shows the state of its newest version only: an older version finishing late,
     or the task having been deleted meanwhile, changes nothing."""
     with contextlib.suppress(ConditionFailed):
         store.update(
             Update(
-                keys.task_key(owner_id, task_id),
+                keys.task_key(space, task_id),
                 set={"last_train_status": status.value},
                 condition=Condition(equals={"versions_created": version}),
             )
@@ -148,7 +168,7 @@ def _transition(
 
     The task's status follows even on a repeat that finds the model in ``to`` already: the first
     delivery may have stopped between the two writes (that write is idempotent)."""
-    key = keys.model_key(ref.owner_id, ref.model_id)
+    key = keys.model_key(ref.space, ref.model_id)
     changed = False
     item: Item | None = None
     # Each state in either spelling: versions stored before Kestrel took Ximilar's keep moving.
@@ -170,7 +190,7 @@ def _transition(
         item = store.get(key)
         if item is None or TrainStatus.parse(str(item.get("train_status"))) != to:
             return False
-    _set_task_status(store, ref.owner_id, ref.task_id, to, int(item["version"]))
+    _set_task_status(store, ref.space, ref.task_id, to, int(item["version"]))
     return changed
 
 
@@ -213,7 +233,7 @@ def mark_trained(store: ItemStore, ref: JobRef, accuracy: float, metrics: dict[s
 def complete_deploy(store: ItemStore, ref: JobRef) -> None:
     """Run the deploy decision once per Trained version (only while DEPLOY_PENDING is set, so a
     late repeat cannot undo a deploy the owner changed by hand since)."""
-    key = keys.model_key(ref.owner_id, ref.model_id)
+    key = keys.model_key(ref.space, ref.model_id)
     item = store.get(key)
     if item is None or not item.get(DEPLOY_PENDING):
         return
@@ -224,7 +244,7 @@ def complete_deploy(store: ItemStore, ref: JobRef) -> None:
 
 def owed_mails(store: ItemStore, ref: JobRef) -> dict[str, dict[str, Any]]:
     """The mails still owed for this model, by kind (none for a model that does not exist)."""
-    item = store.get(keys.model_key(ref.owner_id, ref.model_id))
+    item = store.get(keys.model_key(ref.space, ref.model_id))
     return dict((item or {}).get(OUTBOX) or {})
 
 
@@ -234,7 +254,7 @@ def take_mail(store: ItemStore, ref: JobRef, kind: str) -> bool:
     try:
         store.update(
             Update(
-                keys.model_key(ref.owner_id, ref.model_id),
+                keys.model_key(ref.space, ref.model_id),
                 map_remove={OUTBOX: [kind]},
                 condition=Condition(exists=True, map_has=(OUTBOX, kind)),
             )
@@ -249,7 +269,7 @@ def record_mail_status(store: ItemStore, ref: JobRef, kind: str, status: str) ->
     with contextlib.suppress(ConditionFailed):
         store.update(
             Update(
-                keys.model_key(ref.owner_id, ref.model_id),
+                keys.model_key(ref.space, ref.model_id),
                 map_set={MAIL_STATUS: {kind: status[:1000]}},
                 condition=Condition(exists=True),
             )
@@ -261,10 +281,10 @@ def deploy_if_wanted(store: ItemStore, ref: JobRef) -> None:
 
     A conditional write on the production version observed: a concurrent deploy makes it
     fail, and the decision is taken again on the fresh state (no lost, no double bumps)."""
-    model = get_model(store, ref.owner_id, ref.model_id)
+    model = get_model(store, ref.space, ref.model_id)
     for _ in range(_DEPLOY_RETRIES):
         try:
-            task = get_task(store, ref.owner_id, ref.task_id)
+            task = get_task(store, ref.space, ref.task_id)
         except NotFound:
             return
         current = task.production_version
@@ -274,7 +294,7 @@ def deploy_if_wanted(store: ItemStore, ref: JobRef) -> None:
         try:
             store.update(
                 Update(
-                    keys.task_key(ref.owner_id, ref.task_id),
+                    keys.task_key(ref.space, ref.task_id),
                     set={"production_version": model.version},
                     condition=Condition(equals={"production_version": current}),
                 )
@@ -286,8 +306,8 @@ def deploy_if_wanted(store: ItemStore, ref: JobRef) -> None:
 
 def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
     """Everything the training job needs to know, as JSON: labels in output order, images, split."""
-    task = get_task(store, ref.owner_id, ref.task_id)
-    model = model_from_item(store.get(keys.model_key(ref.owner_id, ref.model_id)) or {})
+    task = get_task(store, ref.space, ref.task_id)
+    model = model_from_item(store.get(keys.model_key(ref.space, ref.model_id)) or {})
     labels = trainable_labels(store, task)
     learnt = {label.label_id for label in labels}
     candidates: dict[str, tuple[str, ...]] = {}
@@ -295,9 +315,9 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
     if task.type == TaskType.MULTI_LABEL and task.negative_label_id:
         label_ids.append(task.negative_label_id)
     for label_id in label_ids:
-        for membership in store.query(keys.owner_pk(ref.owner_id), keys.membership_ord_prefix(label_id)):
+        for membership in store.query(keys.space_pk(ref.space), keys.membership_ord_prefix(label_id)):
             candidates.setdefault(str(membership["image_id"]), ())
-    items = store.batch_get([keys.image_key(ref.owner_id, image_id) for image_id in candidates])
+    items = store.batch_get([keys.image_key(ref.space, image_id) for image_id in candidates])
     skipped: list[str] = []
     chosen: list[tuple[dict[str, Any], tuple[str, ...]]] = []
     for item in items:
@@ -320,6 +340,7 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
         "task_id": task.id,
         "task_name": task.name,
         "owner_id": ref.owner_id,
+        "workspace": ref.space.workspace_id,
         "version": model.version,
         "task_type": task.type.value,
         "labels": [{"id": label.label_id, "name": label.name} for label in labels],
@@ -337,11 +358,11 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
     }
 
 
-def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
+def delete_model(store: ItemStore, space: Space, model_id: str) -> Model:
     """Delete a version that is not deployed (and not being trained)."""
-    model = get_model(store, owner_id, model_id)
+    model = get_model(store, space, model_id)
     try:
-        task = get_task(store, owner_id, model.task_id)
+        task = get_task(store, space, model.task_id)
     except NotFound:
         task = None
     if task is not None and task.production_version == model.version:
@@ -351,10 +372,10 @@ def delete_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
         )
     if model.train_status in (TrainStatus.WAITING, TrainStatus.TRAINING):
         raise Conflict(f"version {model.version} is {model.train_status.value}; wait until it ends")
-    stored = (store.get(keys.model_key(owner_id, model_id)) or {}).get("train_status")  # in its stored spelling
+    stored = (store.get(keys.model_key(space, model_id)) or {}).get("train_status")  # in its stored spelling
     writes = [
-        Delete(keys.model_key(owner_id, model_id), Condition(equals={"train_status": stored})),
-        Delete(keys.model_version_key(owner_id, model.task_id, model.version)),
+        Delete(keys.model_key(space, model_id), Condition(equals={"train_status": stored})),
+        Delete(keys.model_version_key(space, model.task_id, model.version)),
     ]
     try:
         store.transact(writes)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kestrel.domain.entities import Model, TrainStatus
+from kestrel.domain.entities import Model, TrainStatus, default_workspace_id
 from kestrel.domain.errors import NotFound
 from kestrel.ports.items import ORD, PK, SK, Item, ItemStore
 from kestrel.store import keys
+from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.workspaces import spaces_of
 
 MODEL_PREFIX = "V#"
 
@@ -17,6 +19,7 @@ def model_from_item(item: Item) -> Model:
     return Model(
         id=item["id"],
         owner_id=item["owner_id"],
+        workspace_id=item.get("workspace") or default_workspace_id(item["owner_id"]),
         task_id=item["task_id"],
         task_name=item.get("task_name", ""),
         version=int(item["version"]),
@@ -34,13 +37,14 @@ def model_from_item(item: Item) -> Model:
 def model_item(model: Model) -> Item:
     """The stored form of ``model`` (what ``model_from_item`` reads back); the lifecycle adds its
     own bookkeeping attributes (owed mails, a pending deploy) in its writes."""
-    pk, sk = keys.model_key(model.owner_id, model.id)
+    pk, sk = keys.model_key(keys.space_of(model), model.id)
     return {
         PK: pk,
         SK: sk,
         ORD: keys.model_ord(model.task_id, model.version),
         "id": model.id,
         "owner_id": model.owner_id,
+        "workspace": keys.space_of(model).workspace_id,
         "task_id": model.task_id,
         "task_name": model.task_name,
         "version": model.version,
@@ -54,8 +58,8 @@ def model_item(model: Model) -> Item:
     }
 
 
-def get_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
-    item = store.get(keys.model_key(owner_id, model_id))
+def get_model(store: ItemStore, space: Space, model_id: str) -> Model:
+    item = store.get(keys.model_key(space, model_id))
     if item is None:
         raise NotFound(f"Model {model_id} not found")
     return model_from_item(item)
@@ -64,24 +68,25 @@ def get_model(store: ItemStore, owner_id: str, model_id: str) -> Model:
 def waiting_models(store: ItemStore) -> Iterator[Model]:
     """Every owner's versions still Waiting for their train request to be launched."""
     for owner in store.query(keys.OWNERS_PK):
-        for item in store.query(keys.owner_pk(str(owner[SK])), MODEL_PREFIX):
-            if item.get("train_status") in (TrainStatus.WAITING.value, TrainStatus.WAITING.legacy):
-                yield model_from_item(item)
+        for space in spaces_of(store, str(owner[SK])):
+            for item in store.query(keys.space_pk(space), MODEL_PREFIX):
+                if item.get("train_status") in (TrainStatus.WAITING.value, TrainStatus.WAITING.legacy):
+                    yield model_from_item(item)
 
 
-def get_model_by_version(store: ItemStore, owner_id: str, task_id: str, version: int) -> Model:
-    pointer = store.get(keys.model_version_key(owner_id, task_id, version))
+def get_model_by_version(store: ItemStore, space: Space, task_id: str, version: int) -> Model:
+    pointer = store.get(keys.model_version_key(space, task_id, version))
     if pointer is None:
         raise NotFound(f"task {task_id} has no model version {version}")
-    return get_model(store, owner_id, str(pointer["model_id"]))
+    return get_model(store, space, str(pointer["model_id"]))
 
 
-def model_items_of_task(store: ItemStore, owner_id: str, task_id: str) -> Iterator[Item]:
-    return store.query(keys.owner_pk(owner_id), f"{MODEL_PREFIX}{task_id}#", index="ord")
+def model_items_of_task(store: ItemStore, space: Space, task_id: str) -> Iterator[Item]:
+    return store.query(keys.space_pk(space), f"{MODEL_PREFIX}{task_id}#", index="ord")
 
 
-def list_models(store: ItemStore, owner_id: str, request: PageRequest, task_id: str | None) -> Page:
-    pk = keys.owner_pk(owner_id)
+def list_models(store: ItemStore, space: Space, request: PageRequest, task_id: str | None) -> Page:
+    pk = keys.space_pk(space)
     prefix = f"{MODEL_PREFIX}{task_id}#" if task_id else MODEL_PREFIX
 
     def walk(after: str | None) -> Iterator[Item]:

@@ -21,6 +21,7 @@ from kestrel.domain.entities import Task, TaskType, TrainStatus, now_iso
 from kestrel.domain.errors import Conflict, InvalidInput, KestrelError
 from kestrel.ports import Ports
 from kestrel.store import images
+from kestrel.store.keys import Space
 from kestrel.store.tasks import get_task
 from kestrel.store.version_files import model_prefix
 from kestrel.store.versions import get_model_by_version
@@ -52,7 +53,7 @@ def model_cache(ports: Ports) -> ModelCache:
 
 @dataclass(frozen=True)
 class ClassifyCommand:
-    owner_id: str
+    space: Space  # the owner and the workspace the request addresses
     task_id: str
     records: list[dict[str, Any]]
     version: int | None = None  # None: the task's production version
@@ -127,12 +128,12 @@ def _ranked(pairs: list[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
     return [{"id": label["id"], "name": label["name"], "prob": round(float(prob), 6)} for label, prob in ordered]
 
 
-def trained_version(ports: Ports, owner_id: str, task: Task, version: int | None) -> tuple[int, str]:
+def trained_version(ports: Ports, space: Space, task: Task, version: int | None) -> tuple[int, str]:
     """The version to classify with (default: production) and its model id; it must be TRAINED."""
     chosen = task.production_version if version is None else version
     if chosen == -1:
         raise InvalidInput(f"task '{task.name}' has no trained model yet: train it (task/{{id}}/train/) first")
-    model = get_model_by_version(ports.items, owner_id, task.id, chosen)
+    model = get_model_by_version(ports.items, space, task.id, chosen)
     if model.train_status != TrainStatus.TRAINED:
         raise InvalidInput(f"version {chosen} is {model.train_status.value}, not TRAINED; it cannot classify")
     return chosen, model.id
@@ -156,9 +157,9 @@ def _fill(
         result.descriptor = [round(float(v), 6) for v in vector.tolist()]
 
 
-def _store(ports: Ports, owner_id: str, data: bytes, prediction: dict[str, Any]) -> str:
+def _store(ports: Ports, space: Space, data: bytes, prediction: dict[str, Any]) -> str:
     """Keep the bytes as an unlabelled training image; the same bytes twice keep one image."""
-    existing = images.find_duplicate(ports.items, owner_id, images.content_hash_of(data))
+    existing = images.find_duplicate(ports.items, space, images.content_hash_of(data))
     if existing is not None:
         return existing
     limits = ports.settings.limits
@@ -166,13 +167,13 @@ def _store(ports: Ports, owner_id: str, data: bytes, prediction: dict[str, Any])
         image = upload_image(
             ports.items,
             ports.blobs,
-            owner_id,
+            space,
             data,
             UploadLimits.from_settings(limits),
             meta_data={PREDICTION_KEY: prediction},
         )
     except Conflict:  # stored by a concurrent request meanwhile: that image keeps them
-        found = images.find_duplicate(ports.items, owner_id, images.content_hash_of(data))
+        found = images.find_duplicate(ports.items, space, images.content_hash_of(data))
         if found is None:
             raise
         return found
@@ -195,9 +196,9 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
     started = time.perf_counter()
     if not 1 <= len(command.records) <= MAX_RECORDS:
         raise InvalidInput(f"'records' must hold 1 to {MAX_RECORDS} images, not {len(command.records)}")
-    task = get_task(ports.items, command.owner_id, command.task_id)
-    version, model_id = trained_version(ports, command.owner_id, task, command.version)
-    model = model_cache(ports).get(model_prefix(command.owner_id, model_id), ports.blobs.get)
+    task = get_task(ports.items, command.space, command.task_id)
+    version, model_id = trained_version(ports, command.space, task, command.version)
+    model = model_cache(ports).get(model_prefix(command.space.owner_id, model_id), ports.blobs.get)
 
     limits, policy = ports.settings.limits, FetchPolicy.from_settings(ports.settings.fetch)
     budget = policy.request_budget()  # all the URLs of this request together, not each one
@@ -216,14 +217,14 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
             result.width, result.height = item.width, item.height
             _fill(result, model, task, outputs[index], command.descriptor)
             if command.store_images:
-                _keep(ports, command.owner_id, item.data, result, _prediction(task, version, model_id, result))
+                _keep(ports, command.space, item.data, result, _prediction(task, version, model_id, result))
         results.append(result)
     return Classification(task.id, version, results, round(time.perf_counter() - started, 4))
 
 
-def _keep(ports: Ports, owner_id: str, data: bytes, result: RecordResult, prediction: dict[str, Any]) -> None:
+def _keep(ports: Ports, space: Space, data: bytes, result: RecordResult, prediction: dict[str, Any]) -> None:
     """store_images for one classified record: its id on the result, or why it was not kept."""
     try:
-        result.stored_image_id = _store(ports, owner_id, data, prediction)
+        result.stored_image_id = _store(ports, space, data, prediction)
     except KestrelError as error:  # e.g. over the upload size limit: classified, not kept
         result.text = f"OK, but not stored: {error.detail}"

@@ -15,6 +15,7 @@ from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ItemStore
 from kestrel.store import images
 from kestrel.store.images import CheckedImage
+from kestrel.store.keys import Space
 from kestrel.vision.imagefile import DEFAULT_MAX_DECODED_BYTES, DecodeLimits, ImageRejected, check_and_thumbnail
 
 
@@ -53,7 +54,7 @@ def check_image(data: bytes, limits: UploadLimits) -> CheckedImage:
 def upload_image(
     items: ItemStore,
     blobs: BlobStore,
-    owner_id: str,
+    space: Space,
     data: bytes,
     limits: UploadLimits,
     *,
@@ -64,14 +65,14 @@ def upload_image(
 ) -> TrainingImage:
     """Check and store one training image; a duplicate is named before any pixel is decoded."""
     if len(data) <= limits.max_bytes:
-        duplicate = images.find_duplicate(items, owner_id, images.content_hash_of(data))
+        duplicate = images.find_duplicate(items, space, images.content_hash_of(data))
         if duplicate is not None:
             raise Conflict(images.duplicate_detail(duplicate))
     checked = check_image(data, limits)
     return images.add_image(
         items,
         blobs,
-        owner_id,
+        space,
         checked,
         label_ids=label_ids,
         meta_data=meta_data,

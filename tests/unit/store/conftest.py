@@ -26,6 +26,7 @@ from kestrel.ports.items import ItemStore, Write
 from kestrel.store import keys
 from kestrel.store.accounts import ensure_owner
 from kestrel.store.images import remove_label_from_image
+from kestrel.store.keys import Space
 from kestrel.store.labels import create_label
 from kestrel.store.tasks import attach_label, create_task, get_task
 from kestrel.usecases.uploads import UploadLimits, upload_image
@@ -61,14 +62,14 @@ def blobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BlobStore:
 
 
 @pytest.fixture
-def owner(store: ItemStore) -> str:
-    """The owner every store function is scoped to (a real owner record)."""
-    return ensure_owner(store, OWNER_EMAIL).id
+def owner(store: ItemStore) -> Space:
+    """Where every store function works: the default workspace of a real owner record."""
+    return Space.default_of(ensure_owner(store, OWNER_EMAIL).id)
 
 
 @pytest.fixture
-def other_owner(store: ItemStore) -> str:
-    return ensure_owner(store, "someone-else@example.com").id
+def other_owner(store: ItemStore) -> Space:
+    return Space.default_of(ensure_owner(store, "someone-else@example.com").id)
 
 
 def png(seed: int, side: int = 8) -> bytes:
@@ -91,7 +92,7 @@ Upload = Callable[..., TrainingImage]
 
 
 @pytest.fixture
-def upload(store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes]) -> Upload:
+def upload(store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes]) -> Upload:
     """``upload(labels=[...], data=..., **options)``: ``upload_image`` for ``owner`` with these tests'
     limits, of a fresh photo unless ``data`` is given (one place to follow its signature)."""
 
@@ -105,7 +106,7 @@ NewLabel = Callable[..., str]
 
 
 @pytest.fixture
-def new_label(store: ItemStore, owner: str) -> NewLabel:
+def new_label(store: ItemStore, owner: Space) -> NewLabel:
     """``new_label(name, type=LabelType.CATEGORY)``: a new label of ``owner``; its id."""
 
     def create(name: str, label_type: LabelType = LabelType.CATEGORY) -> str:
@@ -138,7 +139,7 @@ def trainable_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     root = tmp_path_factory.mktemp("trainable-template")
     items = SqliteItemStore(root / "items.db")
     blob_store = FolderBlobStore(root / "blobs", UrlSigner(b"unit-test-secret"))
-    owner = ensure_owner(items, OWNER_EMAIL).id
+    owner = Space.default_of(ensure_owner(items, OWNER_EMAIL).id)
     tasks: list[tuple[TaskType, str]] = []
     labels: dict[str, list[str]] = {"first": [], "second": []}
     for number, task_type in enumerate(TEMPLATE_TASKS, start=1):
@@ -157,7 +158,7 @@ def trainable_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 
 @pytest.fixture
-def trainable_task(store: ItemStore, owner: str, trainable_template: Template) -> TrainableTask:
+def trainable_task(store: ItemStore, owner: Space, trainable_template: Template) -> TrainableTask:
     """``trainable_task(task_type=TaskType.MULTI_CLASS, images=20)``: a task of the template
     (not handed out before in this test) whose labels "first" and "second" are on ``images``
     images each (at most 20: the others lose the label, through the store)."""
@@ -172,7 +173,7 @@ def trainable_task(store: ItemStore, owner: str, trainable_template: Template) -
         for label_id in task.label_ids:
             if label_id == task.negative_label_id:
                 continue
-            memberships = store.query(keys.owner_pk(owner), keys.membership_ord_prefix(label_id))
+            memberships = store.query(keys.space_pk(owner), keys.membership_ord_prefix(label_id))
             for membership in list(memberships)[images:]:
                 remove_label_from_image(store, owner, str(membership["image_id"]), label_id)
         return get_task(store, owner, task.id)

@@ -61,6 +61,17 @@ def test_an_unknown_owner_is_not_found(store: ItemStore) -> None:
         get_owner(store, "nobody")
 
 
+@pytest.fixture
+def owner(store: ItemStore) -> str:
+    """Accounts work with owner ids (the other store tests with an owner's default workspace)."""
+    return ensure_owner(store, "owner@example.com").id
+
+
+@pytest.fixture
+def other_owner(store: ItemStore) -> str:
+    return ensure_owner(store, "someone-else@example.com").id
+
+
 def test_a_token_is_40_hex_characters_and_only_its_hash_is_stored(store: ItemStore, owner: str) -> None:
     token, info = create_token(store, get_owner(store, owner), "laptop")
     assert len(token) == 40

@@ -26,6 +26,7 @@ from kestrel.store.images import (
     thumb_blob,
     update_image,
 )
+from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label
 from kestrel.store.paging import Page, PageRequest
 from kestrel.usecases.uploads import UploadLimits, upload_image
@@ -37,16 +38,16 @@ LIMITS = UploadLimits(max_bytes=1_000_000, max_pixels=10_000_000)
 ALL = PageRequest(page=1, page_size=100)
 
 
-def _memberships(store: ItemStore, owner: str, label_id: str) -> list[str]:
-    return [str(item["image_id"]) for item in store.query(keys.owner_pk(owner), keys.membership_ord_prefix(label_id))]
+def _memberships(store: ItemStore, owner: Space, label_id: str) -> list[str]:
+    return [str(item["image_id"]) for item in store.query(keys.space_pk(owner), keys.membership_ord_prefix(label_id))]
 
 
-def _stored_keys(store: ItemStore, owner: str) -> list[str]:
-    return sorted(str(item[SK]) for item in store.query(keys.owner_pk(owner)))
+def _stored_keys(store: ItemStore, owner: Space) -> list[str]:
+    return sorted(str(item[SK]) for item in store.query(keys.space_pk(owner)))
 
 
 def test_an_upload_stores_the_bytes_a_thumbnail_and_the_record(
-    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, photo: Callable[[], bytes]
+    store: ItemStore, blobs: BlobStore, owner: Space, upload: Upload, photo: Callable[[], bytes]
 ) -> None:
     data = photo()
     image = upload(data=data, meta_data={"camera": "x100"}, test_image=True, noresize=True)
@@ -60,7 +61,7 @@ def test_an_upload_stores_the_bytes_a_thumbnail_and_the_record(
 
 
 def test_an_upload_with_labels_counts_them_in_the_same_write(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     image = upload([cat, dog, cat])  # a label given twice counts once
@@ -71,7 +72,7 @@ def test_an_upload_with_labels_counts_them_in_the_same_write(
 
 
 def test_an_upload_over_the_size_limit_is_refused_with_the_sizes(
-    store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes]
+    store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes]
 ) -> None:
     data = photo()
     limits = UploadLimits(max_bytes=len(data) - 1, max_pixels=1000)
@@ -85,7 +86,7 @@ def test_an_upload_over_the_size_limit_is_refused_with_the_sizes(
 
 
 def test_an_upload_over_the_pixel_limit_is_refused(
-    store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes]
+    store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes]
 ) -> None:
     with pytest.raises(InvalidInput, match=r"^not a usable image: the image is 8x8 = 64 pixels, over the limit of 63"):
         upload_image(store, blobs, owner, photo(), UploadLimits(max_bytes=10**6, max_pixels=63))
@@ -101,7 +102,7 @@ def test_an_upload_over_the_pixel_limit_is_refused(
     ids=["empty", "text"],
 )
 def test_what_is_not_an_image_is_refused_and_nothing_is_stored(
-    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, data: bytes, why: str
+    store: ItemStore, blobs: BlobStore, owner: Space, upload: Upload, data: bytes, why: str
 ) -> None:
     with pytest.raises(InvalidInput, match=f"^not a usable image: {why}"):
         upload(data=data)
@@ -110,7 +111,7 @@ def test_what_is_not_an_image_is_refused_and_nothing_is_stored(
 
 
 def test_the_same_bytes_twice_are_a_conflict_naming_the_first_image(
-    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, photo: Callable[[], bytes]
+    store: ItemStore, blobs: BlobStore, owner: Space, upload: Upload, photo: Callable[[], bytes]
 ) -> None:
     data = photo()
     first = upload(data=data)
@@ -125,7 +126,7 @@ def test_the_same_bytes_twice_are_a_conflict_naming_the_first_image(
 
 
 def test_another_owner_may_upload_the_same_bytes(
-    store: ItemStore, blobs: BlobStore, owner: str, other_owner: str, upload: Upload, photo: Callable[[], bytes]
+    store: ItemStore, blobs: BlobStore, owner: Space, other_owner: Space, upload: Upload, photo: Callable[[], bytes]
 ) -> None:
     data = photo()
     mine = upload(data=data)
@@ -136,7 +137,7 @@ def test_another_owner_may_upload_the_same_bytes(
 
 
 def test_an_upload_with_an_unknown_label_stores_nothing(
-    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, blobs: BlobStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     cat = new_label("cat")
     with pytest.raises(NotFound, match="Label nope not found"):
@@ -147,7 +148,7 @@ def test_an_upload_with_an_unknown_label_stores_nothing(
     assert list_images(store, owner, ALL, ImageFilter()).count == 0
 
 
-def test_add_label_to_image_counts_once(store: ItemStore, owner: str, upload: Upload, new_label: NewLabel) -> None:
+def test_add_label_to_image_counts_once(store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel) -> None:
     image = upload()
     cat = new_label("cat")
     labelled = add_label_to_image(store, owner, image.id, cat)
@@ -158,7 +159,7 @@ def test_add_label_to_image_counts_once(store: ItemStore, owner: str, upload: Up
 
 
 def test_labelling_unknown_things_is_not_found(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     image = upload()
     with pytest.raises(NotFound, match="Label nope not found"):
@@ -167,7 +168,9 @@ def test_labelling_unknown_things_is_not_found(
         add_label_to_image(store, owner, "nope", new_label("cat"))
 
 
-def test_remove_label_from_image_uncounts_it(store: ItemStore, owner: str, upload: Upload, new_label: NewLabel) -> None:
+def test_remove_label_from_image_uncounts_it(
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
+) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     image = upload([cat, dog])
     after = remove_label_from_image(store, owner, image.id, cat)
@@ -178,7 +181,7 @@ def test_remove_label_from_image_uncounts_it(store: ItemStore, owner: str, uploa
 
 
 def test_removing_a_label_the_image_does_not_have_is_refused(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     image = upload()
     cat = new_label("cat")
@@ -190,7 +193,7 @@ def test_removing_a_label_the_image_does_not_have_is_refused(
     assert get_label(store, owner, cat).images_count == 0
 
 
-def test_update_image_sets_the_fields_given(store: ItemStore, owner: str, upload: Upload) -> None:
+def test_update_image_sets_the_fields_given(store: ItemStore, owner: Space, upload: Upload) -> None:
     image = upload()
     updated = update_image(store, owner, image.id, {"meta_data": {"a": [1, 2]}, "test_image": True})
     assert (updated.meta_data, updated.test_image) == ({"a": [1, 2]}, True)
@@ -200,7 +203,7 @@ def test_update_image_sets_the_fields_given(store: ItemStore, owner: str, upload
 
 
 def test_delete_image_removes_record_marks_counts_and_files(
-    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, new_label: NewLabel, photo: Callable[[], bytes]
+    store: ItemStore, blobs: BlobStore, owner: Space, upload: Upload, new_label: NewLabel, photo: Callable[[], bytes]
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     data = photo()
@@ -221,7 +224,7 @@ def test_delete_image_removes_record_marks_counts_and_files(
     assert upload(data=data).id != image.id  # the same bytes may come back
 
 
-def test_deleting_an_unknown_image_is_not_found(store: ItemStore, blobs: BlobStore, owner: str) -> None:
+def test_deleting_an_unknown_image_is_not_found(store: ItemStore, blobs: BlobStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Training image nope not found"):
         delete_image(store, blobs, owner, "nope")
 
@@ -230,7 +233,7 @@ def _ids(page: Page) -> list[str]:
     return [str(item["id"]) for item in page.items]
 
 
-def test_list_images_newest_first_in_pages(store: ItemStore, owner: str, upload: Upload) -> None:
+def test_list_images_newest_first_in_pages(store: ItemStore, owner: Space, upload: Upload) -> None:
     images = [upload() for _ in range(5)]
     first = list_images(store, owner, PageRequest(page=1, page_size=2), ImageFilter())
     assert (_ids(first), first.count) == ([images[4].id, images[3].id], 5)
@@ -241,7 +244,7 @@ def test_list_images_newest_first_in_pages(store: ItemStore, owner: str, upload:
 
 
 def test_list_images_by_label_and_without_labels_and_test_flag(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     only_cat = upload([cat])
@@ -263,7 +266,7 @@ def test_list_images_by_label_and_without_labels_and_test_flag(
 
 
 def test_a_label_listing_pages_by_its_memberships(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     cat = new_label("cat")
     images = [upload([cat]) for _ in range(5)]
@@ -275,7 +278,7 @@ def test_a_label_listing_pages_by_its_memberships(
     assert (first.count, second.next_after) == (5, None)
 
 
-def test_filtering_by_an_unknown_label_is_not_found(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_filtering_by_an_unknown_label_is_not_found(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     cat = new_label("cat")
     for flt in (ImageFilter(labels=("nope",)), ImageFilter(labels=(cat, "nope")), ImageFilter(not_labels=("nope",))):
         with pytest.raises(NotFound, match="Label nope not found"):
@@ -294,7 +297,7 @@ def test_image_filter_keep_and_is_empty() -> None:
 
 
 def test_image_ids_with_labels_is_the_union_without_repeats(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     cat, dog, bird = new_label("cat"), new_label("dog"), new_label("bird")
     a, b, c = upload([cat]), upload([cat, dog]), upload([dog])
@@ -306,7 +309,7 @@ def test_image_ids_with_labels_is_the_union_without_repeats(
 
 
 def test_the_same_bytes_uploaded_concurrently_leave_one_image(
-    store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes], racing: Racing, new_label: NewLabel
+    store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes], racing: Racing, new_label: NewLabel
 ) -> None:
     data, cat = photo(), new_label("cat")
     winner: list[TrainingImage] = []
@@ -321,7 +324,7 @@ def test_the_same_bytes_uploaded_concurrently_leave_one_image(
 
 
 def test_a_label_deleted_during_an_upload_leaves_nothing(
-    store: ItemStore, blobs: BlobStore, owner: str, photo: Callable[[], bytes], racing: Racing, new_label: NewLabel
+    store: ItemStore, blobs: BlobStore, owner: Space, photo: Callable[[], bytes], racing: Racing, new_label: NewLabel
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     racer = racing(lambda other: delete_label(other, owner, dog))
@@ -335,7 +338,7 @@ def test_a_label_deleted_during_an_upload_leaves_nothing(
 
 
 def test_a_label_deleted_while_its_image_is_deleted_is_a_conflict(
-    store: ItemStore, blobs: BlobStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+    store: ItemStore, blobs: BlobStore, owner: Space, upload: Upload, racing: Racing, new_label: NewLabel
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     image = upload([cat, dog])
@@ -352,7 +355,7 @@ def test_a_label_deleted_while_its_image_is_deleted_is_a_conflict(
 
 
 def test_a_label_deleted_while_being_put_on_an_image_is_not_found(
-    store: ItemStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, racing: Racing, new_label: NewLabel
 ) -> None:
     image, cat = upload(), new_label("cat")
     racer = racing(lambda other: delete_label(other, owner, cat))
@@ -363,7 +366,7 @@ def test_a_label_deleted_while_being_put_on_an_image_is_not_found(
 
 
 def test_a_label_put_on_an_image_concurrently_counts_once(
-    store: ItemStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, racing: Racing, new_label: NewLabel
 ) -> None:
     image, cat = upload(), new_label("cat")
     racer = racing(lambda other: add_label_to_image(other, owner, image.id, cat))
@@ -373,7 +376,7 @@ def test_a_label_put_on_an_image_concurrently_counts_once(
 
 
 def test_a_label_taken_off_an_image_concurrently_uncounts_once(
-    store: ItemStore, owner: str, upload: Upload, racing: Racing, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, racing: Racing, new_label: NewLabel
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     image = upload([cat, dog])

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from kestrel.domain.entities import now_iso
 from kestrel.store import keys
+from kestrel.store.keys import Space
 
 OWNER = "3f1c2b9e-0000-4000-8000-000000000001"
 OTHER = "3f1c2b9e-0000-4000-8000-000000000002"
+SPACE = Space.default_of(OWNER)  # the default workspace lives in the owner's partition
 
 
 def test_everything_an_owner_has_lives_in_the_owners_partition() -> None:
@@ -15,27 +17,27 @@ def test_everything_an_owner_has_lives_in_the_owners_partition() -> None:
     owned = [
         keys.owner_key(OWNER),
         keys.token_ref_key(OWNER, "t1"),
-        keys.task_key(OWNER, "x"),
-        keys.label_key(OWNER, "x"),
-        keys.image_key(OWNER, "x"),
-        keys.content_key(OWNER, "ab" * 32),
-        keys.membership_key(OWNER, "l", "i"),
-        keys.model_key(OWNER, "x"),
-        keys.model_version_key(OWNER, "t", 1),
+        keys.task_key(SPACE, "x"),
+        keys.label_key(SPACE, "x"),
+        keys.image_key(SPACE, "x"),
+        keys.content_key(SPACE, "ab" * 32),
+        keys.membership_key(SPACE, "l", "i"),
+        keys.model_key(SPACE, "x"),
+        keys.model_version_key(SPACE, "t", 1),
     ]
     assert {key[0] for key in owned} == {pk}
     assert keys.owner_pk(OTHER) != pk
-    assert keys.task_key(OTHER, "x") != keys.task_key(OWNER, "x")
+    assert keys.task_key(Space.default_of(OTHER), "x") != keys.task_key(SPACE, "x")
 
 
 def test_each_kind_has_its_own_sort_key_letter() -> None:
     same_id = "0000"
     sort_keys = {
-        "task": keys.task_key(OWNER, same_id)[1],
-        "label": keys.label_key(OWNER, same_id)[1],
-        "image": keys.image_key(OWNER, same_id)[1],
-        "model": keys.model_key(OWNER, same_id)[1],
-        "content": keys.content_key(OWNER, same_id)[1],
+        "task": keys.task_key(SPACE, same_id)[1],
+        "label": keys.label_key(SPACE, same_id)[1],
+        "image": keys.image_key(SPACE, same_id)[1],
+        "model": keys.model_key(SPACE, same_id)[1],
+        "content": keys.content_key(SPACE, same_id)[1],
         "token": keys.token_ref_key(OWNER, same_id)[1],
     }
     assert {kind: sk[:2] for kind, sk in sort_keys.items()} == {
@@ -76,7 +78,7 @@ def test_model_ords_sort_versions_as_numbers_within_their_task() -> None:
     assert keys.model_ord("task", 10) == "V#task#00000010"
     assert keys.model_ord("task", 3).startswith("V#task#")
     # The version pointer is zero-padded the same way, so (task, version) maps to one key.
-    assert keys.model_version_key(OWNER, "task", 7) == (keys.owner_pk(OWNER), "N#task#00000007")
+    assert keys.model_version_key(SPACE, "task", 7) == (keys.owner_pk(OWNER), "N#task#00000007")
 
 
 def test_a_labels_memberships_share_a_prefix_and_sort_by_image_creation() -> None:
@@ -86,7 +88,7 @@ def test_a_labels_memberships_share_a_prefix_and_sort_by_image_creation() -> Non
     assert older.startswith(prefix) and newer.startswith(prefix)
     assert older < newer
     assert not keys.membership_ord("label-10", "2026", "x").startswith(prefix)
-    assert keys.membership_key(OWNER, "label-1", "img-a")[1].startswith(prefix)
+    assert keys.membership_key(SPACE, "label-1", "img-a")[1].startswith(prefix)
 
 
 def test_blob_keys_keep_an_owners_files_under_the_owners_folder() -> None:
@@ -94,3 +96,12 @@ def test_blob_keys_keep_an_owners_files_under_the_owners_folder() -> None:
     assert keys.thumb_blob(OWNER, "img", "img_thumb.jpg") == f"images/{OWNER}/img/img_thumb.jpg"
     assert keys.upload_blob(OWNER, "up") == f"uploads/{OWNER}/up"
     assert keys.image_blob(OWNER, "img", "img.png") != keys.image_blob(OTHER, "img", "img.png")
+
+
+def test_another_workspace_has_its_own_partition() -> None:
+    other = Space(OWNER, "7d1e0000-0000-4000-8000-000000000003")
+    assert not other.is_default and SPACE.is_default
+    assert keys.space_pk(other) == f"O#{OWNER}#W#{other.workspace_id}"
+    assert keys.task_key(other, "x")[0] != keys.task_key(SPACE, "x")[0]
+    assert keys.task_key(other, "x")[1] == keys.task_key(SPACE, "x")[1]  # the same sort keys
+    assert keys.workspace_key(OWNER, other.workspace_id)[0] == keys.owner_pk(OWNER)

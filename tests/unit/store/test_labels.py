@@ -11,6 +11,7 @@ from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ItemStore
 from kestrel.store import keys
 from kestrel.store.images import get_image
+from kestrel.store.keys import Space
 from kestrel.store.labels import (
     create_label,
     delete_label,
@@ -27,19 +28,19 @@ NewLabel = Callable[..., str]
 ALL = PageRequest(page=1, page_size=100)
 
 
-def test_create_label_stores_what_was_given(store: ItemStore, owner: str) -> None:
+def test_create_label_stores_what_was_given(store: ItemStore, owner: Space) -> None:
     label = create_label(store, owner, "Cat", LabelType.CATEGORY, "furry", "cat_out")
     assert get_label(store, owner, label.id) == label
     assert (label.name, label.type, label.description, label.output_name) == ("Cat", "category", "furry", "cat_out")
     assert (label.images_count, label.task_ids, label.negative_for_task) == (0, {}, None)
 
 
-def test_the_output_name_defaults_to_the_name(store: ItemStore, owner: str) -> None:
+def test_the_output_name_defaults_to_the_name(store: ItemStore, owner: Space) -> None:
     label = create_label(store, owner, "Dog", LabelType.TAG, "", "")
     assert get_label(store, owner, label.id).output_name == "Dog"
 
 
-def test_labels_are_private_to_their_owner(store: ItemStore, owner: str, other_owner: str) -> None:
+def test_labels_are_private_to_their_owner(store: ItemStore, owner: Space, other_owner: Space) -> None:
     label = create_label(store, owner, "Cat", LabelType.CATEGORY, "", "")
     with pytest.raises(NotFound, match=f"Label {label.id} not found"):
         get_label(store, other_owner, label.id)
@@ -47,13 +48,13 @@ def test_labels_are_private_to_their_owner(store: ItemStore, owner: str, other_o
 
 
 def test_get_labels_keeps_the_order_asked_and_skips_unknown_ids(
-    store: ItemStore, owner: str, new_label: NewLabel
+    store: ItemStore, owner: Space, new_label: NewLabel
 ) -> None:
     a, b, c = new_label("a"), new_label("b"), new_label("c")
     assert [label.name for label in get_labels(store, owner, [c, "missing", a, b])] == ["c", "a", "b"]
 
 
-def test_update_label_changes_the_fields_given(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_update_label_changes_the_fields_given(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     label_id = new_label("cat")
     updated = update_label(store, owner, label_id, {"name": "Kitten", "description": "small"})
     assert (updated.name, updated.description) == ("Kitten", "small")
@@ -63,24 +64,24 @@ def test_update_label_changes_the_fields_given(store: ItemStore, owner: str, new
     assert list_labels(store, owner, ALL, "cat", None).count == 0
 
 
-def test_update_label_with_no_changes_returns_it_unchanged(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_update_label_with_no_changes_returns_it_unchanged(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     label_id = new_label("cat")
     assert update_label(store, owner, label_id, {}) == get_label(store, owner, label_id)
 
 
-def test_updating_an_unknown_label_is_not_found(store: ItemStore, owner: str) -> None:
+def test_updating_an_unknown_label_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Label nope not found"):
         update_label(store, owner, "nope", {"name": "x"})
     with pytest.raises(NotFound, match="Label nope not found"):
         update_label(store, owner, "nope", {"type": "tag"})
 
 
-def test_a_free_label_may_change_its_type(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_a_free_label_may_change_its_type(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     label_id = new_label("cat")
     assert update_label(store, owner, label_id, {"type": "tag"}).type == LabelType.TAG
 
 
-def test_an_attached_label_keeps_its_type(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_an_attached_label_keeps_its_type(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     label_id = new_label("cat")
     task = create_task(store, owner, "pets", "", TaskType.MULTI_CLASS)
     attach_label(store, owner, task.id, label_id)
@@ -92,12 +93,12 @@ def test_an_attached_label_keeps_its_type(store: ItemStore, owner: str, new_labe
     assert update_label(store, owner, label_id, {"type": "category", "name": "Cat"}).name == "Cat"
 
 
-def test_an_unknown_label_type_is_refused(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_an_unknown_label_type_is_refused(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     with pytest.raises(ValueError, match="'colour' is not a valid LabelType"):
         update_label(store, owner, new_label("cat"), {"type": "colour"})
 
 
-def test_list_labels_newest_first_with_search(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_list_labels_newest_first_with_search(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     for name in ("Black cat", "Dog", "white CAT", "bird"):
         new_label(name)
     page = list_labels(store, owner, ALL, None, None)
@@ -108,7 +109,7 @@ def test_list_labels_newest_first_with_search(store: ItemStore, owner: str, new_
     assert found.count == 2
 
 
-def test_list_labels_of_a_task_lists_only_those(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_list_labels_of_a_task_lists_only_those(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     ids = [new_label(f"label {n}") for n in range(5)]
     chosen = [ids[3], ids[0], ids[4], "deleted-meanwhile"]
     page = list_labels(store, owner, PageRequest(page=1, page_size=2), None, chosen)
@@ -121,7 +122,7 @@ def test_list_labels_of_a_task_lists_only_those(store: ItemStore, owner: str, ne
     assert ([item["id"] for item in searched.items], searched.count) == ([ids[3]], 1)
 
 
-def test_list_labels_pages_with_a_cursor(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_list_labels_pages_with_a_cursor(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     ids = [new_label(f"l{n}") for n in range(7)]
     first = list_labels(store, owner, PageRequest(page=1, page_size=3), None, None)
     second = list_labels(store, owner, PageRequest(page=2, page_size=3, after=first.next_after), None, None)
@@ -134,7 +135,7 @@ def test_list_labels_pages_with_a_cursor(store: ItemStore, owner: str, new_label
 
 
 def test_delete_label_takes_it_off_every_image_and_task(
-    store: ItemStore, owner: str, new_label: NewLabel, upload: Upload
+    store: ItemStore, owner: Space, new_label: NewLabel, upload: Upload
 ) -> None:
     cat, dog = new_label("cat"), new_label("dog")
     task = create_task(store, owner, "pets", "", TaskType.MULTI_CLASS)
@@ -150,17 +151,17 @@ def test_delete_label_takes_it_off_every_image_and_task(
         get_label(store, owner, cat)
     assert list(get_task(store, owner, task.id).label_ids) == [dog]
     assert all(cat not in get_image(store, owner, image.id).label_ids for image in images)
-    assert not list(store.query(keys.owner_pk(owner), keys.membership_ord_prefix(cat)))
+    assert not list(store.query(keys.space_pk(owner), keys.membership_ord_prefix(cat)))
     assert get_label(store, owner, dog).images_count == 25
     assert get_label(store, owner, dog).task_ids == {task.id: get_task(store, owner, task.id).label_ids[dog]}
 
 
-def test_deleting_an_unknown_label_is_not_found(store: ItemStore, owner: str) -> None:
+def test_deleting_an_unknown_label_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Label nope not found"):
         delete_label(store, owner, "nope")
 
 
-def test_a_negative_label_goes_only_with_its_task(store: ItemStore, owner: str) -> None:
+def test_a_negative_label_goes_only_with_its_task(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "tags", "", TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
     with pytest.raises(InvalidInput) as refused:

@@ -17,6 +17,7 @@ from kestrel.domain.training_rules import split_order
 from kestrel.ports.items import ItemStore, Update, Write
 from kestrel.store import keys
 from kestrel.store.images import add_label_to_image, get_image, image_blob
+from kestrel.store.keys import Space
 from kestrel.store.labels import get_label
 from kestrel.store.lifecycle import (
     DEPLOY_PENDING,
@@ -47,17 +48,17 @@ TrainableTask = Callable[..., Task]
 Racing = Callable[..., SqliteItemStore]
 
 
-def _task_status(store: ItemStore, owner: str, task_id: str) -> str | None:
+def _task_status(store: ItemStore, owner: Space, task_id: str) -> str | None:
     return get_task(store, owner, task_id).last_train_status
 
 
-def _stored(store: ItemStore, owner: str, model_id: str) -> dict[str, Any]:
+def _stored(store: ItemStore, owner: Space, model_id: str) -> dict[str, Any]:
     item = store.get(keys.model_key(owner, model_id))
     assert item is not None
     return item
 
 
-def _new_ref(store: ItemStore, owner: str, task: Task) -> JobRef:
+def _new_ref(store: ItemStore, owner: Space, task: Task) -> JobRef:
     return find_job(store, create_version(store, owner, task.id).id)
 
 
@@ -70,10 +71,10 @@ def test_job_names_lead_back_to_their_model() -> None:
     assert model_id_of_job("someone-elses-job") is None
 
 
-def test_find_job_gives_owner_task_and_model(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_find_job_gives_owner_task_and_model(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     model = create_version(store, owner, task.id)
-    assert find_job(store, model.id) == JobRef(owner_id=owner, task_id=task.id, model_id=model.id)
+    assert find_job(store, model.id) == JobRef(space=owner, task_id=task.id, model_id=model.id)
     with pytest.raises(NotFound, match="no training job for model nope"):
         find_job(store, "nope")
 
@@ -82,7 +83,7 @@ def test_find_job_gives_owner_task_and_model(store: ItemStore, owner: str, train
 
 
 def test_create_version_writes_the_version_and_the_task_together(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     model = create_version(store, owner, task.id)
@@ -97,7 +98,7 @@ def test_create_version_writes_the_version_and_the_task_together(
 
 
 def test_create_version_refuses_a_task_that_cannot_train_and_writes_nothing(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task(images=19)
     with pytest.raises(InvalidInput) as refused:
@@ -108,17 +109,17 @@ def test_create_version_refuses_a_task_that_cannot_train_and_writes_nothing(
     )
     after = get_task(store, owner, task.id)
     assert (after.versions_created, after.last_train_status) == (0, None)
-    assert list(store.query(keys.owner_pk(owner), "V#")) == []
-    assert list(store.query(keys.owner_pk(owner), "N#")) == []
+    assert list(store.query(keys.space_pk(owner), "V#")) == []
+    assert list(store.query(keys.space_pk(owner), "N#")) == []
 
 
-def test_create_version_of_an_unknown_task_is_not_found(store: ItemStore, owner: str) -> None:
+def test_create_version_of_an_unknown_task_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Task nope not found"):
         create_version(store, owner, "nope")
 
 
 def test_the_negative_label_is_not_a_label_the_model_learns(
-    store: ItemStore, owner: str, upload: Upload, new_label: NewLabel
+    store: ItemStore, owner: Space, upload: Upload, new_label: NewLabel
 ) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
@@ -145,7 +146,7 @@ def test_the_negative_label_is_not_a_label_the_model_learns(
 
 
 def test_a_multi_label_task_needs_no_negative_images(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task(TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
@@ -154,7 +155,7 @@ def test_a_multi_label_task_needs_no_negative_images(
 
 
 def test_a_version_number_taken_concurrently_is_taken_again(
-    store: ItemStore, owner: str, trainable_task: TrainableTask, racing: Racing
+    store: ItemStore, owner: Space, trainable_task: TrainableTask, racing: Racing
 ) -> None:
     task = trainable_task()
     taken: list[int] = []
@@ -166,7 +167,7 @@ def test_a_version_number_taken_concurrently_is_taken_again(
 
 
 def test_losing_every_race_for_a_version_number_is_a_conflict(
-    store: ItemStore, owner: str, trainable_task: TrainableTask, racing: Racing
+    store: ItemStore, owner: Space, trainable_task: TrainableTask, racing: Racing
 ) -> None:
     task = trainable_task()
     competitors: list[int] = []
@@ -199,7 +200,7 @@ class _LandsThenTimesOut(SqliteItemStore):
 
 
 def test_a_version_whose_write_landed_unseen_is_failed_not_left_waiting(
-    store: SqliteItemStore, owner: str, trainable_task: TrainableTask
+    store: SqliteItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     flaky = _LandsThenTimesOut(store.path, lands=True)
@@ -215,7 +216,7 @@ def test_a_version_whose_write_landed_unseen_is_failed_not_left_waiting(
 
 
 def test_a_version_whose_write_did_not_land_leaves_nothing(
-    store: SqliteItemStore, owner: str, trainable_task: TrainableTask
+    store: SqliteItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     flaky = _LandsThenTimesOut(store.path, lands=False)
@@ -226,13 +227,13 @@ def test_a_version_whose_write_did_not_land_leaves_nothing(
         flaky.close()
     after = get_task(store, owner, task.id)
     assert (after.versions_created, after.last_train_status) == (0, None)
-    assert list(store.query(keys.owner_pk(owner), "V#")) == []
+    assert list(store.query(keys.space_pk(owner), "V#")) == []
 
 
 # -- transitions -----------------------------------------------------------------------------
 
 
-def test_waiting_training_trained_each_step_once(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_waiting_training_trained_each_step_once(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
 
@@ -256,7 +257,7 @@ def test_waiting_training_trained_each_step_once(store: ItemStore, owner: str, t
     assert get_model(store, owner, ref.model_id).accuracy == 0.875
 
 
-def test_a_waiting_version_may_finish_directly(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_a_waiting_version_may_finish_directly(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
     assert mark_trained(store, ref, 0.5, {}) is True
@@ -264,7 +265,7 @@ def test_a_waiting_version_may_finish_directly(store: ItemStore, owner: str, tra
     assert MAIL_STARTED not in owed_mails(store, ref)
 
 
-def test_failing_keeps_the_reason_and_is_final(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_failing_keeps_the_reason_and_is_final(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
     mark_training(store, ref, images=40)
@@ -283,7 +284,9 @@ def test_failing_keeps_the_reason_and_is_final(store: ItemStore, owner: str, tra
     assert get_task(store, owner, task.id).production_version == -1
 
 
-def test_a_trained_version_cannot_fail_afterwards(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_a_trained_version_cannot_fail_afterwards(
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
+) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
     mark_trained(store, ref, 0.9, {})
@@ -293,14 +296,14 @@ def test_a_trained_version_cannot_fail_afterwards(store: ItemStore, owner: str, 
     assert _task_status(store, owner, task.id) == "TRAINED"
 
 
-def test_failing_without_mail_owes_none(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_failing_without_mail_owes_none(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
     assert mark_failed(store, ref, "could not queue", mail=False) is True
     assert owed_mails(store, ref) == {}
 
 
-def test_the_task_shows_its_newest_version_only(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_the_task_shows_its_newest_version_only(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     older, newer = _new_ref(store, owner, task), _new_ref(store, owner, task)
     mark_training(store, older, images=40)
@@ -313,7 +316,7 @@ def test_the_task_shows_its_newest_version_only(store: ItemStore, owner: str, tr
 
 
 def test_a_repeat_completes_the_task_status_the_first_delivery_missed(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
@@ -326,7 +329,7 @@ def test_a_repeat_completes_the_task_status_the_first_delivery_missed(
 
 
 def test_transitions_of_a_deleted_task_change_only_the_version(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
@@ -338,10 +341,10 @@ def test_transitions_of_a_deleted_task_change_only_the_version(
 
 
 def test_transitions_of_an_unknown_version_do_nothing(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
-    ghost = JobRef(owner_id=owner, task_id=task.id, model_id="ghost")
+    ghost = JobRef(space=owner, task_id=task.id, model_id="ghost")
     assert mark_training(store, ghost, images=1) is False
     assert mark_failed(store, ghost, "x") is False
     assert mark_trained(store, ghost, 0.5, {}) is False
@@ -358,7 +361,7 @@ def _train(store: ItemStore, ref: JobRef) -> None:
 
 
 def test_the_first_trained_version_is_deployed_and_later_ones_wait(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     first, second = _new_ref(store, owner, task), _new_ref(store, owner, task)
@@ -370,7 +373,7 @@ def test_the_first_trained_version_is_deployed_and_later_ones_wait(
 
 
 def test_auto_deploy_takes_each_newer_version_but_never_an_older_one(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     update_task(store, owner, task.id, {"auto_deploy": True})
@@ -384,7 +387,7 @@ def test_auto_deploy_takes_each_newer_version_but_never_an_older_one(
 
 
 def test_a_repeated_trained_event_does_not_undo_the_owners_choice(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
@@ -396,7 +399,7 @@ def test_a_repeated_trained_event_does_not_undo_the_owners_choice(
 
 
 def test_complete_deploy_finishes_a_deploy_the_first_delivery_missed(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
@@ -413,7 +416,7 @@ def test_complete_deploy_finishes_a_deploy_the_first_delivery_missed(
 
 
 def test_each_owed_mail_is_taken_by_one_caller_only(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
@@ -425,8 +428,8 @@ def test_each_owed_mail_is_taken_by_one_caller_only(
     assert owed_mails(store, ref) == {}
 
 
-def test_no_mail_is_owed_for_an_unknown_version(store: ItemStore, owner: str) -> None:
-    ghost = JobRef(owner_id=owner, task_id="t", model_id="ghost")
+def test_no_mail_is_owed_for_an_unknown_version(store: ItemStore, owner: Space) -> None:
+    ghost = JobRef(space=owner, task_id="t", model_id="ghost")
     assert owed_mails(store, ghost) == {}
     assert take_mail(store, ghost, MAIL_FINISHED) is False
     assert store.get(keys.model_key(owner, "ghost")) is None
@@ -436,7 +439,7 @@ def test_no_mail_is_owed_for_an_unknown_version(store: ItemStore, owner: str) ->
 
 
 def test_the_manifest_of_a_multi_class_task(
-    store: ItemStore, owner: str, upload: Upload, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, upload: Upload, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     first, second = list(task.label_ids)
@@ -450,7 +453,7 @@ def test_the_manifest_of_a_multi_class_task(
         "model_id": ref.model_id,
         "task_id": task.id,
         "task_name": task.name,
-        "owner_id": owner,
+        "owner_id": owner.owner_id,
         "version": 1,
         "task_type": "multi_class",
     }
@@ -472,7 +475,7 @@ def test_the_manifest_of_a_multi_class_task(
 
 
 def test_the_manifest_of_a_multi_label_task_keeps_negatives_with_no_labels(
-    store: ItemStore, owner: str, upload: Upload, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, upload: Upload, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task(TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
@@ -497,7 +500,7 @@ def test_the_manifest_of_a_multi_label_task_keeps_negatives_with_no_labels(
 
 @pytest.mark.parametrize("state", ["WAITING", "IN_TRAINING"])
 def test_a_version_in_progress_cannot_be_deleted(
-    store: ItemStore, owner: str, trainable_task: TrainableTask, state: str
+    store: ItemStore, owner: Space, trainable_task: TrainableTask, state: str
 ) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
@@ -509,7 +512,9 @@ def test_a_version_in_progress_cannot_be_deleted(
     assert get_model(store, owner, ref.model_id).train_status == state
 
 
-def test_the_production_version_cannot_be_deleted(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_the_production_version_cannot_be_deleted(
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
+) -> None:
     task = trainable_task()
     ref = _new_ref(store, owner, task)
     _train(store, ref)
@@ -523,7 +528,7 @@ def test_the_production_version_cannot_be_deleted(store: ItemStore, owner: str, 
 
 
 def test_finished_versions_not_deployed_are_deleted_with_their_pointer(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     deployed, failed, trained = (_new_ref(store, owner, task) for _ in range(3))
@@ -540,6 +545,6 @@ def test_finished_versions_not_deployed_are_deleted_with_their_pointer(
     assert create_version(store, owner, task.id).version == 4
 
 
-def test_deleting_an_unknown_version_is_not_found(store: ItemStore, owner: str) -> None:
+def test_deleting_an_unknown_version_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Model nope not found"):
         delete_model(store, owner, "nope")

@@ -13,6 +13,7 @@ from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports.items import ItemStore
 from kestrel.store import keys
 from kestrel.store.images import add_label_to_image, get_image, remove_label_from_image
+from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label
 from kestrel.store.lifecycle import create_version, find_job, mark_trained, mark_training
 from kestrel.store.paging import PageRequest
@@ -35,7 +36,7 @@ TrainableTask = Callable[..., Task]
 ALL = PageRequest(page=1, page_size=100)
 
 
-def _trained_version(store: ItemStore, owner: str, task_id: str) -> int:
+def _trained_version(store: ItemStore, owner: Space, task_id: str) -> int:
     model = create_version(store, owner, task_id)
     ref = find_job(store, model.id)
     mark_training(store, ref, images=40)
@@ -43,7 +44,7 @@ def _trained_version(store: ItemStore, owner: str, task_id: str) -> int:
     return model.version
 
 
-def test_a_multi_class_task_starts_with_nothing(store: ItemStore, owner: str) -> None:
+def test_a_multi_class_task_starts_with_nothing(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "Pets", "cats and dogs", TaskType.MULTI_CLASS)
     assert get_task(store, owner, task.id) == task
     assert (task.name, task.description, task.type) == ("Pets", "cats and dogs", TaskType.MULTI_CLASS)
@@ -51,7 +52,7 @@ def test_a_multi_class_task_starts_with_nothing(store: ItemStore, owner: str) ->
     assert (task.label_ids, task.versions_created, task.negative_label_id) == ({}, 0, None)
 
 
-def test_a_multi_label_task_comes_with_its_negative_label(store: ItemStore, owner: str) -> None:
+def test_a_multi_label_task_comes_with_its_negative_label(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
     assert get_task(store, owner, task.id) == task
@@ -62,7 +63,7 @@ def test_a_multi_label_task_comes_with_its_negative_label(store: ItemStore, owne
     assert list(negative.task_ids) == [task.id]
 
 
-def test_tasks_are_private_to_their_owner(store: ItemStore, owner: str, other_owner: str) -> None:
+def test_tasks_are_private_to_their_owner(store: ItemStore, owner: Space, other_owner: Space) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     with pytest.raises(NotFound, match=f"Task {task.id} not found"):
         get_task(store, other_owner, task.id)
@@ -73,7 +74,7 @@ def test_tasks_are_private_to_their_owner(store: ItemStore, owner: str, other_ow
     assert get_task(store, owner, task.id).name == "Pets"
 
 
-def test_update_task_renames_describes_and_toggles_auto_deploy(store: ItemStore, owner: str) -> None:
+def test_update_task_renames_describes_and_toggles_auto_deploy(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     updated = update_task(store, owner, task.id, {"name": "Animals", "description": "all", "auto_deploy": True})
     assert (updated.name, updated.description, updated.auto_deploy) == ("Animals", "all", True)
@@ -82,12 +83,12 @@ def test_update_task_renames_describes_and_toggles_auto_deploy(store: ItemStore,
     assert [item["name"] for item in list_tasks(store, owner, ALL, "ANIM").items] == ["Animals"]
 
 
-def test_updating_an_unknown_task_is_not_found(store: ItemStore, owner: str) -> None:
+def test_updating_an_unknown_task_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Task nope not found"):
         update_task(store, owner, "nope", {"name": "x"})
 
 
-def test_a_task_without_labels_changes_type_gaining_a_negative_label(store: ItemStore, owner: str) -> None:
+def test_a_task_without_labels_changes_type_gaining_a_negative_label(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     retyped = update_task(store, owner, task.id, {"type": "multi_label"})
     assert retyped.type == TaskType.MULTI_LABEL
@@ -96,7 +97,7 @@ def test_a_task_without_labels_changes_type_gaining_a_negative_label(store: Item
     assert get_label(store, owner, retyped.negative_label_id).negative_for_task == task.id
 
 
-def test_a_multi_label_task_changing_to_multi_class_loses_its_negative_label(store: ItemStore, owner: str) -> None:
+def test_a_multi_label_task_changing_to_multi_class_loses_its_negative_label(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
     retyped = update_task(store, owner, task.id, {"type": "multi_class"})
@@ -105,13 +106,13 @@ def test_a_multi_label_task_changing_to_multi_class_loses_its_negative_label(sto
         get_label(store, owner, task.negative_label_id)
 
 
-def test_setting_the_type_a_task_has_changes_nothing_else(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_setting_the_type_a_task_has_changes_nothing_else(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     attach_label(store, owner, task.id, new_label("cat"))
     assert update_task(store, owner, task.id, {"type": "multi_class"}) == get_task(store, owner, task.id)
 
 
-def test_a_task_with_labels_keeps_its_type(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_a_task_with_labels_keeps_its_type(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     attach_label(store, owner, task.id, new_label("cat"))
     attach_label(store, owner, task.id, new_label("dog"))
@@ -122,7 +123,7 @@ def test_a_task_with_labels_keeps_its_type(store: ItemStore, owner: str, new_lab
     assert (unchanged.type, unchanged.name) == (TaskType.MULTI_CLASS, "Pets")  # nothing half-written
 
 
-def test_a_trained_task_keeps_its_type(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_a_trained_task_keeps_its_type(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     create_version(store, owner, task.id)
     for label_id in task.label_ids:
@@ -132,7 +133,7 @@ def test_a_trained_task_keeps_its_type(store: ItemStore, owner: str, trainable_t
 
 
 def test_production_version_must_be_a_trained_version(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     with pytest.raises(NotFound, match=f"task {task.id} has no model version 1"):
@@ -145,7 +146,7 @@ def test_production_version_must_be_a_trained_version(
 
 
 def test_a_trained_version_is_deployed_and_undeployed(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     first = _trained_version(store, owner, task.id)
@@ -156,12 +157,12 @@ def test_a_trained_version_is_deployed_and_undeployed(
     assert get_task(store, owner, task.id).production_version == -1
 
 
-def test_deploying_on_an_unknown_task_is_not_found(store: ItemStore, owner: str) -> None:
+def test_deploying_on_an_unknown_task_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Task nope not found"):
         set_production_version(store, owner, "nope", -1)
 
 
-def test_list_tasks_newest_first_with_search_and_pages(store: ItemStore, owner: str, other_owner: str) -> None:
+def test_list_tasks_newest_first_with_search_and_pages(store: ItemStore, owner: Space, other_owner: Space) -> None:
     names = ["Cats", "Dogs", "Wild cats", "Birds", "CATERPILLARS"]
     for name in names:
         create_task(store, owner, name, "", TaskType.MULTI_CLASS)
@@ -178,7 +179,7 @@ def test_list_tasks_newest_first_with_search_and_pages(store: ItemStore, owner: 
         list_tasks(store, owner, PageRequest(page=3, page_size=2), "cat")
 
 
-def test_attach_label_links_both_sides_once(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_attach_label_links_both_sides_once(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     cat = new_label("cat")
     attached = attach_label(store, owner, task.id, cat)
@@ -189,7 +190,7 @@ def test_attach_label_links_both_sides_once(store: ItemStore, owner: str, new_la
     assert get_label(store, owner, cat).task_ids == {task.id: attached.label_ids[cat]}
 
 
-def test_a_task_takes_only_labels_of_its_type(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_a_task_takes_only_labels_of_its_type(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     categories = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     tags = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     with pytest.raises(InvalidInput) as refused:
@@ -203,7 +204,7 @@ def test_a_task_takes_only_labels_of_its_type(store: ItemStore, owner: str, new_
     assert get_task(store, owner, categories.id).label_ids == {}
 
 
-def test_the_negative_label_of_one_task_cannot_join_another(store: ItemStore, owner: str) -> None:
+def test_the_negative_label_of_one_task_cannot_join_another(store: ItemStore, owner: Space) -> None:
     first = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     second = create_task(store, owner, "Moods", "", TaskType.MULTI_LABEL)
     assert first.negative_label_id is not None
@@ -214,7 +215,7 @@ def test_the_negative_label_of_one_task_cannot_join_another(store: ItemStore, ow
     )
 
 
-def test_attaching_unknown_things_is_not_found(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_attaching_unknown_things_is_not_found(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     with pytest.raises(NotFound, match="Label nope not found"):
         attach_label(store, owner, task.id, "nope")
@@ -222,7 +223,7 @@ def test_attaching_unknown_things_is_not_found(store: ItemStore, owner: str, new
         attach_label(store, owner, "nope", new_label("cat"))
 
 
-def test_detach_label_unlinks_both_sides(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_detach_label_unlinks_both_sides(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     cat, dog = new_label("cat"), new_label("dog")
     attach_label(store, owner, task.id, cat)
@@ -233,7 +234,7 @@ def test_detach_label_unlinks_both_sides(store: ItemStore, owner: str, new_label
     assert list(get_label(store, owner, dog).task_ids) == [task.id]
 
 
-def test_detaching_what_is_not_attached_is_refused(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_detaching_what_is_not_attached_is_refused(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     cat = new_label("cat")
     with pytest.raises(InvalidInput) as refused:
@@ -243,7 +244,7 @@ def test_detaching_what_is_not_attached_is_refused(store: ItemStore, owner: str,
         detach_label(store, owner, task.id, "nope")
 
 
-def test_the_negative_label_stays_with_its_task(store: ItemStore, owner: str) -> None:
+def test_the_negative_label_stays_with_its_task(store: ItemStore, owner: Space) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
     with pytest.raises(InvalidInput, match="the negative label stays with its multi_label task"):
@@ -252,7 +253,7 @@ def test_the_negative_label_stays_with_its_task(store: ItemStore, owner: str) ->
 
 
 def test_delete_task_removes_its_versions_and_frees_its_labels(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     version = _trained_version(store, owner, task.id)
@@ -271,11 +272,11 @@ def test_delete_task_removes_its_versions_and_frees_its_labels(
     for label_id in task.label_ids:  # the labels stay, with their images, free of the task
         label = get_label(store, owner, label_id)
         assert (label.task_ids, label.images_count) == ({}, 20)
-    assert task.id not in [item["id"] for item in store.query(keys.owner_pk(owner), "T#")]
-    assert list(store.query(keys.owner_pk(owner), "V#")) == []
+    assert task.id not in [item["id"] for item in store.query(keys.space_pk(owner), "T#")]
+    assert list(store.query(keys.space_pk(owner), "V#")) == []
 
 
-def test_delete_task_deletes_its_negative_label(store: ItemStore, owner: str, new_label: NewLabel) -> None:
+def test_delete_task_deletes_its_negative_label(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     sunny = new_label("sunny", LabelType.TAG)
     attach_label(store, owner, task.id, sunny)
@@ -286,13 +287,13 @@ def test_delete_task_deletes_its_negative_label(store: ItemStore, owner: str, ne
     assert get_label(store, owner, sunny).task_ids == {}
 
 
-def test_deleting_an_unknown_task_is_not_found(store: ItemStore, owner: str) -> None:
+def test_deleting_an_unknown_task_is_not_found(store: ItemStore, owner: Space) -> None:
     with pytest.raises(NotFound, match="Task nope not found"):
         delete_task(store, owner, "nope")
 
 
 def test_a_multi_label_task_whose_negative_label_is_on_images_keeps_its_type(
-    store: ItemStore, owner: str, upload: Upload
+    store: ItemStore, owner: Space, upload: Upload
 ) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     assert task.negative_label_id is not None
@@ -310,11 +311,11 @@ def test_a_multi_label_task_whose_negative_label_is_on_images_keeps_its_type(
     with pytest.raises(NotFound):
         get_label(store, owner, task.negative_label_id)
     assert get_image(store, owner, image.id).label_ids == {}
-    assert list(store.query(keys.owner_pk(owner), keys.membership_ord_prefix(task.negative_label_id))) == []
+    assert list(store.query(keys.space_pk(owner), keys.membership_ord_prefix(task.negative_label_id))) == []
 
 
 def test_a_negative_label_put_on_an_image_meanwhile_stops_the_type_change(
-    store: ItemStore, owner: str, upload: Upload, racing: Racing
+    store: ItemStore, owner: Space, upload: Upload, racing: Racing
 ) -> None:
     task = create_task(store, owner, "Scenes", "", TaskType.MULTI_LABEL)
     negative = task.negative_label_id
@@ -329,21 +330,21 @@ def test_a_negative_label_put_on_an_image_meanwhile_stops_the_type_change(
 
 
 def test_delete_task_with_more_versions_than_one_transaction_takes(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     # 2 writes per version: 50 versions need two transactions (DynamoDB takes 100 writes at most).
     model_ids = [create_version(store, owner, task.id).id for _ in range(50)]
     assert sorted(delete_task(store, owner, task.id)) == sorted(model_ids)
-    assert list(store.query(keys.owner_pk(owner), "V#")) == []
-    assert list(store.query(keys.owner_pk(owner), "N#")) == []
+    assert list(store.query(keys.space_pk(owner), "V#")) == []
+    assert list(store.query(keys.space_pk(owner), "N#")) == []
     with pytest.raises(NotFound):
         get_task(store, owner, task.id)
     assert all(get_label(store, owner, label_id).task_ids == {} for label_id in task.label_ids)
 
 
 def test_a_label_attached_concurrently_is_attached_once(
-    store: ItemStore, owner: str, new_label: NewLabel, racing: Racing
+    store: ItemStore, owner: Space, new_label: NewLabel, racing: Racing
 ) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     cat = new_label("cat")
@@ -354,7 +355,7 @@ def test_a_label_attached_concurrently_is_attached_once(
 
 
 def test_a_label_deleted_while_being_attached_is_not_found(
-    store: ItemStore, owner: str, new_label: NewLabel, racing: Racing
+    store: ItemStore, owner: Space, new_label: NewLabel, racing: Racing
 ) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     cat = new_label("cat")
@@ -365,7 +366,7 @@ def test_a_label_deleted_while_being_attached_is_not_found(
 
 
 def test_a_label_detached_concurrently_is_detached_once(
-    store: ItemStore, owner: str, new_label: NewLabel, racing: Racing
+    store: ItemStore, owner: Space, new_label: NewLabel, racing: Racing
 ) -> None:
     task = create_task(store, owner, "Pets", "", TaskType.MULTI_CLASS)
     cat, dog = new_label("cat"), new_label("dog")

@@ -9,6 +9,7 @@ import pytest
 from kestrel.domain.entities import Task, TrainStatus
 from kestrel.domain.errors import NotFound
 from kestrel.ports.items import ItemStore
+from kestrel.store.keys import Space
 from kestrel.store.lifecycle import create_version, find_job, mark_failed, mark_trained, mark_training
 from kestrel.store.paging import PageRequest
 from kestrel.store.versions import (
@@ -25,7 +26,7 @@ ALL = PageRequest(page=1, page_size=100)
 
 
 def test_a_new_version_reads_back_by_id_and_by_number(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     model = create_version(store, owner, task.id)
@@ -47,7 +48,7 @@ def test_a_new_version_reads_back_by_id_and_by_number(
 
 
 def test_unknown_versions_are_not_found(
-    store: ItemStore, owner: str, other_owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, other_owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     model = create_version(store, owner, task.id)
@@ -87,7 +88,7 @@ def test_model_from_item_reads_every_field() -> None:
 
 
 def test_waiting_models_lists_every_owners_waiting_versions(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     task = trainable_task()
     waiting = create_version(store, owner, task.id)
@@ -100,7 +101,7 @@ def test_waiting_models_lists_every_owners_waiting_versions(
 
 
 def test_models_of_a_task_and_listings_newest_first(
-    store: ItemStore, owner: str, trainable_task: TrainableTask
+    store: ItemStore, owner: Space, trainable_task: TrainableTask
 ) -> None:
     pets, other = trainable_task(), trainable_task()
     pet_models = [create_version(store, owner, pets.id) for _ in range(3)]
@@ -120,7 +121,7 @@ def test_models_of_a_task_and_listings_newest_first(
     assert [item["version"] for item in paged.items + rest.items] == [3, 2, 1]
 
 
-def test_a_task_without_versions_lists_none(store: ItemStore, owner: str, trainable_task: TrainableTask) -> None:
+def test_a_task_without_versions_lists_none(store: ItemStore, owner: Space, trainable_task: TrainableTask) -> None:
     task = trainable_task()
     page = list_models(store, owner, ALL, task.id)
     assert (page.items, page.count, page.next_after) == ([], 0, None)

@@ -5,6 +5,7 @@ import { getApiBase, getApiSource } from "../api.js";
 import { clientEndpointFrom } from "../config.js";
 import { h, replace } from "../lib/dom.js";
 import { currentToken } from "../lib/session.js";
+import { currentWorkspace } from "../lib/workspace.js";
 import { copyButton } from "../lib/ui.js";
 import { taskShell, userLabels } from "./task-common.js";
 
@@ -60,8 +61,13 @@ function tokenScreen(container, task) {
   const [first] = task ? userLabels(task) : [];
   const labelId = first ? first.id : "LABEL_ID";
   const endpoint = clientEndpointFrom(apiBase);
+  const workspace = currentWorkspace();
+  const workspaceNote = workspace
+    ? `# this workspace: add workspace=${workspace} to every query (or "workspace" to a JSON body)\n`
+    : "";
 
-  const curlSetup = (t) => `export KESTREL=${apiBase.replace(/\/$/, "")}\nexport KESTREL_TOKEN=${t}\n`;
+  const curlSetup = (t) =>
+    `export KESTREL=${apiBase.replace(/\/$/, "")}\nexport KESTREL_TOKEN=${t}\n${workspaceNote}`;
   const curl = (t) =>
     `${curlSetup(t)}auth="Authorization: Token $KESTREL_TOKEN"\n\n` +
     `# this task, its labels and its versions\n` +
@@ -83,7 +89,7 @@ function tokenScreen(container, task) {
     `     $KESTREL/classify/\n`;
   const python = (t) =>
     `# pip install ximilar-client\nfrom ximilar.client import RecognitionClient\n\n` +
-    `client = RecognitionClient("${t}", endpoint="${endpoint}")\n` +
+    `client = RecognitionClient("${t}", endpoint="${endpoint}"${workspace ? `, workspace="${workspace}"` : ""})\n` +
     `task, status = client.get_task("${taskId}")\n\n` +
     `result = task.classify([{"_file": "photo.jpg"}, {"_url": "https://example.com/photo.jpg"}])\n` +
     `for record in result["records"]:\n` +
