@@ -18,6 +18,8 @@ from PIL import Image
 
 from kestrel.ports.items import Update
 from kestrel.store import keys
+from kestrel.store.images import get_image, image_blob
+from kestrel.store.keys import Space
 from kestrel.training.failures import IMAGE_DELETED
 from tests.api.http import Api
 from tests.conftest import RunningServer
@@ -202,7 +204,7 @@ def test_a_stored_poisoned_name_and_a_deleted_image(trained: tuple[RunningServer
     server, trainable, data_dir = trained
     api, task = trainable.api, trainable.task
     # Stored as an older Kestrel (or a direct write) could have: the API refuses such a name now.
-    server.ports.items.update(Update(keys.task_key(_owner(server), task["id"]), set={"name": EVIL}))
+    server.ports.items.update(Update(keys.task_key(Space.default_of(_owner(server)), task["id"]), set={"name": EVIL}))
     assert api.get(f"task/{task['id']}")["name"] == EVIL
     worker = LocalWorker(server.ports, poll_seconds=0.1)
 
@@ -216,7 +218,7 @@ def test_a_stored_poisoned_name_and_a_deleted_image(trained: tuple[RunningServer
 
     # A new image (not in the embedding cache) loses its bytes before the job reads them.
     fresh = api.upload(distinct_photos(1, "chelsea", side=70)[0], labels=[trainable.labels[0]["id"]])
-    server.ports.blobs.delete(keys.image_blob(_owner(server), fresh["id"]))
+    server.ports.blobs.delete(image_blob(get_image(server.ports.items, Space.default_of(_owner(server)), fresh["id"])))
     api.post(f"task/{task['id']}/train/", status=201)
     worker.run_until_idle()
     latest = max(api.get("model/", params={"task": task["id"]})["results"], key=lambda model: model["version"])

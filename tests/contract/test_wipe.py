@@ -9,12 +9,13 @@ import pytest
 from kestrel.domain.entities import LabelType
 from kestrel.ports.blobs import BlobStore
 from kestrel.ports.items import ItemStore
-from kestrel.store import keys
 from kestrel.store.images import (
     ImageFilter,
     add_label_to_image,
     get_image,
+    image_blob,
     list_images,
+    thumb_blob,
     wipe_label,
 )
 from kestrel.store.keys import Space
@@ -40,16 +41,16 @@ def _remaining(items: ItemStore) -> set[str]:
 def test_wipe_takes_every_image_of_the_label_in_steps(items: ItemStore, blobs: BlobStore) -> None:
     doomed, kept = _label(items, "doomed"), _label(items, "kept")
     photos = distinct_photos(36, "chelsea", side=32)
-    both = [add_image(items, blobs, SPACE, data, LIMITS, label_ids=[doomed, kept]).id for data in photos[:5]]
-    only = [add_image(items, blobs, SPACE, data, LIMITS, label_ids=[doomed]).id for data in photos[5:33]]
+    both = [add_image(items, blobs, SPACE, data, LIMITS, label_ids=[doomed, kept]) for data in photos[:5]]
+    only = [add_image(items, blobs, SPACE, data, LIMITS, label_ids=[doomed]) for data in photos[5:33]]
     survivors = [add_image(items, blobs, SPACE, data, LIMITS, label_ids=[kept]).id for data in photos[33:]]
 
     assert wipe_label(items, blobs, SPACE, doomed) == len(both) + len(only)  # more than one step's 30
 
     assert _remaining(items) == set(survivors)
     assert get_label(items, SPACE, kept).images_count == len(survivors)
-    for image_id in both + only:
-        assert not blobs.exists(keys.image_blob(SPACE.owner_id, image_id))
+    for image in both + only:
+        assert not blobs.exists(image_blob(image)) and not blobs.exists(thumb_blob(image))
     # The duplicate markers went with the images: the same bytes may come back.
     add_image(items, blobs, SPACE, photos[0], LIMITS)
 
@@ -71,4 +72,4 @@ def test_an_image_with_more_labels_than_a_step_holds_is_wiped_too(items: ItemSto
     assert _remaining(items) == set()
     assert all(get_label(items, SPACE, label_id).images_count == 0 for label_id in others)
     for image in (crowded, plain):
-        assert not blobs.exists(keys.thumb_blob(SPACE.owner_id, image.id))
+        assert not blobs.exists(thumb_blob(image))

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Owned:
     owned = trainable(build_ports(local_settings(Path(tmp_path_factory.mktemp("usecase")) / "data")))
     items = owned.ports.items
-    model = lifecycle.create_version(items, owned.owner_id, owned.task.id)
-    ref = lifecycle.JobRef(owned.owner_id, owned.task.id, model.id)
+    model = lifecycle.create_version(items, owned.space, owned.task.id)
+    ref = lifecycle.JobRef(owned.space, owned.task.id, model.id)
     result = train(lifecycle.build_manifest(items, ref), owned.ports.blobs, say=lambda _: None)
     prefix = model_prefix(owned.owner_id, model.id)
     owned.ports.blobs.put(prefix + MODEL_FILE, result.model)
@@ -42,7 +42,7 @@ def _record(sample: str, side: int = 90, **extra: object) -> dict[str, object]:
 
 
 def _command(owned: Owned, records: list[dict[str, object]], **options: object) -> ClassifyCommand:
-    return ClassifyCommand(owner_id=owned.owner_id, task_id=owned.task.id, records=records, **options)  # type: ignore[arg-type]
+    return ClassifyCommand(space=owned.space, task_id=owned.task.id, records=records, **options)  # type: ignore[arg-type]
 
 
 def test_the_production_version_classifies_and_bad_records_fail_alone(trained: Owned) -> None:
@@ -65,12 +65,12 @@ def test_the_descriptor_comes_only_when_asked(trained: Owned) -> None:
 def test_an_unknown_or_untrained_version_is_refused(trained: Owned) -> None:
     with pytest.raises(NotFound, match="no model version 9"):
         classify(trained.ports, _command(trained, [_record("chelsea")], version=9))
-    waiting = lifecycle.create_version(trained.ports.items, trained.owner_id, trained.task.id)
+    waiting = lifecycle.create_version(trained.ports.items, trained.space, trained.task.id)
     try:
         with pytest.raises(InvalidInput, match="version 2 is WAITING, not TRAINED"):
             classify(trained.ports, _command(trained, [_record("chelsea")], version=2))
     finally:
-        ref = lifecycle.JobRef(trained.owner_id, trained.task.id, waiting.id)
+        ref = lifecycle.JobRef(trained.space, trained.task.id, waiting.id)
         lifecycle.mark_failed(trained.ports.items, ref, "test over", mail=False)
 
 
@@ -82,7 +82,7 @@ def test_records_are_bounded(trained: Owned) -> None:
 
 
 def test_store_images_keeps_each_good_record_once_with_its_prediction(trained: Owned) -> None:
-    ports, owner = trained.ports, trained.owner_id
+    ports, owner = trained.ports, trained.space
     records = [_record("coffee", 101), _record("chelsea", 101), {"_url": ""}]
     done = classify(ports, _command(trained, records, store_images=True))
     coffee, cat, bad = done.records

@@ -13,6 +13,7 @@ from kestrel.composition import Ports, build_ports
 from kestrel.domain.entities import TrainStatus
 from kestrel.ports.items import Update
 from kestrel.store import keys, lifecycle
+from kestrel.store.keys import Space
 from kestrel.store.tasks import get_task, set_production_version
 from kestrel.store.versions import get_model, waiting_models
 from tests.conftest import aws_ports, local_settings
@@ -28,14 +29,14 @@ def owned(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
         yield trainable(ports)
 
 
-def _store_legacy(ports: Ports, owner: str, task_id: str, model_id: str, status: str) -> None:
+def _store_legacy(ports: Ports, owner: Space, task_id: str, model_id: str, status: str) -> None:
     """Rewrite the items as an older Kestrel left them."""
     ports.items.update(Update(keys.model_key(owner, model_id), set={"train_status": status}))
     ports.items.update(Update(keys.task_key(owner, task_id), set={"last_train_status": status}))
 
 
 def test_a_legacy_waiting_version_is_found_trained_and_deployed(owned: Owned) -> None:
-    items, owner, task_id = owned.ports.items, owned.owner_id, owned.task.id
+    items, owner, task_id = owned.ports.items, owned.space, owned.task.id
     model = lifecycle.create_version(items, owner, task_id)
     _store_legacy(owned.ports, owner, task_id, model.id, "Waiting")
 
@@ -53,7 +54,7 @@ def test_a_legacy_waiting_version_is_found_trained_and_deployed(owned: Owned) ->
 
 
 def test_a_legacy_trained_version_can_be_deployed_and_a_failed_one_deleted(owned: Owned) -> None:
-    items, owner, task_id = owned.ports.items, owned.owner_id, owned.task.id
+    items, owner, task_id = owned.ports.items, owned.space, owned.task.id
     first = lifecycle.create_version(items, owner, task_id)
     lifecycle.mark_trained(items, lifecycle.JobRef(owner, task_id, first.id), 0.8, {})
     second = lifecycle.create_version(items, owner, task_id)
