@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +191,13 @@ def no_connect(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(socket.socket, "connect", forbidden)
     monkeypatch.setattr(socket.socket, "connect_ex", forbidden)
     return attempts
+
+
+def use_fetch_settings(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
+    """Serve this test's requests with other ``_url`` fetch settings (e.g. ``allowed_hosts``).
+
+    Settings are read once, when the ports are built (as at a Lambda's cold start), so a test
+    changes the in-process server's ports, not the environment."""
+    ports = composition.get_ports()
+    fetch = replace(ports.settings.fetch, **changes)
+    monkeypatch.setattr(composition, "_ports", replace(ports, settings=replace(ports.settings, fetch=fetch)))

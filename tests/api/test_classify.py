@@ -8,7 +8,6 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import pytest
 import requests
 from PIL import Image
 
-import kestrel.composition as composition
 from tests.api.http import Api
+from tests.conftest import use_fetch_settings
 from tests.flow.conftest import TrainableTask, trained_server
 from tests.photos import encode, photo, sample
 
@@ -135,10 +134,7 @@ def test_url_records_from_an_allowed_local_host(
         url = f"http://localhost:{server.server_address[1]}/coffee.jpg"
         refused = _classify(trainable, [{"_url": url}])["records"][0]
         assert refused["_status"]["code"] == 400  # loopback is refused unless explicitly allowed
-        # Settings are read once, at start: a server whose settings allow the host fetches from it.
-        ports = composition.get_ports()
-        allowing = replace(ports.settings, fetch=replace(ports.settings.fetch, allowed_hosts=frozenset({"localhost"})))
-        monkeypatch.setattr(composition, "_ports", replace(ports, settings=allowing))
+        use_fetch_settings(monkeypatch, allowed_hosts=frozenset({"localhost"}))
         record = _classify(trainable, [{"_url": url}])["records"][0]
         assert record["_status"]["code"] == 200 and record["best_label"]["name"] == "coffee"
         assert record["_url"] == url
@@ -228,11 +224,8 @@ def test_the_url_records_of_one_request_share_one_time_budget(
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    # Settings are read once, at start: a server whose settings allow the host and give all the
-    # URLs of a request 2 s (each alone may take 10 s).
-    ports = composition.get_ports()
-    fetch = replace(ports.settings.fetch, allowed_hosts=frozenset({"localhost"}), budget_seconds=2.0)
-    monkeypatch.setattr(composition, "_ports", replace(ports, settings=replace(ports.settings, fetch=fetch)))
+    # All the URLs of a request get 2 s together (each alone may take 10 s).
+    use_fetch_settings(monkeypatch, allowed_hosts=frozenset({"localhost"}), budget_seconds=2.0)
     base = f"http://localhost:{server.server_address[1]}"
     try:
         records = [{"_url": f"{base}/fast.jpg"}] + [{"_url": f"{base}/slow-{n}.jpg"} for n in range(9)]

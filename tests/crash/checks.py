@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kestrel.store.images import image_blob, image_from_item, thumb_blob
 from tests.api.http import Api
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -94,10 +95,10 @@ def _partition_problems(data_dir: Path, owner: str, items: list[tuple[str, dict[
 
 
 def _blob_problems(data_dir: Path, owner: str, image: dict[str, Any]) -> list[str]:
-    folder = data_dir / "blobs" / "images" / owner / str(image["id"])
+    entity = image_from_item(image)  # its files are named as the store names them (<id>.<ext>, or legacy)
     try:
-        original = (folder / "original").read_bytes()
-        thumbnail = (folder / "thumb.jpg").read_bytes()
+        original = (data_dir / "blobs" / image_blob(entity)).read_bytes()
+        thumbnail = (data_dir / "blobs" / thumb_blob(entity)).read_bytes()
     except OSError as error:
         return [f"image {image['id']} is recorded but a file is missing: {error}"]
     problems = []

@@ -21,7 +21,7 @@ def _train(api: Api, server: Any, task_id: str) -> dict[str, Any]:
     model = api.post(f"task/{task_id}/train/", status=201)
     LocalWorker(server.ports, poll_seconds=0.1).run_until_idle()
     trained = api.get(f"model/{model['id']}")
-    assert trained["train_status"] == "Trained", trained
+    assert trained["train_status"] == "TRAINED", trained
     return trained  # type: ignore[no-any-return]
 
 

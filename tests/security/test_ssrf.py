@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, use_fetch_settings
 from tests.flow.conftest import TrainableTask, trained_server
 from tests.photos import photo
 
@@ -128,7 +128,7 @@ def test_a_redirect_to_a_refused_address_is_not_followed(
     trained: tuple[RunningServer, TrainableTask], target: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, trainable = trained
-    monkeypatch.setenv("KESTREL_FETCH_ALLOW_HOSTS", "localhost")  # the redirector only: a dev allowance
+    use_fetch_settings(monkeypatch, allowed_hosts=frozenset({"localhost"}))  # the redirector only: a dev allowance
     with recording_server(Recorder(redirect_to=f"http://127.0.0.1:{target.port}/cat.jpg")) as redirector:
         with recording_server(Recorder()) as allowed:
             control, redirected = _classify_urls(

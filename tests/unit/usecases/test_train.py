@@ -32,7 +32,9 @@ def test_a_request_records_version_1_waiting_and_queues_it(owned: Owned) -> None
     model = request_training(owned.ports, owned.space, owned.task.id)
     assert (model.version, model.train_status) == (1, TrainStatus.WAITING)
     received = owned.ports.queue.receive()  # type: ignore[attr-defined]
-    assert received is not None and received.request == TrainRequest(owned.owner_id, owned.task.id, model.id, 1)
+    assert received is not None and received.request == TrainRequest(
+        owned.owner_id, owned.task.id, model.id, 1, owned.space.workspace_id
+    )
     assert get_task(owned.ports.items, owned.space, owned.task.id).last_train_status == TrainStatus.WAITING
 
 
