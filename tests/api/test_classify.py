@@ -19,6 +19,7 @@ from PIL import Image
 from tests.api.http import Api
 from tests.conftest import use_fetch_settings
 from tests.flow.conftest import TrainableTask, trained_server
+from tests.image_server import ImageHandler
 from tests.photos import encode, photo, sample
 
 pytestmark = pytest.mark.slow
@@ -108,18 +109,8 @@ def test_bad_records_get_their_own_status(trained: tuple[Any, TrainableTask]) ->
     assert "private" in by_id[5]["_status"]["text"] or "loopback" in by_id[5]["_status"]["text"]
 
 
-class _ImageHandler(http.server.BaseHTTPRequestHandler):
+class _ImageHandler(ImageHandler):
     body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_url_records_from_an_allowed_local_host(
@@ -195,23 +186,15 @@ def test_download_gives_the_file_classify_runs(trained: tuple[Any, TrainableTask
     assert json.dumps(card)  # the card is plain JSON
 
 
-class _SlowImageHandler(http.server.BaseHTTPRequestHandler):
+class _SlowImageHandler(ImageHandler):
     """/fast.jpg answers at once; any other path holds its answer until ``release`` is set."""
 
     body = b""
     release = threading.Event()
 
-    def do_GET(self) -> None:
+    def hold(self) -> None:
         if self.path != "/fast.jpg":
             self.release.wait(timeout=60)
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_the_url_records_of_one_request_share_one_time_budget(

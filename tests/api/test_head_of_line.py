@@ -16,29 +16,22 @@ import pytest
 from kestrel.config import FetchSettings
 from tests.api.http import Api
 from tests.flow.conftest import trained_server
+from tests.image_server import ImageHandler
 from tests.photos import photo
 
 pytestmark = pytest.mark.slow
 
 
-class _SlowImages(http.server.BaseHTTPRequestHandler):
+class _SlowImages(ImageHandler):
     """Holds every answer until ``release`` is set (at most 60 s); counts the requests it got."""
 
     body = b""
     release = threading.Event()
     arrived = threading.Semaphore(0)
 
-    def do_GET(self) -> None:
+    def hold(self) -> None:
         self.arrived.release()
         self.release.wait(timeout=60)
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def _median_seconds(call: Any, times: int) -> float:

@@ -116,6 +116,7 @@ def test_a_truncated_card_is_read_whole_and_mails_not_sent_are_shown(
     from kestrel.ports.mail import Mail
     from kestrel.store import keys
     from kestrel.store.accounts import authenticate
+    from kestrel.store.keys import Space
     from kestrel.store.version_files import CARD_FILE, model_prefix
     from tests.flow.conftest import make_trainable_task
 
@@ -143,7 +144,7 @@ def test_a_truncated_card_is_read_whole_and_mails_not_sent_are_shown(
         for n in range(150)
     ]
     ports.blobs.put(key, json.dumps(card).encode(), "application/json")
-    ports.items.update(Update(keys.model_key(owner, model["id"]), set={"metrics": summarise(card)}))
+    ports.items.update(Update(keys.model_key(Space.default_of(owner), model["id"]), set={"metrics": summarise(card)}))
     assert api.get(f"model/{model['id']}")["metrics"]["truncated"] is True
 
     page = console.page

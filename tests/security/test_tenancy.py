@@ -24,6 +24,7 @@ from tests.photos import photo
 pytestmark = pytest.mark.slow  # the module trains one model (model ids, model download)
 
 PREFIX = "/recognition/v2/"
+WORKSPACES = "account/v2/workspace/"
 
 
 @dataclass
@@ -51,11 +52,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         image = alice.get("training-image/", params={"page_size": 1})["results"][0]
         bob_label = bob.create_label("bob label")["id"]
         bob_image = bob.upload(photo("rocket", 80))
+        workspace = alice.ok("POST", f"{server.url}{WORKSPACES}", status=201, json={"name": "alice secret space"})
         ids = {
             "task_id": trainable.task["id"],
             "label_id": trainable.labels[0]["id"],
             "image_id": image["id"],
             "model_id": model["id"],
+            "workspace_id": workspace["id"],
         }
         yield World(server, alice, bob, ids, bob_label, image, bob_image)
 
@@ -87,12 +90,19 @@ def _body(world: World, method: str, path: str) -> dict[str, Any] | None:
         ("PATCH", "label/{label_id}"): {"name": "stolen"},
         ("PUT", "training-image/{image_id}"): {"meta_data": {"stolen": True}},
         ("PATCH", "training-image/{image_id}"): {"meta_data": {"stolen": True}},
+        ("PUT", "/account/v2/workspace/{workspace_id}"): {"name": "stolen"},
+        ("PATCH", "/account/v2/workspace/{workspace_id}"): {"name": "stolen"},
     }
     return bodies.get((method, path.removeprefix(PREFIX)))
 
 
 # Operations that take no id of anyone (creating one's own items): nothing of alice's to reach.
-NO_FOREIGN_ID = {("POST", "task"), ("POST", "label"), ("POST", "training-image/upload-url")}
+NO_FOREIGN_ID = {
+    ("POST", "task"),
+    ("POST", "label"),
+    ("POST", "training-image/upload-url"),
+    ("POST", "/account/v2/workspace"),
+}
 # Listings: checked by filtering with alice's ids (404) and by reading bob's own view (no leak).
 LISTINGS = {"GET": {"task": None, "label": "task", "training-image": "labels", "model": "task"}}
 
@@ -102,8 +112,8 @@ def test_every_route_answers_404_on_another_owners_ids(world: World) -> None:
     checked = []
     for method, path in _operations():
         short = path.removeprefix(PREFIX)
-        if (method, short) in NO_FOREIGN_ID:
-            continue
+        if (method, short) in NO_FOREIGN_ID or (method, short) == ("GET", "/account/v2/workspace"):
+            continue  # nothing of alice's to name (bob's own workspace list is checked below)
         if method == "GET" and short in LISTINGS["GET"]:
             param = LISTINGS["GET"][short]
             if param is None:
@@ -116,12 +126,18 @@ def test_every_route_answers_404_on_another_owners_ids(world: World) -> None:
                 body["records"] = [{"_base64": photo_b64}]
             if body is not None and "base64" in body:
                 body["base64"] = photo_b64
-            response = world.bob.call(method, short.format(**world.ids), json=body)
+            target = short.format(**world.ids)
+            if not path.startswith(PREFIX):  # account/v2/...: not under the recognition API
+                target = world.server.url + target.lstrip("/")
+            response = world.bob.call(method, target, json=body)
         assert response.status_code == 404, f"{method} {short}: {response.status_code} {response.text[:300]}"
         assert "detail" in response.json()
         assert "alice" not in response.text.lower(), f"{method} {short} leaks: {response.text[:300]}"
         checked.append((method, short))
-    skipped = {("GET", "task")} | NO_FOREIGN_ID
+    # bob's own workspaces: never alice's (the listing takes no id to filter with).
+    listed = world.bob.ok("GET", f"{world.server.url}{WORKSPACES}")
+    assert world.ids["workspace_id"] not in {workspace["id"] for workspace in listed}
+    skipped = {("GET", "task"), ("GET", "/account/v2/workspace")} | NO_FOREIGN_ID
     assert {(m, p.removeprefix(PREFIX)) for m, p in _operations()} == set(checked) | skipped
 
     # bob's own listings never show alice's items.
