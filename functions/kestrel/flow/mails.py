@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.free_form import one_line
+from kestrel.metrics import count
 from kestrel.ports import Ports
 from kestrel.ports.errors import Unavailable
 from kestrel.ports.items import ItemStore
@@ -163,7 +163,7 @@ def _transient_reason(error: Exception | None) -> str:
 
 
 def _count_not_sent() -> None:
-    metrics.add_metric(name=METRIC_NOT_SENT, unit=MetricUnit.Count, value=1)
+    count(metrics, METRIC_NOT_SENT)
 
 
 def _owed_mail(items: ItemStore, ref: JobRef, kind: str, value: dict[str, Any], console_url: str) -> Mail | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
 from kestrel.domain.errors import Unauthenticated
+from kestrel.metrics import count
 from kestrel.store.accounts import identify
 
 logger = Logger(service="kestrel-authorizer")
@@ -77,7 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         policy = authorize(event)
     except Unauthorized as error:
-        metrics.add_metric(name="AuthorizerDenied", unit=MetricUnit.Count, value=1)
+        count(metrics, "AuthorizerDenied")
         logger.info("request refused", extra={"reason": error.detail})
         raise
     return policy

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
 from kestrel.domain.entities import TrainStatus
 from kestrel.flow.finish import finish
+from kestrel.metrics import count
 
 logger = Logger(service="kestrel-finisher")
 tracer = Tracer(service="kestrel-finisher")
@@ -25,6 +25,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     # Counted only when one of this stage's models changed state: repeats and other jobs are not.
     outcome = finish(get_ports(), event)
     if outcome == TrainStatus.FAILED:
-        metrics.add_metric(name="TrainingFailed", unit=MetricUnit.Count, value=1)
+        count(metrics, "TrainingFailed")
     elif outcome == TrainStatus.TRAINED:
-        metrics.add_metric(name="TrainingCompleted", unit=MetricUnit.Count, value=1)
+        count(metrics, "TrainingCompleted")

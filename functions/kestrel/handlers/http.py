@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.api.app import build_app
@@ -14,6 +13,7 @@ from kestrel.api.body import normalise_body
 from kestrel.api.errors import proxy_error
 from kestrel.composition import get_ports
 from kestrel.domain.errors import KestrelError
+from kestrel.metrics import count
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -39,7 +39,7 @@ def http_entry_point(service: str) -> Handler:
         except KestrelError as error:
             return proxy_error(400, error.detail)
         response: dict[str, Any] = app.resolve(event, context)
-        metrics.add_metric(name=f"Http{int(response['statusCode']) // 100}xx", unit=MetricUnit.Count, value=1)
+        count(metrics, f"Http{int(response['statusCode']) // 100}xx")
         return response
 
     return lambda_handler

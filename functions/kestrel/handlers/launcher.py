@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kestrel.composition import get_ports
 from kestrel.flow.launch import give_up, launch
+from kestrel.metrics import count
 from kestrel.ports.jobs import TrainRequest
 
 logger = Logger(service="kestrel-launcher")
@@ -52,11 +52,11 @@ def handle_record(record: SQSRecord) -> None:
     except Exception as error:
         receives = _receives(record)
         logger.exception("launch failed", extra={"receives": receives})
-        metrics.add_metric(name="TrainingLaunchFailed", unit=MetricUnit.Count, value=1)
+        count(metrics, "TrainingLaunchFailed")
         if receives >= ports.settings.training.max_receives:
             give_up(ports, request, error, receives)
         raise
-    metrics.add_metric(name="TrainingLaunched", unit=MetricUnit.Count, value=1)
+    count(metrics, "TrainingLaunched")
 
 
 @logger.inject_lambda_context
