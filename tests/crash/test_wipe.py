@@ -74,10 +74,11 @@ def test_a_wipe_killed_midway_leaves_whole_images_and_finishes_when_asked_again(
         assert stored_problems(server.data_dir) == []
         server.start()
         label = api.call("GET", f"label/{doomed['id']}/")
-        assert label.status_code == 200, "the label went before all of its images"
-        assert 0 < label.json()["images_count"] < DOOMED_IMAGES
-
-        api.ok("DELETE", f"label/{doomed['id']}/wipe", 204)  # asked again: finishes the job
+        if label.status_code == 200:  # killed midway: some images gone, the label still there
+            assert 0 < label.json()["images_count"] < DOOMED_IMAGES
+            api.ok("DELETE", f"label/{doomed['id']}/wipe", 204)  # asked again: finishes the job
+        else:  # the kill landed after the last step (only the answer was lost): nothing is left
+            assert label.status_code == 404, label.text
         assert api.call("GET", f"label/{doomed['id']}/").status_code == 404
         listed = api.get("training-image/", params={"page_size": 1000})
         assert sorted(image["id"] for image in listed["results"]) == sorted(unlabelled + kept_only)
