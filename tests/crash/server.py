@@ -63,9 +63,15 @@ class Server:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"the server had already exited ({self.process.returncode}):\n{self.log_tail()}")
+        workers = self.gateway_workers()
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
         self.kills += 1
+        # Its worker processes die with it (parent-death signal), a moment later: the data is
+        # only checked once no process of the server can still write.
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -55,7 +55,7 @@ def test_finisher_emits_the_metric_the_alarm_reads() -> None:
 
     source = (REPO_ROOT / "functions" / "kestrel" / "handlers" / "finisher.py").read_text()
     assert 'namespace="Kestrel"' in source and 'service="finisher"' in source
-    assert 'name="TrainingFailed"' in source
+    assert 'count(metrics, "TrainingFailed")' in source
 
 
 def test_throttle_alarm_covers_every_function(dev: Synth) -> None:
