@@ -4,8 +4,10 @@ replaced and its request answers 502, never a hang."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +18,7 @@ import requests
 
 from kestrel.composition import Ports, build_ports
 from kestrel.config import VisionSettings
+from kestrel.local.execution import GatewayStopping
 from kestrel.local.gateway import Route, make_server
 from tests.conftest import RunningServer, local_settings, running_server
 
@@ -180,3 +183,30 @@ def test_workers_share_the_cores_unless_onnxruntime_threads_are_configured(
     with running_server(configured, "local", routes=_stub("threads"), workers=2) as server:
         server.server.gateway.warm_up()
         assert server.request("GET", "recognition/v2/x/").json()["threads"] == 3
+
+
+def test_stopping_while_a_worker_starts_is_a_quiet_stop_not_a_failure(ports: Ports) -> None:
+    """`kestrel serve` stopped during its warm-up: the half-started worker ends with the gateway, and
+    the warm-up says "stopping" (which the CLI does not log as a broken handler)."""
+    routes = [Route("/", "stub-slow", "tests.local.slow_start_handlers:handler")]
+    with running_server(ports, "local", routes=routes, workers=1) as server:
+        pool = server.server.gateway.functions[0]
+        raised: list[BaseException] = []
+
+        def warm_up() -> None:
+            try:
+                pool.warm_up()
+            except BaseException as error:  # noqa: BLE001 - looked at below
+                raised.append(error)
+
+        before = {child.pid for child in multiprocessing.active_children()}
+        thread = threading.Thread(target=warm_up)
+        thread.start()
+        give_up = time.monotonic() + 30
+        while not (starting := [c for c in multiprocessing.active_children() if c.pid not in before]):
+            assert time.monotonic() < give_up, "the worker process never started"
+            time.sleep(0.02)
+        pool.close()
+        starting[0].kill()  # what the interpreter's exit does to daemon children
+        thread.join(timeout=30)
+        assert len(raised) == 1 and isinstance(raised[0], GatewayStopping), raised

@@ -195,8 +195,12 @@ def _print_banner(url: str, settings: Settings, created: tuple[str, TokenInfo] |
 
 
 def _warm_up(gateway: Any) -> None:
+    from kestrel.local.execution import GatewayStopping
+
     try:
         gateway.warm_up()
+    except GatewayStopping:
+        pass  # stopped (Ctrl+C) before every first worker had started: nothing is broken
     except Exception:
         # Keep serving (the docs and the front page may still work); the log says what is broken.
         logger.exception("a handler failed to load; its requests will answer 500")

@@ -39,6 +39,12 @@ class EnvironmentDied(InvocationFailed):
     status = 502
 
 
+class GatewayStopping(EnvironmentDied):
+    """The gateway is shutting down: its workers are being stopped, so nothing new runs."""
+
+    status = 503
+
+
 class FunctionTimedOut(InvocationFailed):
     """The function ran past API Gateway's limit; its environment is stopped and replaced."""
 

@@ -23,7 +23,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from kestrel.local.execution import EnvironmentDied, FunctionTimedOut, HandlerRaised, NoEnvironmentFree
+from kestrel.local.execution import (
+    EnvironmentDied,
+    FunctionTimedOut,
+    GatewayStopping,
+    HandlerRaised,
+    NoEnvironmentFree,
+)
 from kestrel.local.lambda_context import TIMEOUT_SECONDS, LocalLambdaContext
 from kestrel.local.pool_worker import Invocation, WorkerSpec, serve
 from kestrel.local.routes import Route
@@ -82,20 +88,26 @@ class ProcessPool:
         worker = _Worker(process, parent_end)
         if not parent_end.poll(START_SECONDS):
             worker.stop()
+            self._raise_if_closed()
             raise EnvironmentDied(f"a {self.spec.function_name} worker did not start within {START_SECONDS:g} s")
         try:
             parent_end.recv()  # ("ready", None)
         except (EOFError, OSError):
             worker.stop()
+            self._raise_if_closed()  # stopped with the gateway (its exit ends daemon processes)
             raise EnvironmentDied(f"a {self.spec.function_name} worker died while starting") from None
         return worker
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise GatewayStopping("the gateway is stopping")
 
     def _take(self, deadline: float) -> _Worker:
         """An idle worker, a new one if the pool is not full, or NoEnvironmentFree at ``deadline``."""
         with self._changed:
             while True:
                 if self._closed:
-                    raise EnvironmentDied("the gateway is stopping")
+                    raise GatewayStopping("the gateway is stopping")
                 while self._idle:
                     worker = self._idle.pop()
                     if worker.process.is_alive():
