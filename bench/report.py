@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.common import table as _table
 from bench.quality import quality_section
+from bench.similar import similar_section
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
@@ -17,10 +19,6 @@ SOAK_MARKER = "<!-- soak figures: written by `make soak` (bench/soak_report.py);
 
 def _ms(value: float) -> str:
     return f"{value:.1f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
 
 
 def headline(results: dict[str, Any]) -> list[str]:
@@ -507,6 +505,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *listing_section(results),
         *scenes_section(results, scenes_path),
         *quality_section(results),
+        *similar_section(results),
         *tuning_lines,
         *kept_soak_section(),
     ]

@@ -13,11 +13,13 @@ In one run, on one fresh data folder:
 * classify throughput and API create/list latency under 1-16 concurrent clients (load.py);
 * the gateway's worker pool: throughput for several workers x onnxruntime threads, and another
   owner's latency while a slow classify runs (pool.py; alone: ``--only pool``);
-* the tuning study: onnxruntime options, JPEG draft decoding, batching, int8 (tuning.py).
+* the tuning study: onnxruntime options, JPEG draft decoding, batching, int8 (tuning.py);
+* similarity search: exact search latency and memory at 10k/100k/1M descriptors, and precision@5
+  on scenes val/ through POST task/{id}/similar/ (similar.py; alone: ``--only similar``).
 
 Run: `make bench` (or `.venv/bin/python -m bench.run [--quick]`; --quick is a small version
-of every part, to check the benchmark itself runs; `--only pool` measures the pool study alone
-and merges it into the last record)."""
+of every part, to check the benchmark itself runs; `--only pool` or `--only similar` measures that
+part alone and merges it into the last record)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from bench.pool import pool_study
 from bench.quality import quality
 from bench.report import REPORT, RESULTS, write_report
 from bench.scenes import SCENES, train_scenes
+from bench.similar import similar_bench
 from bench.training_scale import training_scale
 from bench.tuning import measure_tuning, tuning_report
 from kestrel.config import Limits, Settings
@@ -66,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite docs/benchmarks.md from docs/benchmarks.json only"
     )
-    parser.add_argument("--only", choices=["pool"], help="measure this part alone, merged into the last record")
+    parser.add_argument(
+        "--only", choices=["pool", "similar"], help="measure this part alone, merged into the last record"
+    )
     args = parser.parse_args(argv)
     if args.only == "pool":
         return only_pool(args.quick)
+    if args.only == "similar":
+        return only_similar(args.quick)
     if args.report_only:
         results = json.loads(RESULTS.read_text())
         write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
@@ -94,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"scenes: {SCENES} not found; measuring on a small task of sample photos")
                 task_id = small_task(api, worker)
             results["quality"] = quality(server, worker, quick)
+            # precision@5 on the task trained on scenes above (the production version).
+            results["similar"] = similar_bench(api, worker, task_id if scenes is not None else None, quick)
             results["latency"] = latency(server, api, task_id, images, repeats)
             sizes = (40, 60) if quick else (100, 500, 2000)
             results["training_scale"] = training_scale(api, worker, sizes, scenes)
@@ -147,6 +156,24 @@ def only_pool(quick: bool) -> int:
     results["pool"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
     say(f"wrote the pool study into {REPORT}")
+    return 0
+
+
+def only_similar(quick: bool) -> int:
+    """The similarity part alone (a scenes task trained here), merged into the last record."""
+    results = json.loads(RESULTS.read_text())
+    with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
+        ports = build_ports(
+            Settings(runtime="local", data_dir=Path(tmp) / "data", table="", bucket="", limits=Limits())
+        )
+        with running_server(ports, "local") as server:
+            results["similar"] = similar_bench(
+                Api(server.url, server.token), LocalWorker(ports, poll_seconds=0.1), None, quick
+            )
+    results["similar"]["command"] = "python -m bench.run --only similar" + (" --quick" if quick else "")
+    results["similar"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
+    say(f"wrote the similarity figures into {REPORT}")
     return 0
 
 

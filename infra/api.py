@@ -36,6 +36,8 @@ API_BASE = "recognition/v2"
 ACCOUNT_BASE = "account/v2"
 PUBLIC_GET_PATHS = (f"{API_BASE}/openapi.json", f"{API_BASE}/docs")
 CLASSIFY_PATH = f"{API_BASE}/classify"
+#: Similarity search describes sent images with the model: served by the classify function too.
+SIMILAR_PATH = f"{API_BASE}/task/{{task_id}}/similar"
 BINARY_MEDIA_TYPES = ("multipart/form-data", "image/*", "application/octet-stream")
 AUTHORIZER_CACHE = Duration.minutes(5)  # also how long a revoked token may still work
 UPLOAD_HINT = (
@@ -236,10 +238,11 @@ class Api(Construct):
                 throttling_rate_limit=settings.api_rate_limit,
                 throttling_burst_limit=settings.api_burst_limit,
                 method_options={
-                    f"/{CLASSIFY_PATH}/POST": apigw.MethodDeploymentOptions(
+                    f"/{path}/POST": apigw.MethodDeploymentOptions(
                         throttling_rate_limit=settings.classify_rate_limit,
                         throttling_burst_limit=settings.classify_burst_limit,
                     )
+                    for path in (CLASSIFY_PATH, SIMILAR_PATH)
                 },
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # would log request bodies and Authorization headers
@@ -275,6 +278,17 @@ class Api(Construct):
         classify_method = self.rest_api.root.resource_for_path(CLASSIFY_PATH).add_method(
             "POST", classify_integration, **protected
         )
+        # POST task/{task_id}/similar goes to classify. API Gateway does not fall back to the
+        # {proxy+} above when a more specific resource lacks the method, so every resource on the
+        # way there sends ANY to the api function, as {proxy+} would.
+        task = base.add_resource("task")
+        one_task = task.add_resource("{task_id}")
+        task_methods = [
+            task.add_method("ANY", api_integration, **protected),
+            one_task.add_method("ANY", api_integration, **protected),
+            one_task.add_resource("{proxy+}").add_method("ANY", api_integration, **protected),
+        ]
+        similar_method = one_task.add_resource("similar").add_method("POST", classify_integration, **protected)
         # The API reference is public, like the local gateway's (kestrel.api.public). API
         # Gateway routes ".../docs/" to the ".../docs" resource (a path part cannot be empty).
         for path in PUBLIC_GET_PATHS:
@@ -283,7 +297,7 @@ class Api(Construct):
             )
             acknowledge(method, "AwsSolutions-APIG4", "The OpenAPI document and its reference page are public.")
             acknowledge(method, "AwsSolutions-COG4", "The OpenAPI document and its reference page are public.")
-        for method in (proxy_method, account_method, classify_method):
+        for method in (proxy_method, account_method, classify_method, similar_method, *task_methods):
             acknowledge(
                 method,
                 "AwsSolutions-COG4",

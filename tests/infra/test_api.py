@@ -46,6 +46,15 @@ def test_authorizer_is_a_cached_request_authorizer_on_the_authorization_header(d
     assert f"<{authorizer_id}.Arn>" in render(properties["AuthorizerUri"])
 
 
+#: The resources on the way to similarity search, each sending every method to the api function.
+TASK_BRANCH = (
+    ("/recognition/v2/task", "ANY"),
+    ("/recognition/v2/task/{task_id}", "ANY"),
+    ("/recognition/v2/task/{task_id}/{proxy+}", "ANY"),
+)
+SIMILAR = ("/recognition/v2/task/{task_id}/similar", "POST")
+
+
 def test_routes_and_their_authorization(dev: Synth) -> None:
     functions = functions_by_handler(dev)
     api_id, classify_id = functions[API][0], functions[CLASSIFY][0]
@@ -59,11 +68,15 @@ def test_routes_and_their_authorization(dev: Synth) -> None:
         ("/recognition/v2/classify", "POST"),
         ("/recognition/v2/openapi.json", "GET"),
         ("/recognition/v2/docs", "GET"),
+        *TASK_BRANCH,
+        SIMILAR,
     }
     protected = (
         ("/recognition/v2/{proxy+}", "ANY"),
         ("/account/v2/{proxy+}", "ANY"),
         ("/recognition/v2/classify", "POST"),
+        *TASK_BRANCH,
+        SIMILAR,
     )
     for key in protected:
         method = methods[key]
@@ -76,9 +89,14 @@ def test_routes_and_their_authorization(dev: Synth) -> None:
         assert f"<{api_id}.Arn>" in _integration_target(method), key
     assert f"<{api_id}.Arn>" in _integration_target(methods[("/recognition/v2/{proxy+}", "ANY")])
     assert f"<{api_id}.Arn>" in _integration_target(methods[("/account/v2/{proxy+}", "ANY")])  # workspaces
-    classify_target = _integration_target(methods[("/recognition/v2/classify", "POST")])
-    assert f"<{alias_id}>" in classify_target  # the alias, so provisioned concurrency applies
-    assert classify_id not in classify_target
+    for key in ("/recognition/v2/classify", "POST"), SIMILAR:
+        classify_target = _integration_target(methods[key])
+        assert f"<{alias_id}>" in classify_target, key  # the alias, so provisioned concurrency applies
+        assert classify_id not in classify_target, key
+    # Every other method of task/... still reaches the api function (API Gateway does not fall
+    # back to recognition/v2/{proxy+} once it has matched the more specific task/ resources).
+    for key in TASK_BRANCH:
+        assert f"<{api_id}.Arn>" in _integration_target(methods[key]), key
 
 
 def test_every_resource_answers_cors_preflights_without_a_token(dev: Synth) -> None:
@@ -113,6 +131,8 @@ def test_stage_throttling_logging_and_tracing(dev: Synth) -> None:
     assert every["DataTraceEnabled"] is False  # would log bodies and Authorization headers
     classify = settings[("/~1recognition~1v2~1classify", "POST")]
     assert (classify["ThrottlingRateLimit"], classify["ThrottlingBurstLimit"]) == (20, 40)
+    similar = settings[("/~1recognition~1v2~1task~1{task_id}~1similar", "POST")]
+    assert (similar["ThrottlingRateLimit"], similar["ThrottlingBurstLimit"]) == (20, 40)
 
 
 def test_access_logs_are_one_json_object_per_request(dev: Synth) -> None:

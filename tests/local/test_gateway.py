@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kestrel.cli.main import main
 from kestrel.composition import Ports, build_ports
 from kestrel.config import Limits
 from kestrel.local.gateway import Gateway, Route, too_large_detail
+from kestrel.local.routes import default_routes
 from kestrel.store.accounts import ensure_owner
 from tests.conftest import OWNER_A, RunningServer, local_settings, running_server
 
@@ -220,6 +222,24 @@ def test_routes_go_to_their_function_by_prefix(serve: Callable[..., RunningServe
     assert function("recognition/v2/classify/") == "stub-classify"
     assert function("recognition/v2/classifier/") == "stub-api"
     assert function("recognition/v2/task/") == "stub-api"
+
+
+def test_similarity_search_goes_to_the_classify_function(serve: Callable[..., RunningServer]) -> None:
+    [classify] = [route for route in default_routes() if route.function_name == "kestrel-classify"]
+    routes = [replace(classify, handler=echo), Route.of("/", "stub-api", echo)]
+    server = serve(routes=routes)
+
+    def function(path: str) -> str:
+        return str(echoed(server.request("POST", path, json={}))["context"]["function_name"])
+
+    # One pool of workers for both paths (the model cache is shared), as on AWS one Lambda.
+    assert function("recognition/v2/task/3f2c/similar/") == "kestrel-classify"
+    assert function("recognition/v2/task/3f2c/similar") == "kestrel-classify"
+    assert function("recognition/v2/classify") == "kestrel-classify"
+    assert function("recognition/v2/task/3f2c/") == "stub-api"
+    assert function("recognition/v2/task/3f2c/train/") == "stub-api"
+    assert function("recognition/v2/task/similar/") == "stub-api"  # no task id: not the search
+    assert function("recognition/v2/task/3f2c/similarity/") == "stub-api"
 
 
 # --- limits ---

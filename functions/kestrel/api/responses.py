@@ -294,6 +294,36 @@ class ClassifyOut(BaseModel):
     records: list[RecordOut]
 
 
+# -- similar -----------------------------------------------------------------------------------
+
+
+class NeighbourOut(ImageOut):
+    """A training image near the record, with its current labels and thumbnail."""
+
+    similarity: float = Field(description="cosine similarity of the descriptors, -1..1 (1: the same picture)")
+
+
+class SimilarRecordOut(BaseModel):
+    """One record's neighbours. Fields the caller put in the record (other than ``_base64``)
+    come back unchanged."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    status: Status = Field(alias="_status", description="this record's own outcome (4xx: only it failed)")
+    similar: list[NeighbourOut] | None = Field(
+        None, exclude_if=_absent, description="the k nearest training images, most similar first"
+    )
+
+
+class SimilarOut(BaseModel):
+    task_id: str
+    version: int = Field(description="the model version whose image descriptors were searched")
+    indexed_images: int = Field(description="images in that version's index (those it was trained on)")
+    status: Status
+    statistics: Statistics
+    records: list[SimilarRecordOut]
+
+
 class WorkspaceOut(BaseModel):
     id: str
     name: str

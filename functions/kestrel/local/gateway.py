@@ -215,7 +215,8 @@ class Gateway:
         return None
 
     def _invoke(self, event: dict[str, Any], method: str, path: str, request_id: str) -> Response:
-        function = next((f for f in self.functions if f.route.matches(path)), None)
+        matching = [f for f in self.functions if f.route.matches(path)]
+        function = max(matching, key=lambda f: f.route.match_length(path), default=None)
         if function is None:
             return json_response(404, {"detail": f"No function serves {path}"})
         route = function.route

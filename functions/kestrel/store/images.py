@@ -98,6 +98,11 @@ def get_image(store: ItemStore, space: Space, image_id: str) -> TrainingImage:
     return image_from_item(item)
 
 
+def get_images(store: ItemStore, space: Space, image_ids: list[str]) -> list[TrainingImage]:
+    """The images that exist among ``image_ids``, in that order (one batch read)."""
+    return [image_from_item(item) for item in store.batch_get([keys.image_key(space, i) for i in image_ids])]
+
+
 @dataclass(frozen=True)
 class CheckedImage:
     """Bytes proven to be an accepted image (by the caller: the store does not decode images)."""

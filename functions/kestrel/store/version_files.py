@@ -6,6 +6,9 @@ from kestrel.ports.blobs import BlobStore
 
 MODEL_FILE = "model.onnx"  # backbone + head, the file classify runs
 CARD_FILE = "card.json"  # labels in output order, thresholds, preprocessing, metrics
+#: The training images' descriptors (vision.descriptor_index), what similar/ searches. Versions
+#: trained before similarity search existed have none.
+DESCRIPTORS_FILE = "descriptors.npz"
 
 
 def model_prefix(owner_id: str, model_id: str) -> str:

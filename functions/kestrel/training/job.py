@@ -28,6 +28,7 @@ from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
 from kestrel.training.head import DEFAULT_OPTIONS, Head, refit, train_head
 from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label, wilson_interval
 from kestrel.vision.backbone import ensure_backbone
+from kestrel.vision.descriptor_index import DescriptorIndex
 from kestrel.vision.preprocess import PREPROCESSING_ID, describe, preprocess
 from kestrel.vision.session import create_session
 
@@ -42,6 +43,7 @@ class TrainingError(Exception):
 class TrainedModel:
     model: bytes  # the ONNX file
     card: dict[str, Any]
+    descriptors: bytes = b""  # every image's descriptor (vision.descriptor_index): similarity search
 
 
 def _targets(manifest: dict[str, Any], rows: list[dict[str, Any]], multi_label: bool) -> np.ndarray:
@@ -122,7 +124,9 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
     card.update(_honesty(len(test_rows), len(train_rows), cross_validation))
     card["phase_seconds"] = phases.seconds
     card["peak_memory_mb"] = round(peak_memory_mb(), 1)
-    return TrainedModel(model, card)
+    # The plain view of each image, already embedded: the search index costs no extra inference.
+    descriptors = DescriptorIndex.build([row["id"] for row in ordered], np.stack([v[0] for v in views]))
+    return TrainedModel(model, card, descriptors.to_bytes())
 
 
 def _evaluate(

@@ -89,7 +89,7 @@ class Classification:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     data: bytes = b""
     pixels: np.ndarray | None = None
     width: int = 0
@@ -98,7 +98,7 @@ class _Prepared:
     text: str = "OK"
 
 
-def _prepare(record: dict[str, Any], limits: Limits, policy: FetchPolicy, budget: Deadline) -> _Prepared:
+def _prepare(record: dict[str, Any], limits: Limits, policy: FetchPolicy, budget: Deadline) -> Prepared:
     """The record's image, fetched (within the request's shared ``budget``) or decoded and
     preprocessed, or why it cannot be."""
     try:
@@ -107,19 +107,28 @@ def _prepare(record: dict[str, Any], limits: Limits, policy: FetchPolicy, budget
         elif isinstance(record.get("_url"), str) and record["_url"]:
             data = fetch_image_bytes(record["_url"], policy, budget)
         else:
-            return _Prepared(code=400, text="the record needs '_url' or '_base64'")
+            return Prepared(code=400, text="the record needs '_url' or '_base64'")
         # preprocess proves the bytes are a whole image; the size then comes from the header.
         # Decoded at the size the model needs; big decodes wait for one of the process's few
         # slots (vision.imagefile.FULL_SIZE_DECODES), so ten huge records never sit in memory at once.
         pixels = preprocess(data, max_pixels=limits.max_image_pixels, max_decoded_bytes=limits.max_decoded_bytes)
         width, height = displayed_size(data)
-        return _Prepared(data, pixels, width, height)
+        return Prepared(data, pixels, width, height)
     except FetchRefused as refused:
-        return _Prepared(code=refused.status, text=refused.detail)
+        return Prepared(code=refused.status, text=refused.detail)
     except ImageRejected as rejected:
-        return _Prepared(code=400, text=f"not a usable image: {rejected}")
+        return Prepared(code=400, text=f"not a usable image: {rejected}")
     except KestrelError as error:
-        return _Prepared(code=400, text=error.detail)
+        return Prepared(code=400, text=error.detail)
+
+
+def prepare_records(ports: Ports, records: list[dict[str, Any]]) -> list[Prepared]:
+    """Every record's image, fetched or decoded a few at a time; its URLs share one time budget
+    (also what similar/ runs on its records)."""
+    limits, policy = ports.settings.limits, FetchPolicy.from_settings(ports.settings.fetch)
+    budget = policy.request_budget()  # all the URLs of this request together, not each one
+    with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(records))) as pool:
+        return list(pool.map(lambda record: _prepare(record, limits, policy, budget), records))
 
 
 def _ranked(pairs: list[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
@@ -200,10 +209,7 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
     version, model_id = trained_version(ports, command.space, task, command.version)
     model = model_cache(ports).get(model_prefix(command.space.owner_id, model_id), ports.blobs.get)
 
-    limits, policy = ports.settings.limits, FetchPolicy.from_settings(ports.settings.fetch)
-    budget = policy.request_budget()  # all the URLs of this request together, not each one
-    with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(command.records))) as pool:
-        prepared = list(pool.map(lambda record: _prepare(record, limits, policy, budget), command.records))
+    prepared = prepare_records(ports, command.records)
     good = [index for index, item in enumerate(prepared) if item.pixels is not None]
     outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if good:

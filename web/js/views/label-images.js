@@ -1,9 +1,11 @@
-// The images of one label, a page at a time: thumbnails with their labels, relabel, delete.
+// The images of one label, a page at a time: thumbnails with their labels, relabel, find similar
+// (its nearest training images: duplicates, mislabelled look-alikes), delete.
 
 import { del, get, post } from "../api.js";
 import { h, plural, replace, uid } from "../lib/dom.js";
 import { pagedList } from "../lib/pager.js";
 import { confirmDialog, emptyState, errorBox, openDialog, toast } from "../lib/ui.js";
+import { similarDialog } from "./similar-images.js";
 import { taskShell } from "./task-common.js";
 
 const PAGE_SIZE = 24;
@@ -37,6 +39,10 @@ export async function renderLabelImages(container, { taskId, labelId }) {
   function card(image) {
     const relabel = h("button", { type: "button", class: "small" }, "Labels…");
     const remove = h("button", { type: "button", class: "small danger" }, "Delete");
+    const similar = h("button", { type: "button", class: "small" }, "Find similar");
+    similar.disabled = task.production_version < 1;
+    similar.title = similar.disabled ? "Train the task first: the search uses its production version" : "";
+    similar.addEventListener("click", () => similarDialog(task, image));
     relabel.addEventListener("click", async () => {
       if (await relabelDialog(task, image)) list.reload();
     });
@@ -69,7 +75,7 @@ export async function renderLabelImages(container, { taskId, labelId }) {
         image.labels.map((l) => h("span", { class: "chip" }, l.name)),
         image.test_image ? h("span", { class: "chip test", title: "Always used for evaluation" }, "test") : null,
       ),
-      h("div", { class: "card-actions" }, relabel, remove),
+      h("div", { class: "card-actions" }, relabel, similar, remove),
     );
   }
 

@@ -1,12 +1,14 @@
 // The Classify tab: drop, choose or paste images, or give a URL; `POST classify/` in batches of
 // up to 10 records; each result shows its labels with probability bars (and `best_labels`, the
-// tags over their thresholds, for multi_label tasks), or its own `_status` error.
+// tags over their thresholds, for multi_label tasks), or its own `_status` error, and under it
+// the most similar training images (`POST task/{id}/similar/`, the same version).
 
 import { post } from "../api.js";
 import { formatPercent, h, plural, replace, uid } from "../lib/dom.js";
 import { filesFromDrop, filesFromInput } from "../lib/files.js";
 import { STATUS, taskModels } from "../lib/models.js";
 import { announce, emptyState, errorBox, loading, meter } from "../lib/ui.js";
+import { similarUnderResult } from "./similar-images.js";
 import { taskShell } from "./task-common.js";
 
 const RECORDS_PER_CALL = 10; // the API's limit
@@ -195,7 +197,7 @@ export async function renderTaskClassify(container, { taskId }, scope) {
           replace(body, errorBox({ status: status.code, detail: status.text }, "classify this image"));
           return;
         }
-        replace(body, prediction(record, answer));
+        replace(body, prediction(record, answer), similarUnderResult(task.id, item.record, answer.version));
       },
     };
   }
