@@ -35,6 +35,7 @@ def test_document_is_valid_and_complete(served: dict[str, Any]) -> None:
         "/recognition/v2/training-image/upload-url",
         "/recognition/v2/model",
         "/recognition/v2/model/{model_id}",
+        "/recognition/v2/task/{task_id}/similar",
     ):
         assert path in paths, path
     create = paths["/recognition/v2/task"]["post"]

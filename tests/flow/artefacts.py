@@ -6,7 +6,8 @@ photos), and packs ``/opt/ml/model`` the way the worker (and SageMaker) does. It
 seconds, so it runs once per test process (the first module that asks) and the bytes are reused.
 
 ``TrainedArtefact.archive_for(model, labels)`` gives that real ``model.tar.gz`` for another model
-version: the ONNX file is unchanged (it knows label positions, not ids) and the card is the real
+version, without the descriptors (they name the source task's images; an archive without them
+is what jobs of releases before similarity search wrote): the ONNX file is unchanged (it knows label positions, not ids) and the card is the real
 card with its identifiers (model, task, labels, version, task name) swapped for the target's, so
 classify answers with the target task's label ids. Accuracy and metrics stay the real ones.
 """
@@ -40,6 +41,7 @@ from tests.flow.conftest import make_trainable_task
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
+DESCRIPTORS_FILE = "descriptors.npz"
 STARTED = "training started"  # in the subject of the "training started" mail
 TRAINED = " trained, accuracy "  # in the subject of the "training finished" mail (success)
 FAILED = "failed"  # in the subject of the "training finished" mail (failure)
@@ -66,6 +68,7 @@ class TrainedArtefact:
     model: bytes  # model.onnx of a real training
     card: dict[str, Any]  # its real card.json
     archive: bytes  # the model.tar.gz the job produced
+    descriptors: bytes = b""  # its descriptors.npz (the source task's image ids)
     model_part: bytes = field(init=False, repr=False)  # model.onnx as a tar member, gzipped once
 
     def __post_init__(self) -> None:
@@ -121,8 +124,8 @@ def train_artefact(data_dir: Path) -> TrainedArtefact:
             assert code == 0, failure.read_text() if failure.exists() else f"exit code {code}"
             archive = pack_model_dir(root / "model")
     files = read_archive(archive)
-    assert set(files) == {MODEL_FILE, CARD_FILE}
-    return TrainedArtefact(files[MODEL_FILE], json.loads(files[CARD_FILE]), archive)
+    assert set(files) == {MODEL_FILE, CARD_FILE, DESCRIPTORS_FILE}
+    return TrainedArtefact(files[MODEL_FILE], json.loads(files[CARD_FILE]), archive, files[DESCRIPTORS_FILE])
 
 
 _trained: TrainedArtefact | None = None

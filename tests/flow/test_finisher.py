@@ -30,6 +30,7 @@ from tests.api.http import Api
 from tests.conftest import OWNER_A, RunningServer
 from tests.flow.artefacts import (
     CARD_FILE,
+    DESCRIPTORS_FILE,
     MODEL_FILE,
     SentMail,
     TrainedArtefact,
@@ -173,6 +174,28 @@ def test_an_archive_without_a_card_fails_the_version(flow: Flow) -> None:
     [mail] = flow.mails()
     assert mail.to == OWNER_A and "failed" in mail.subject and "version 1" in mail.subject
     assert failed["failure_reason"] in mail.body
+
+
+def test_descriptors_are_kept_beside_the_model_and_an_archive_without_them_still_trains(flow: Flow) -> None:
+    with_descriptors = flow.start()
+    card = json.dumps(flow.artefact.card_for(with_descriptors, flow.trainable.labels)).encode()
+    files = {MODEL_FILE: flow.artefact.model, CARD_FILE: card, DESCRIPTORS_FILE: flow.artefact.descriptors}
+    flow.complete(with_descriptors, pack(files))
+    prefix = model_prefix(owner_id(flow.server), with_descriptors["id"])
+    assert flow.model_files(with_descriptors) == [prefix + CARD_FILE, prefix + DESCRIPTORS_FILE, prefix + MODEL_FILE]
+    assert flow.server.ports.blobs.get(prefix + DESCRIPTORS_FILE) == flow.artefact.descriptors
+    search = {"records": [{"training_image_id": "any"}]}
+    assert flow.api.post(f"task/{flow.task_id}/similar/", search)["indexed_images"] == 40
+
+    # A job of an older release wrote no descriptors: the version trains; the search says why not.
+    older = flow.start()
+    flow.complete(older)
+    assert flow.model(older)["train_status"] == "TRAINED"
+    assert DESCRIPTORS_FILE not in " ".join(flow.model_files(older))
+    refused = flow.api.post(f"task/{flow.task_id}/similar/", {**search, "version": 2}, status=400)
+    assert refused["detail"] == (
+        "version 2 has no image descriptors (it was trained before similarity search existed); train the task again"
+    )
 
 
 def test_auto_deploy_on_makes_a_later_version_production(flow: Flow) -> None:
