@@ -36,9 +36,10 @@ from kestrel.vision.preprocess import preprocess
 DEFAULT_K = 10
 MAX_K = 100
 IMAGE_ID_FIELD = "training_image_id"
-#: Descriptor indexes a process keeps, in bytes (2.5 KB an image): 256 MB holds ~100,000 images
-#: of one task or a few thousand of each of many. A bigger index is searched, never kept.
-INDEX_CACHE_BYTES = 256 * 1024 * 1024
+#: Descriptor indexes a process keeps, in bytes (5 KB an image): 512 MB holds ~100,000 images
+#: of one task or a few thousand of each of many, beside the models in the classify Lambda's
+#: 3 GB. A bigger index is searched, never kept (docs/architecture.md: where this stops).
+INDEX_CACHE_BYTES = 512 * 1024 * 1024
 #: Candidates read beyond ``k``, so that images deleted since the training can be left out.
 _SLACK = 16
 
@@ -197,22 +198,32 @@ def _describe(ports: Ports, space: Space, model_id: str, queries: list[_Query]) 
         query.vector = np.asarray(vector, dtype=np.float32)
 
 
-def _neighbours(ports: Ports, space: Space, index: DescriptorIndex, vector: np.ndarray, k: int) -> list[Neighbour]:
-    """The ``k`` nearest images that still exist: asks for a few more than ``k`` and widens the
-    search only when deletions leave fewer than ``k``."""
+def _alive(ports: Ports, space: Space, index: DescriptorIndex, matches: list[Match], k: int) -> list[Neighbour]:
+    """The first ``k`` matches whose image still exists (one batch read)."""
+    ids = [str(index.ids[match.row]) for match in matches]
+    alive = {image.id: image for image in images.get_images(ports.items, space, ids)}
+    kept = [
+        Neighbour(alive[image_id], round(match.similarity, 6))
+        for image_id, match in zip(ids, matches, strict=True)
+        if image_id in alive
+    ]
+    return kept[:k]
+
+
+def _neighbours(
+    ports: Ports, space: Space, index: DescriptorIndex, vectors: np.ndarray, k: int
+) -> list[list[Neighbour]]:
+    """Each query's ``k`` nearest images that still exist: one search for all the queries, for a
+    few more than ``k``; a query that deletions leave short of ``k`` searches further on its own."""
     wanted = min(len(index), k + _SLACK)
-    while True:
-        matches: list[Match] = index.search(vector[None], wanted)[0]
-        ids = [str(index.ids[match.row]) for match in matches]
-        alive = {image.id: image for image in images.get_images(ports.items, space, ids)}
-        kept = [
-            Neighbour(alive[image_id], round(match.similarity, 6))
-            for image_id, match in zip(ids, matches, strict=True)
-            if image_id in alive
-        ]
-        if len(kept) >= k or wanted >= len(index):
-            return kept[:k]
-        wanted = min(len(index), wanted * 4)
+    answers = []
+    for vector, matches in zip(vectors, index.search(vectors, wanted), strict=True):
+        kept, reach = _alive(ports, space, index, matches, k), wanted
+        while len(kept) < k and reach < len(index):
+            reach = min(len(index), reach * 4)
+            kept = _alive(ports, space, index, index.search(vector[None], reach)[0], k)
+        answers.append(kept)
+    return answers
 
 
 def similar(ports: Ports, command: SimilarCommand) -> SimilarResult:
@@ -223,10 +234,12 @@ def similar(ports: Ports, command: SimilarCommand) -> SimilarResult:
     index = _load_index(ports, command.space, version, model_id)
     queries = _queries(ports, command.space, command.records, index)
     _describe(ports, command.space, model_id, queries)
+    vectors = [query.vector for query in queries if query.vector is not None]
+    found = iter(_neighbours(ports, command.space, index, np.stack(vectors), command.k) if vectors else [])
     results = []
     for record, query in zip(command.records, queries, strict=True):
         result = SimilarRecord({k: v for k, v in record.items() if k != "_base64"}, query.code, query.text)
         if query.vector is not None:
-            result.neighbours = _neighbours(ports, command.space, index, query.vector, command.k)
+            result.neighbours = next(found)
         results.append(result)
     return SimilarResult(task.id, version, len(index), results, round(time.perf_counter() - started, 4))

@@ -1,14 +1,14 @@
 """A model version's training-image descriptors as one file, and the exact cosine search over them.
 
 The file is an uncompressed ``.npz`` (numpy's zip of ``.npy`` arrays, read without pickle):
-``ids`` [N] (the training images' ids) and ``vectors`` [N, D] float16, each row the image's
-L2-normalised backbone features (the plain view, what classify's ``descriptor`` output gives).
-float16 halves the file and the memory (2.5 KB an image at D = 1280) and costs nothing a
-ranking can see (cosine error ~1e-3).
+``ids`` [N] (the training images' ids) and ``vectors`` [N, D] float32, each row the image's
+L2-normalised backbone features (the plain view, what classify's ``descriptor`` output gives):
+5 KB an image at D = 1280. float32 rather than float16: numpy widens float16 at ~20 ns a value
+here, so a float16 matrix costs 250 ms per 10,000 rows on every search (or on every load),
+while a float32 one is read as it is and searched by BLAS directly (docs/benchmarks.md).
 
-The search is exact: every row is scored against the queries (a matrix product), a chunk at a
-time so that only one chunk is ever widened to float32, and ``np.argpartition`` keeps each
-chunk's best ``k``. docs/benchmarks.md measures it from 10k to 1M rows."""
+The search is exact: one matrix product scores every row against the queries, and
+``np.argpartition`` keeps each query's best ``k`` before only those are sorted."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Rows widened to float32 at once: 8,192 x 1,280 x 4 bytes = 42 MB of scratch memory.
-CHUNK_ROWS = 8192
-STORED_DTYPE = np.float16
+STORED_DTYPE = np.float32
 
 
 class BadIndex(ValueError):
@@ -43,7 +41,7 @@ class Match:
 @dataclass(frozen=True)
 class DescriptorIndex:
     ids: np.ndarray  # [N] str
-    vectors: np.ndarray  # [N, D] float16, L2-normalised rows
+    vectors: np.ndarray  # [N, D] float32, L2-normalised rows
     _rows: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,18 +95,10 @@ class DescriptorIndex:
         k = min(k, len(self))
         if k <= 0:
             return [[] for _ in range(len(queries))]
-        rows_kept, scores_kept = [], []
-        for start in range(0, len(self), CHUNK_ROWS):
-            chunk = self.vectors[start : start + CHUNK_ROWS].astype(np.float32)
-            scores = queries @ chunk.T  # [Q, chunk]
-            take = min(k, scores.shape[1])
-            best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            rows_kept.append(best + start)
-            scores_kept.append(np.take_along_axis(scores, best, axis=1))
-        rows, scores = np.concatenate(rows_kept, axis=1), np.concatenate(scores_kept, axis=1)
+        scores = queries @ self.vectors.T  # [Q, N]: the whole cost, one BLAS call
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         answers = []
         for q in range(len(queries)):
             order = top[q][np.argsort(-scores[q, top[q]], kind="stable")]
-            answers.append([Match(int(rows[q, i]), float(np.clip(scores[q, i], -1.0, 1.0))) for i in order.tolist()])
+            answers.append([Match(int(i), float(np.clip(scores[q, i], -1.0, 1.0))) for i in order.tolist()])
         return answers
