@@ -7,9 +7,10 @@ seconds, so it runs once per test process (the first module that asks) and the b
 
 ``TrainedArtefact.archive_for(model, labels)`` gives that real ``model.tar.gz`` for another model
 version, without the descriptors (they name the source task's images; an archive without them
-is what jobs of releases before similarity search wrote): the ONNX file is unchanged (it knows label positions, not ids) and the card is the real
-card with its identifiers (model, task, labels, version, task name) swapped for the target's, so
-classify answers with the target task's label ids. Accuracy and metrics stay the real ones.
+is what jobs of releases before similarity search wrote): the ONNX file is unchanged (it knows
+label positions, not ids) and the card is the real card with its identifiers (model, task,
+labels, version, task name) swapped for the target's, so classify answers with the target
+task's label ids. Accuracy and metrics stay the real ones.
 """
 
 from __future__ import annotations
