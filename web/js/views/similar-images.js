@@ -50,13 +50,18 @@ export function similarStrip(record, { expected = null, caption = "Similar train
   );
 }
 
-/** Under a Classify result: the record's neighbours, loaded after the prediction is shown. */
-export function similarUnderResult(taskId, record, version) {
-  const holder = h("div", { class: "similar-holder" }, loading("Finding similar training images…"));
-  findSimilar(taskId, [record], { version })
-    .then(([answer]) => replace(holder, similarStrip(answer)))
-    .catch((error) => replace(holder, h("p", { class: "hint similar-unavailable" }, `Similar training images: ${error.message}`)));
-  return holder;
+/** Where a Classify result's neighbours will go, until they are found. */
+export function similarPlaceholder() {
+  return h("div", { class: "similar-holder" }, loading("Finding similar training images…"));
+}
+
+/** Under Classify results: one `similar/` call for the batch's records, each strip in its holder. */
+export function similarUnderResults(taskId, records, holders, version) {
+  findSimilar(taskId, records, { version })
+    .then((answers) => answers.forEach((answer, i) => replace(holders[i], similarStrip(answer))))
+    .catch((error) => {
+      for (const holder of holders) replace(holder, h("p", { class: "hint similar-unavailable" }, `Similar training images: ${error.message}`));
+    });
 }
 
 /** The Data tab's "Find similar" for a training image: a dialog of its nearest training images. */

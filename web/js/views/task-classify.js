@@ -8,7 +8,7 @@ import { formatPercent, h, plural, replace, uid } from "../lib/dom.js";
 import { filesFromDrop, filesFromInput } from "../lib/files.js";
 import { STATUS, taskModels } from "../lib/models.js";
 import { announce, emptyState, errorBox, loading, meter } from "../lib/ui.js";
-import { similarUnderResult } from "./similar-images.js";
+import { similarPlaceholder, similarUnderResults } from "./similar-images.js";
 import { taskShell } from "./task-common.js";
 
 const RECORDS_PER_CALL = 10; // the API's limit
@@ -155,13 +155,25 @@ export async function renderTaskClassify(container, { taskId }, scope) {
       });
       const body = { task_id: task.id, records: group.map((item) => item.record) };
       if (version.value) body.version = Number(version.value);
+      let answer;
       try {
-        const answer = await post("classify/", body);
+        answer = await post("classify/", body);
         answer.records.forEach((record, i) => pending[i].show(record, answer));
         announce(`${plural(answer.records.length, "image")} classified.`);
       } catch (error) {
         for (const card of pending) card.element.remove();
         replace(problem, errorBox(error, "classify"));
+        continue;
+      }
+      // One similar/ call for the batch's classified records, with the version that answered.
+      const classified = answer.records.map((record, i) => ({ record, i })).filter(({ record }) => (record._status?.code ?? 200) < 300);
+      if (classified.length) {
+        similarUnderResults(
+          task.id,
+          classified.map(({ i }) => group[i].record),
+          classified.map(({ i }) => pending[i].similarHolder),
+          answer.version,
+        );
       }
     }
   }
@@ -183,6 +195,7 @@ export async function renderTaskClassify(container, { taskId }, scope) {
 
   function resultCard(item) {
     const body = h("div", { class: "result-body" }, loading("Classifying…"));
+    const similarHolder = similarPlaceholder(); // filled by the batch's similar/ call
     const element = h(
       "li",
       { class: "result" },
@@ -197,8 +210,9 @@ export async function renderTaskClassify(container, { taskId }, scope) {
           replace(body, errorBox({ status: status.code, detail: status.text }, "classify this image"));
           return;
         }
-        replace(body, prediction(record, answer), similarUnderResult(task.id, item.record, answer.version));
+        replace(body, prediction(record, answer), similarHolder);
       },
+      similarHolder,
     };
   }
 }
