@@ -223,7 +223,7 @@ def render(results: list[Result], fmt: str, multi_label: bool) -> str:
     return _RENDERERS[fmt](results, multi_label)
 
 
-def _check_version(client: KestrelClient, task: dict[str, Any], version: int | None) -> None:
+def check_version(client: KestrelClient, task: dict[str, Any], version: int | None) -> None:
     """Say what is wrong with the version before any file is sent (and before a progress bar)."""
     name = quote(task["name"])
     if version is None:
@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     files = collect_files(args.paths)
     client = make_client(args)
     task = resolve_task(client, args.task)
-    _check_version(client, task, args.version)
+    check_version(client, task, args.version)
     work = list(batches(files))
     results: list[list[Result]] = [[] for _ in work]
     versions: set[int] = set()

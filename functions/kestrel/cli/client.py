@@ -349,3 +349,13 @@ class KestrelClient:
             body["version"] = version
         answer: dict[str, Any] = self.call("POST", "classify/", json=body)
         return answer
+
+    def similar(
+        self, task_id: str, records: Sequence[dict[str, Any]], k: int, version: int | None = None
+    ) -> dict[str, Any]:
+        """The task's training images nearest to each record (``task/{id}/similar/``)."""
+        body: dict[str, Any] = {"records": list(records), "k": k}
+        if version is not None:
+            body["version"] = version
+        answer: dict[str, Any] = self.call("POST", f"task/{task_id}/similar/", json=body)
+        return answer

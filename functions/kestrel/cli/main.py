@@ -1,5 +1,5 @@
 """The ``kestrel`` command: run the local service, manage API tokens, and work with any
-Kestrel API over HTTP (import, train, models, deploy, classify; see docs/cli.md).
+Kestrel API over HTTP (import, train, models, deploy, classify, similar; see docs/cli.md).
 
 Commands live in one registry (``COMMANDS``); a new command is one more ``Command`` there.
 User errors print one line on stderr and exit with status 2; tracebacks are for bugs only.
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
+from kestrel.cli import similar as cli_similar
 from kestrel.cli import versions as cli_models
 from kestrel.cli import workspaces as cli_workspaces
 from kestrel.cli.client import ClientError as HttpClientError
@@ -382,6 +383,12 @@ COMMANDS: list[Command] = [
         "classify image files (in batches of 10) and print table, JSON or CSV",
         cli_classify.configure,
         cli_classify.run,
+    ),
+    Command(
+        "similar",
+        "each image file's nearest training images of a task (similarity search)",
+        cli_similar.configure,
+        cli_similar.run,
     ),
 ]
 
