@@ -37,6 +37,9 @@ def read_artefact(data: bytes) -> dict[str, bytes]:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             for member in archive.getmembers():
                 name = member.name.removeprefix("./")
+                if name == DESCRIPTORS_FILE and member.size > _MAX_MEMBER_BYTES:
+                    # 5 KB an image: over ~40,000 images. The version still ships, unsearchable.
+                    logger.warning("descriptors over the member bound: not kept", extra={"bytes": member.size})
                 if (
                     name in (MODEL_FILE, CARD_FILE, DESCRIPTORS_FILE)
                     and member.isfile()

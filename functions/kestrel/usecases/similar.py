@@ -126,8 +126,8 @@ def _load_index(ports: Ports, space: Space, version: int, model_id: str) -> Desc
         return index_cache().get(model_prefix(space.owner_id, model_id) + DESCRIPTORS_FILE, ports.blobs.get)
     except BlobNotFound:
         raise InvalidInput(
-            f"version {version} has no image descriptors (it was trained before similarity search existed); "
-            "train the task again"
+            f"version {version} has no image descriptors (it was trained before similarity search existed, "
+            "or on over ~40,000 images, whose descriptors are not kept); train the task again"
         ) from None
     except BadIndex as error:
         raise InvalidInput(
