@@ -5,6 +5,7 @@ photo's 5 nearest training images through POST task/{id}/similar/: the share wit
 from __future__ import annotations
 
 import base64
+import os
 import time
 import tracemalloc
 from typing import Any
@@ -131,6 +132,8 @@ def similar_bench(api: Api | None, worker: LocalWorker | None, task_id: str | No
     already trained on scenes train/, else one is trained here)."""
     sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
     results: dict[str, Any] = {"search": search_scaling(sizes, 5 if quick else 30), "k": K}
+    # The machine is shared: the load says how much of its 2 cores the search had.
+    results["load_average"] = round(os.getloadavg()[0], 1)
     if not SCENES.is_dir() or api is None or worker is None:
         say(f"similar: {SCENES} not found; precision@5 skipped (it needs the scenes data set)")
         results["precision"] = None
@@ -163,6 +166,11 @@ def similar_section(results: dict[str, Any]) -> list[str]:
         "Synthetic unit vectors; ms are median (p95) of the search alone; load: the file's bytes into",
         "the index (not measured at 1M: it would hold 2 x 5 GB at once); scratch: peak memory the",
         "search allocates beyond the index (tracemalloc).",
+        *(
+            [f"Load average (1 min) around the search runs: {similar['load_average']} on 2 shared cores."]
+            if similar.get("load_average") is not None
+            else []
+        ),
         "",
         *table(["vectors", "index MB", "load ms", "1 query ms", "10 queries ms", "scratch MB"], rows),
         "",
