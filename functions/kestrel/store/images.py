@@ -98,6 +98,12 @@ def get_image(store: ItemStore, space: Space, image_id: str) -> TrainingImage:
     return image_from_item(item)
 
 
+def images_by_id(store: ItemStore, space: Space, image_ids: list[str]) -> dict[str, TrainingImage]:
+    """The images that still exist among ``image_ids``, by id, in one batch read."""
+    items = store.batch_get([keys.image_key(space, image_id) for image_id in image_ids])
+    return {str(item["id"]): image_from_item(item) for item in items}
+
+
 @dataclass(frozen=True)
 class CheckedImage:
     """Bytes proven to be an accepted image (by the caller: the store does not decode images)."""

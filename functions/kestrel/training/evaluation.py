@@ -10,7 +10,7 @@ predicts the fold it never saw."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,29 @@ def _predicted(head: Head, plain: np.ndarray) -> np.ndarray:
     return probs.argmax(axis=1)
 
 
+def out_of_fold_predictions(
+    views: Sequence[np.ndarray],
+    targets: np.ndarray,
+    outputs: int,
+    multi_label: bool,
+    fit: Callable[[Sequence[np.ndarray], np.ndarray], Head],
+    folds: int = CV_FOLDS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's probabilities [n, labels] and prediction from a head ``fit`` on the other
+    stratified folds: what a model that never saw the image made of it."""
+    plain = np.stack([v[0] for v in views])
+    probabilities = np.zeros((len(views), outputs))
+    predicted = np.zeros((len(views), outputs)) if multi_label else np.zeros(len(views), dtype=int)
+    for held in stratified_folds(strata_of(targets, multi_label), folds):
+        if not len(held):
+            continue
+        keep = np.setdiff1d(np.arange(len(views)), held)
+        head = fit([views[i] for i in keep], targets[keep])
+        probabilities[held] = head.probabilities(plain[held])
+        predicted[held] = _predicted(head, plain[held])
+    return probabilities, predicted
+
+
 def cross_validate(
     views: Sequence[np.ndarray],
     targets: np.ndarray,
@@ -56,16 +79,25 @@ def cross_validate(
     """Stratified k-fold accuracy over every image, its interval, per-label recall from the folds,
     and each image's out-of-fold prediction (what a model that never saw it made of it)."""
     outputs = len(label_ids)
-    plain = np.stack([v[0] for v in views])
-    probabilities = np.zeros((len(views), outputs))
-    predicted = np.zeros((len(views), outputs)) if multi_label else np.zeros(len(views), dtype=int)
-    for held in stratified_folds(strata_of(targets, multi_label), folds):
-        if not len(held):
-            continue
-        keep = np.setdiff1d(np.arange(len(views)), held)
-        head = train_head([views[i] for i in keep], targets[keep], outputs, multi_label, options)
-        probabilities[held] = head.probabilities(plain[held])
-        predicted[held] = _predicted(head, plain[held])
+
+    def fit(fold_views: Sequence[np.ndarray], fold_targets: np.ndarray) -> Head:
+        return train_head(fold_views, fold_targets, outputs, multi_label, options)
+
+    probabilities, predicted = out_of_fold_predictions(views, targets, outputs, multi_label, fit, folds)
+    return cross_validation_figures(probabilities, predicted, targets, label_ids, image_ids, multi_label, folds)
+
+
+def cross_validation_figures(
+    probabilities: np.ndarray,
+    predicted: np.ndarray,
+    targets: np.ndarray,
+    label_ids: Sequence[str],
+    image_ids: Sequence[str],
+    multi_label: bool,
+    folds: int = CV_FOLDS,
+) -> dict[str, Any]:
+    """The card's cross_validation part from :func:`out_of_fold_predictions`."""
+    outputs = len(label_ids)
     if multi_label:
         right = (predicted == targets).all(axis=1)
         truth = targets >= 0.5
@@ -76,7 +108,7 @@ def cross_validate(
         recall = {label_ids[i]: _ratio(right[targets == i].sum(), (targets == i).sum()) for i in range(outputs)}
     return {
         "folds": folds,
-        "images": len(views),
+        "images": len(targets),
         "accuracy": round(float(right.mean()), 4),
         "accuracy_interval": wilson_interval(int(right.sum()), len(right)),
         "per_label_recall": recall,
@@ -84,9 +116,9 @@ def cross_validate(
         # mislabelled" finder. Omitted (None) above MAX_OUT_OF_FOLD_ON_CARD images.
         "out_of_fold": [
             _out_of_fold(image_ids[n], probabilities[n], predicted[n], label_ids, multi_label)
-            for n in range(len(views))
+            for n in range(len(targets))
         ]
-        if len(views) <= MAX_OUT_OF_FOLD_ON_CARD
+        if len(targets) <= MAX_OUT_OF_FOLD_ON_CARD
         else None,
     }
 
