@@ -6,7 +6,9 @@ carries its 95 % Wilson interval, and when the test part is small (fewer than
 :data:`MIN_TEST_IMAGES` images, or a label with fewer than :data:`MIN_TEST_IMAGES_PER_LABEL`)
 the job also runs k-fold cross-validation over every labelled image: each fold's head is trained
 exactly as the evaluated one is (same views, same strength search) on the other folds, and
-predicts the fold it never saw."""
+predicts the fold it never saw. :func:`out_of_fold_predictions` is that loop for any fit: the
+job also runs it with the shipped recipe when no cross-validation ran, so the possibly
+mislabelled finder (training/mislabelled.py) has a held-out prediction for every image."""
 
 from __future__ import annotations
 
@@ -112,8 +114,8 @@ def cross_validation_figures(
         "accuracy": round(float(right.mean()), 4),
         "accuracy_interval": wilson_interval(int(right.sum()), len(right)),
         "per_label_recall": recall,
-        # What a model that never saw each image made of it: the raw material of a "possibly
-        # mislabelled" finder. Omitted (None) above MAX_OUT_OF_FOLD_ON_CARD images.
+        # What a model that never saw each image made of it (the possibly mislabelled finder
+        # reads the unrounded probabilities). Omitted (None) above MAX_OUT_OF_FOLD_ON_CARD images.
         "out_of_fold": [
             _out_of_fold(image_ids[n], probabilities[n], predicted[n], label_ids, multi_label)
             for n in range(len(targets))
