@@ -77,19 +77,21 @@ def cross_validate(
     multi_label: bool,
     options: HeadOptions,
     folds: int = CV_FOLDS,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """Stratified k-fold accuracy over every image, its interval, per-label recall from the folds,
-    and each image's out-of-fold prediction (what a model that never saw it made of it)."""
+    and each image's out-of-fold prediction (what a model that never saw it made of it): the
+    card's ``cross_validation``; and the out-of-fold probabilities [images, labels], unrounded."""
     outputs = len(label_ids)
 
     def fit(fold_views: Sequence[np.ndarray], fold_targets: np.ndarray) -> Head:
         return train_head(fold_views, fold_targets, outputs, multi_label, options)
 
     probabilities, predicted = out_of_fold_predictions(views, targets, outputs, multi_label, fit, folds)
-    return cross_validation_figures(probabilities, predicted, targets, label_ids, image_ids, multi_label, folds)
+    figures = _figures(probabilities, predicted, targets, label_ids, image_ids, multi_label, folds)
+    return figures, probabilities
 
 
-def cross_validation_figures(
+def _figures(
     probabilities: np.ndarray,
     predicted: np.ndarray,
     targets: np.ndarray,
@@ -98,7 +100,7 @@ def cross_validation_figures(
     multi_label: bool,
     folds: int = CV_FOLDS,
 ) -> dict[str, Any]:
-    """The card's cross_validation part from :func:`out_of_fold_predictions`."""
+    """The card's cross_validation part from :func:`out_of_fold_predictions`'s answer."""
     outputs = len(label_ids)
     if multi_label:
         right = (predicted == targets).all(axis=1)

@@ -20,13 +20,13 @@ from kestrel.training.evaluation import (
     CV_FOLDS,
     HOLDOUT,
     HOLDOUT_AND_CV,
-    cross_validation_figures,
+    cross_validate,
     needs_cross_validation,
     out_of_fold_predictions,
     summary_sentence,
 )
 from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
-from kestrel.training.head import Head, refit, train_head
+from kestrel.training.head import DEFAULT_OPTIONS, Head, refit, train_head
 from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label, wilson_interval
 from kestrel.training.mislabelled import possibly_mislabelled
 from kestrel.vision.backbone import ensure_backbone
@@ -105,10 +105,7 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
     cross_validation, out_of_fold = None, None
     if needs_cross_validation(test_targets, len(labels), multi_label):
         say(f"cross-validation: {CV_FOLDS} folds over all {len(ordered)} images (the test part is small)")
-        out_of_fold, predicted = out_of_fold_predictions(
-            views, targets, len(labels), multi_label, lambda v, t: train_head(v, t, len(labels), multi_label)
-        )
-        cross_validation = cross_validation_figures(out_of_fold, predicted, targets, label_ids, ids, multi_label)
+        cross_validation, out_of_fold = cross_validate(views, targets, label_ids, ids, multi_label, DEFAULT_OPTIONS)
         say(f"cross-validation: accuracy {cross_validation['accuracy']:.4f}")
     phases.end("evaluation")
 
