@@ -332,7 +332,8 @@ def _phases(phases: dict[str, float]) -> str:
     if "evaluation_and_export" in phases:
         before = phases["evaluation_and_export"]
         return f"{phases['embedding']:.1f} / {phases['head']:.1f} / {before:.1f} (with export) / -"
-    after = phases["refit"] + phases["export"]
+    # Records made before the mislabelled finder (issue 16) have no "mislabelled" phase.
+    after = phases["refit"] + phases.get("mislabelled", 0.0) + phases["export"]
     return f"{phases['embedding']:.1f} / {phases['head']:.1f} / {phases['evaluation']:.1f} / {after:.1f}"
 
 
@@ -376,7 +377,7 @@ def training_section(results: dict[str, Any]) -> list[str]:
                 "seconds",
                 "floor s",
                 "x floor",
-                "embed / head / evaluation / refit + export s",
+                "embed / head / evaluation / refit + mislabelled finder + export s",
                 "embedded / cached",
                 "peak MB",
             ],

@@ -219,3 +219,15 @@ def test_the_evaluation_shows_the_interval_the_sentence_and_the_cross_validated_
     rows = [line.split() for line in lines]
     assert ["LABEL", "PRECISION", "RECALL", "F1", "SUPPORT", "CV", "RECALL"] in rows
     assert ["cat", "1.000", "0.750", "0.857", "4", "0.900"] in rows
+
+
+def test_the_evaluation_lists_the_possibly_mislabelled_images() -> None:
+    task = {"name": "Pets", "labels": [{"id": "a", "name": "cat"}, {"id": "b", "name": "dog"}]}
+    entry = {"image_id": "img-1", "labels": ["a"], "suggested": ["b"], "probs": {"a": 0.05, "b": 0.95}, "margin": 0.9}
+    model = {"version": 1, "accuracy": 1.0, "possibly_mislabelled": [entry], "possibly_mislabelled_total": 1}
+    lines = evaluation_text(model, task).splitlines()
+    assert lines[-2:] == [
+        "Possibly mislabelled training images: 1",
+        "  img-1: labelled cat; the model says dog (margin 0.900)",
+    ]
+    assert "mislabelled" not in evaluation_text({"version": 1, "accuracy": 1.0}, task)  # trained before the finder

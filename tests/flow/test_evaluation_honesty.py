@@ -49,7 +49,7 @@ def test_a_small_task_reports_its_interval_method_and_cross_validated_accuracy(l
     assert "out_of_fold" not in folds  # the record keeps the figures; the full card every image's
     card = api.get(f"model/{model['id']}/card/")
     assert len(card["cross_validation"]["out_of_fold"]) == 40
-    assert set(metrics["phase_seconds"]) == {"embedding", "head", "evaluation", "refit", "export"}
+    assert set(metrics["phase_seconds"]) == {"embedding", "head", "evaluation", "refit", "mislabelled", "export"}
     # A version listed among the task's models carries the same fields.
     listed = api.get(f"model/?task={trainable.task['id']}")["results"][0]
     assert listed["accuracy_interval"] == model["accuracy_interval"]

@@ -75,7 +75,14 @@ def test_train_classify_and_retrain(local_server: Any) -> None:
     assert retrained["train_status"] == "TRAINED" and retrained["version"] == 2, retrained["failure_reason"]
     assert retrained["metrics"]["embedded_images"] == 2 and retrained["metrics"]["cached_images"] == 40
     # The card says where the time went and how much memory the job needed (the job is its own process).
-    assert set(retrained["metrics"]["phase_seconds"]) == {"embedding", "head", "evaluation", "refit", "export"}
+    assert set(retrained["metrics"]["phase_seconds"]) == {
+        "embedding",
+        "head",
+        "evaluation",
+        "refit",
+        "mislabelled",
+        "export",
+    }
     assert 50 < retrained["metrics"]["peak_memory_mb"] < 8192
     # auto_deploy is off and version 1 is deployed: it stays in production until deployed by hand.
     assert api.get(f"task/{task_id}")["production_version"] == 1

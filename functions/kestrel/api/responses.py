@@ -120,6 +120,45 @@ class ImageOut(BaseModel):
         )
 
 
+class MislabelledOut(BaseModel):
+    """A training image whose own label a model that never saw it disagrees with (the card's
+    ``possibly_mislabelled``)."""
+
+    image_id: str
+    labels: list[str] = Field(description="the label ids it was trained with")
+    suggested: list[str] = Field(
+        description="the label ids the model suggests instead (categories: the one it predicted; "
+        "tags: its own with each disputed tag added or removed)"
+    )
+    probs: dict[str, float] = Field(
+        description="the out-of-fold probability of each label involved (own and suggested), by label id"
+    )
+    margin: float = Field(
+        description="how much more probability the model puts on its answer than on the image's own: "
+        "at least 0.5 to be listed; the list is ordered by it, largest first"
+    )
+    thumb_img_path: str | None = Field(
+        None,
+        description="a URL of the image's thumbnail (GET model/{id}/ only; null in lists and when the "
+        "image was deleted since)",
+    )
+    current_labels: list[str] | None = Field(
+        None,
+        description="the label ids the image carries now, to tell one relabelled since the training "
+        "(GET model/{id}/ only; null in lists and when the image was deleted since)",
+    )
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> MislabelledOut:
+        return cls(
+            image_id=str(entry["image_id"]),
+            labels=[str(label) for label in entry["labels"]],
+            suggested=[str(label) for label in entry["suggested"]],
+            probs={str(label): float(p) for label, p in entry["probs"].items()},
+            margin=float(entry["margin"]),
+        )
+
+
 class ModelOut(BaseModel):
     id: str
     task: str
@@ -140,6 +179,14 @@ class ModelOut(BaseModel):
     evaluation_method: str | None = Field(description='"holdout" or "holdout+cross_validation"; null until trained')
     evaluation_summary: str | None = Field(
         description="how the accuracy was measured and what was deployed, in words (also on the card)"
+    )
+    possibly_mislabelled: list[MislabelledOut] | None = Field(
+        description="training images whose own label the model's out-of-fold prediction disagrees with "
+        "by a margin of at least 0.5, largest first, at most 50; null until trained (and for versions "
+        "trained before the finder)"
+    )
+    possibly_mislabelled_total: int | None = Field(
+        description="how many images passed the cut (the list keeps the first 50)"
     )
     metrics: dict[str, Any]
     created: str
@@ -165,6 +212,10 @@ class ModelOut(BaseModel):
             cross_validated_accuracy_interval=model.cross_validated_accuracy_interval,
             evaluation_method=model.evaluation_method,
             evaluation_summary=model.evaluation_summary,
+            possibly_mislabelled=None
+            if model.possibly_mislabelled is None
+            else [MislabelledOut.of(entry) for entry in model.possibly_mislabelled],
+            possibly_mislabelled_total=model.possibly_mislabelled_total,
             metrics=model.metrics,
             created=model.created,
             started=model.started,

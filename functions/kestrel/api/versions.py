@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from kestrel.api.context import RequestScope
 from kestrel.api.docs import responses
 from kestrel.api.responses import ModelCardOut, ModelDownloadOut, ModelOut, ModelPage
-from kestrel.api.views import models_out
+from kestrel.api.views import model_out, models_out
 from kestrel.domain.entities import Model, TrainStatus
 from kestrel.domain.errors import InvalidInput
 from kestrel.store import lifecycle, versions
@@ -41,7 +41,7 @@ def list_models(
 @router.get(f"{BASE}/<model_id>", summary="Get a model version", tags=["models"], responses=responses())
 def get_model(model_id: str) -> ModelOut:
     scope = RequestScope(router)
-    return ModelOut.of(versions.get_model(scope.ports.items, scope.space, model_id))
+    return model_out(scope, versions.get_model(scope.ports.items, scope.space, model_id))
 
 
 def _trained(scope: RequestScope, model_id: str) -> Model:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from kestrel.api.context import RequestScope
 from kestrel.api.responses import ImageOut, LabelOut, ModelOut, TaskOut
 from kestrel.domain.entities import Label, Model, Task, TrainingImage
-from kestrel.store.images import image_blob, thumb_blob
+from kestrel.store.images import image_blob, images_by_id, thumb_blob
 from kestrel.store.labels import labels_by_id
 
 
@@ -49,3 +49,19 @@ def labels_out(labels: list[Label]) -> list[LabelOut]:
 
 def models_out(models: list[Model]) -> list[ModelOut]:
     return [ModelOut.of(model) for model in models]
+
+
+def model_out(scope: RequestScope, model: Model) -> ModelOut:
+    """One version, with a thumbnail URL and the current labels of each possibly mislabelled
+    image (at most 50: one batch read); a listing of versions leaves them null."""
+    out = ModelOut.of(model)
+    if not out.possibly_mislabelled:
+        return out
+    found = images_by_id(scope.ports.items, scope.space, [entry.image_id for entry in out.possibly_mislabelled])
+    blobs, ttl, root = scope.ports.blobs, scope.ports.settings.limits.url_ttl_seconds, scope.root_url
+    for entry in out.possibly_mislabelled:
+        image = found.get(entry.image_id)
+        if image is not None:
+            entry.thumb_img_path = blobs.download_url(thumb_blob(image), ttl, root)
+            entry.current_labels = sorted(image.label_ids, key=lambda label_id: image.label_ids[label_id])
+    return out

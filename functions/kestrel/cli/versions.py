@@ -123,9 +123,26 @@ def _mistakes(metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
     return lines
 
 
+def _suspects(model: dict[str, Any], metrics: dict[str, Any], name: Callable[[str], str]) -> list[str]:
+    """The possibly mislabelled images (none for versions trained before the finder)."""
+    listed = model.get("possibly_mislabelled", metrics.get("possibly_mislabelled"))
+    if not isinstance(listed, list):
+        return []
+    total = int(model.get("possibly_mislabelled_total") or metrics.get("possibly_mislabelled_total") or len(listed))
+    lines = ["", f"Possibly mislabelled training images: {total}"]
+    for item in listed[:MAX_MISCLASSIFIED_SHOWN]:
+        own = ", ".join(map(name, item["labels"])) or "no tag"
+        says = ", ".join(map(name, item["suggested"])) or "no tag"
+        lines.append(f"  {item['image_id']}: labelled {own}; the model says {says} (margin {_f(item['margin'])})")
+    if total > min(len(listed), MAX_MISCLASSIFIED_SHOWN):
+        lines.append(f"  ... and {total - min(len(listed), MAX_MISCLASSIFIED_SHOWN)} more (the console relabels them)")
+    return lines
+
+
 def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
     """Accuracy with its interval and how it was measured, per-label precision/recall/F1 (and the
-    cross-validated recall), the confusion matrix and the mistakes, from the model's card."""
+    cross-validated recall), the confusion matrix, the mistakes and the possibly mislabelled
+    images, from the model's card."""
     metrics: dict[str, Any] = model.get("metrics") or {}
     names = label_names(task, metrics)
 
@@ -133,7 +150,7 @@ def evaluation_text(model: dict[str, Any], task: dict[str, Any]) -> str:
         return names.get(label_id, label_id)
 
     lines = _headline(model, task, metrics) + _per_label(metrics, name) + _confusion(metrics, name)
-    return "\n".join(lines + _mistakes(metrics, name))
+    return "\n".join(lines + _mistakes(metrics, name) + _suspects(model, metrics, name))
 
 
 # --- kestrel train ---

@@ -3,7 +3,8 @@
 The full card (every misclassified test image, the whole confusion matrix) lives in the blob
 store beside the model (``models/<owner>/<model>/card.json``) and is served by
 ``GET model/{id}/card/``. The record keeps what the console and the model JSON show at a glance,
-so that it stays far below DynamoDB's 400 KB item limit whatever the test part's size."""
+so that it stays far below DynamoDB's 400 KB item limit whatever the test part's size. The
+possibly mislabelled images (at most 50, training/mislabelled.py) stay in the summary whole."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ MAX_SUMMARY_MISTAKES = 100
 MAX_SUMMARY_BYTES = 100_000
 #: Parts dropped, in this order, while the summary is over MAX_SUMMARY_BYTES (tasks with very
 #: many labels: the confusion matrix grows with their square).
-_DROPPABLE = ("confusion_matrix", "misclassified", "per_label", "thresholds", "labels")
+_DROPPABLE = ("confusion_matrix", "misclassified", "possibly_mislabelled", "per_label", "thresholds", "labels")
 
 
 def _size(value: Any) -> int:

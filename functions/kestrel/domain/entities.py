@@ -213,6 +213,17 @@ class Model:
         value = self.metrics.get("evaluation_summary")
         return str(value) if value is not None else None
 
+    @property
+    def possibly_mislabelled(self) -> list[dict[str, Any]] | None:
+        """The card's possibly mislabelled training images (training/mislabelled.py)."""
+        value = self.metrics.get("possibly_mislabelled")
+        return [dict(entry) for entry in value] if isinstance(value, list) else None
+
+    @property
+    def possibly_mislabelled_total(self) -> int | None:
+        value = self.metrics.get("possibly_mislabelled_total")
+        return int(value) if value is not None else None
+
 
 def _interval(value: Any) -> list[float] | None:
     return [float(value[0]), float(value[1])] if isinstance(value, list | tuple) and len(value) == 2 else None

@@ -98,9 +98,10 @@ def get_image(store: ItemStore, space: Space, image_id: str) -> TrainingImage:
     return image_from_item(item)
 
 
-def get_images(store: ItemStore, space: Space, image_ids: list[str]) -> list[TrainingImage]:
-    """The images that exist among ``image_ids``, in that order (one batch read)."""
-    return [image_from_item(item) for item in store.batch_get([keys.image_key(space, i) for i in image_ids])]
+def images_by_id(store: ItemStore, space: Space, image_ids: list[str]) -> dict[str, TrainingImage]:
+    """The images that still exist among ``image_ids``, by id, in one batch read."""
+    items = store.batch_get([keys.image_key(space, image_id) for image_id in image_ids])
+    return {str(item["id"]): image_from_item(item) for item in items}
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ carries its 95 % Wilson interval, and when the test part is small (fewer than
 :data:`MIN_TEST_IMAGES` images, or a label with fewer than :data:`MIN_TEST_IMAGES_PER_LABEL`)
 the job also runs k-fold cross-validation over every labelled image: each fold's head is trained
 exactly as the evaluated one is (same views, same strength search) on the other folds, and
-predicts the fold it never saw."""
+predicts the fold it never saw. :func:`out_of_fold_predictions` is that loop for any fit: the
+job also runs it with the shipped recipe when no cross-validation ran, so the possibly
+mislabelled finder (training/mislabelled.py) has a held-out prediction for every image."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,29 @@ def _predicted(head: Head, plain: np.ndarray) -> np.ndarray:
     return probs.argmax(axis=1)
 
 
+def out_of_fold_predictions(
+    views: Sequence[np.ndarray],
+    targets: np.ndarray,
+    outputs: int,
+    multi_label: bool,
+    fit: Callable[[Sequence[np.ndarray], np.ndarray], Head],
+    folds: int = CV_FOLDS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's probabilities [n, labels] and prediction from a head ``fit`` on the other
+    stratified folds: what a model that never saw the image made of it."""
+    plain = np.stack([v[0] for v in views])
+    probabilities = np.zeros((len(views), outputs))
+    predicted = np.zeros((len(views), outputs)) if multi_label else np.zeros(len(views), dtype=int)
+    for held in stratified_folds(strata_of(targets, multi_label), folds):
+        if not len(held):
+            continue
+        keep = np.setdiff1d(np.arange(len(views)), held)
+        head = fit([views[i] for i in keep], targets[keep])
+        probabilities[held] = head.probabilities(plain[held])
+        predicted[held] = _predicted(head, plain[held])
+    return probabilities, predicted
+
+
 def cross_validate(
     views: Sequence[np.ndarray],
     targets: np.ndarray,
@@ -52,20 +77,31 @@ def cross_validate(
     multi_label: bool,
     options: HeadOptions,
     folds: int = CV_FOLDS,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """Stratified k-fold accuracy over every image, its interval, per-label recall from the folds,
-    and each image's out-of-fold prediction (what a model that never saw it made of it)."""
+    and each image's out-of-fold prediction (what a model that never saw it made of it): the
+    card's ``cross_validation``; and the out-of-fold probabilities [images, labels], unrounded."""
     outputs = len(label_ids)
-    plain = np.stack([v[0] for v in views])
-    probabilities = np.zeros((len(views), outputs))
-    predicted = np.zeros((len(views), outputs)) if multi_label else np.zeros(len(views), dtype=int)
-    for held in stratified_folds(strata_of(targets, multi_label), folds):
-        if not len(held):
-            continue
-        keep = np.setdiff1d(np.arange(len(views)), held)
-        head = train_head([views[i] for i in keep], targets[keep], outputs, multi_label, options)
-        probabilities[held] = head.probabilities(plain[held])
-        predicted[held] = _predicted(head, plain[held])
+
+    def fit(fold_views: Sequence[np.ndarray], fold_targets: np.ndarray) -> Head:
+        return train_head(fold_views, fold_targets, outputs, multi_label, options)
+
+    probabilities, predicted = out_of_fold_predictions(views, targets, outputs, multi_label, fit, folds)
+    figures = _figures(probabilities, predicted, targets, label_ids, image_ids, multi_label, folds)
+    return figures, probabilities
+
+
+def _figures(
+    probabilities: np.ndarray,
+    predicted: np.ndarray,
+    targets: np.ndarray,
+    label_ids: Sequence[str],
+    image_ids: Sequence[str],
+    multi_label: bool,
+    folds: int = CV_FOLDS,
+) -> dict[str, Any]:
+    """The card's cross_validation part from :func:`out_of_fold_predictions`'s answer."""
+    outputs = len(label_ids)
     if multi_label:
         right = (predicted == targets).all(axis=1)
         truth = targets >= 0.5
@@ -76,17 +112,17 @@ def cross_validate(
         recall = {label_ids[i]: _ratio(right[targets == i].sum(), (targets == i).sum()) for i in range(outputs)}
     return {
         "folds": folds,
-        "images": len(views),
+        "images": len(targets),
         "accuracy": round(float(right.mean()), 4),
         "accuracy_interval": wilson_interval(int(right.sum()), len(right)),
         "per_label_recall": recall,
-        # What a model that never saw each image made of it: the raw material of a "possibly
-        # mislabelled" finder. Omitted (None) above MAX_OUT_OF_FOLD_ON_CARD images.
+        # What a model that never saw each image made of it (the possibly mislabelled finder
+        # reads the unrounded probabilities). Omitted (None) above MAX_OUT_OF_FOLD_ON_CARD images.
         "out_of_fold": [
             _out_of_fold(image_ids[n], probabilities[n], predicted[n], label_ids, multi_label)
-            for n in range(len(views))
+            for n in range(len(targets))
         ]
-        if len(views) <= MAX_OUT_OF_FOLD_ON_CARD
+        if len(targets) <= MAX_OUT_OF_FOLD_ON_CARD
         else None,
     }
 

@@ -22,11 +22,13 @@ from kestrel.training.evaluation import (
     HOLDOUT_AND_CV,
     cross_validate,
     needs_cross_validation,
+    out_of_fold_predictions,
     summary_sentence,
 )
 from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
 from kestrel.training.head import DEFAULT_OPTIONS, Head, refit, train_head
 from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label, wilson_interval
+from kestrel.training.mislabelled import possibly_mislabelled
 from kestrel.vision.backbone import ensure_backbone
 from kestrel.vision.descriptor_index import DescriptorIndex
 from kestrel.vision.preprocess import PREPROCESSING_ID, describe, preprocess
@@ -101,19 +103,27 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
         f"evaluation: accuracy {evaluation['accuracy']:.4f} on {len(test_rows)} test images "
         f"(95 % interval {evaluation['accuracy_interval'][0]:.3f}-{evaluation['accuracy_interval'][1]:.3f})"
     )
-    cross_validation = None
+    label_ids, ids = [label["id"] for label in labels], [row["id"] for row in ordered]
+    cross_validation, out_of_fold = None, None
     if needs_cross_validation(test_targets, len(labels), multi_label):
         say(f"cross-validation: {CV_FOLDS} folds over all {len(ordered)} images (the test part is small)")
-        ids = [row["id"] for row in ordered]
-        cross_validation = cross_validate(
-            views, targets, [label["id"] for label in labels], ids, multi_label, DEFAULT_OPTIONS
-        )
+        cross_validation, out_of_fold = cross_validate(views, targets, label_ids, ids, multi_label, DEFAULT_OPTIONS)
         say(f"cross-validation: accuracy {cross_validation['accuracy']:.4f}")
     phases.end("evaluation")
 
     say(f"head: refitting on all {len(ordered)} images (the model that ships)")
     shipped = refit(evaluated, views, targets)
     phases.end("refit")
+    if out_of_fold is None:
+        # No cross-validation ran: the finder's held-out predictions come from the shipped
+        # model's recipe (same strength and views) fitted on the other folds.
+        say(f"possibly mislabelled: {CV_FOLDS} folds over all {len(ordered)} images")
+        out_of_fold, _ = out_of_fold_predictions(
+            views, targets, len(labels), multi_label, lambda v, t: refit(evaluated, v, t)
+        )
+    suspects, suspects_total = possibly_mislabelled(out_of_fold, targets, label_ids, ids, multi_label)
+    say(f"possibly mislabelled: {suspects_total} images")
+    phases.end("mislabelled")
     model = export_model(backbone, shipped)
     test_plain = np.stack([v[0] for v in test_views[:2]])
     _check_export(model, blobs, test_rows[:2], shipped.probabilities(test_plain))
@@ -122,6 +132,8 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
     say(f"done in {seconds} s, peak memory {peak_memory_mb():.0f} MB")
     card = _card(manifest, backbone.backbone_id, shipped, evaluation, train_rows, test_rows, embedder.computed, seconds)
     card.update(_honesty(len(test_rows), len(train_rows), cross_validation))
+    card["possibly_mislabelled"] = suspects
+    card["possibly_mislabelled_total"] = suspects_total
     card["phase_seconds"] = phases.seconds
     card["peak_memory_mb"] = round(peak_memory_mb(), 1)
     # The plain view of each image, already embedded: the search index costs no extra inference.

@@ -201,7 +201,7 @@ def _describe(ports: Ports, space: Space, model_id: str, queries: list[_Query]) 
 def _alive(ports: Ports, space: Space, index: DescriptorIndex, matches: list[Match], k: int) -> list[Neighbour]:
     """The first ``k`` matches whose image still exists (one batch read)."""
     ids = [str(index.ids[match.row]) for match in matches]
-    alive = {image.id: image for image in images.get_images(ports.items, space, ids)}
+    alive = images.images_by_id(ports.items, space, ids)
     kept = [
         Neighbour(alive[image_id], round(match.similarity, 6))
         for image_id, match in zip(ids, matches, strict=True)

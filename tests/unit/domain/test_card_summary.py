@@ -66,3 +66,23 @@ def test_each_images_out_of_fold_prediction_stays_in_the_full_card() -> None:
     assert summary["cross_validation"] == {"folds": 5, "accuracy": 0.9, "per_label_recall": {"a": 0.9}}
     assert len(full["cross_validation"]["out_of_fold"]) == 1000  # the card itself is untouched
     assert not summary["truncated"] and "confusion_matrix" in summary
+
+
+def test_the_possibly_mislabelled_images_stay_in_the_summary_until_the_matrix_and_mistakes_are_gone() -> None:
+    from kestrel.training.mislabelled import MAX_POSSIBLY_MISLABELLED
+
+    full = card(3)
+    full["possibly_mislabelled"] = [
+        {
+            "image_id": f"{n:08d}-0000-4000-8000-000000000000",
+            "labels": [f"{0:036d}"],
+            "suggested": [f"{1:036d}"],
+            "probs": {f"{0:036d}": 0.0123, f"{1:036d}": 0.9876},
+            "margin": 0.9753,
+        }
+        for n in range(MAX_POSSIBLY_MISLABELLED)
+    ]
+    assert summarise(full)["possibly_mislabelled"] == full["possibly_mislabelled"]  # a full list is ~11 KB
+    crowded = {**card(MAX_SUMMARY_MISTAKES, labels=150), "possibly_mislabelled": full["possibly_mislabelled"]}
+    summary = summarise(crowded)
+    assert summary["omitted"] == ["confusion_matrix"] and "possibly_mislabelled" in summary

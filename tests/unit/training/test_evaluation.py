@@ -50,7 +50,8 @@ def _views(n: int, classes: int, seed: int) -> tuple[list[np.ndarray], np.ndarra
 def test_cross_validation_gives_accuracy_interval_recall_and_every_images_held_out_prediction() -> None:
     views, targets = _views(60, 3, seed=4)
     ids = [f"img-{n}" for n in range(60)]
-    result = cross_validate(views, targets, ["a", "b", "c"], ids, False, HeadOptions(folds=3))
+    result, probabilities = cross_validate(views, targets, ["a", "b", "c"], ids, False, HeadOptions(folds=3))
+    assert probabilities.shape == (60, 3)
     assert result["folds"] == 5 and result["images"] == 60
     low, high = result["accuracy_interval"]
     assert low <= result["accuracy"] <= high and result["accuracy"] > 0.8
@@ -60,15 +61,16 @@ def test_cross_validation_gives_accuracy_interval_recall_and_every_images_held_o
     held_out = result["out_of_fold"]
     assert [entry["image_id"] for entry in held_out] == ids
     right = sum(entry["predicted"] == "abc"[targets[n]] for n, entry in enumerate(held_out))
+    assert np.array([entry["probs"] for entry in held_out]) == pytest.approx(probabilities, abs=1e-4)
     assert right / 60 == pytest.approx(result["accuracy"], abs=1e-4)
     # Deterministic: the same images make the same folds and the same figures.
-    assert cross_validate(views, targets, ["a", "b", "c"], ids, False, HeadOptions(folds=3)) == result
+    assert cross_validate(views, targets, ["a", "b", "c"], ids, False, HeadOptions(folds=3))[0] == result
 
 
 def test_multi_label_cross_validation_scores_exact_tag_sets() -> None:
     views, classes = _views(60, 3, seed=5)
     targets = np.stack([classes == 0, (classes == 1) | (classes == 2)], axis=1).astype(float)
-    result = cross_validate(views, targets, ["x", "y"], [str(n) for n in range(60)], True, HeadOptions(folds=3))
+    result, _ = cross_validate(views, targets, ["x", "y"], [str(n) for n in range(60)], True, HeadOptions(folds=3))
     assert 0.7 < result["accuracy"] <= 1.0
     assert all(isinstance(entry["predicted"], list) for entry in result["out_of_fold"])
 

@@ -1,6 +1,7 @@
 // The evaluation of one version, from its model card (`model/{id}` -> `metrics`): accuracy,
 // per-label precision/recall/F1, the confusion matrix as a coloured grid, and the test images
-// it got wrong, with what it took them for. `metrics` is a bounded summary; when it says
+// it got wrong, with what it took them for, and the training images that are possibly mislabelled
+// (views/mislabelled.js). `metrics` is a bounded summary; when it says
 // `truncated`, the full card is read from `model/{id}/card/`. Mails that could not be sent
 // (`mail_status`) are shown too: they never change the training's result.
 
@@ -9,6 +10,7 @@ import { append, formatDate, formatDuration, formatPercent, h, plural, replace }
 import { STATUS, labelNamer, stateBadge } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
 import { dataTable, emptyState, errorBox, loading } from "../lib/ui.js";
+import { mislabelledSection } from "./mislabelled.js";
 import { taskShell } from "./task-common.js";
 import { deployControl } from "./task-models.js";
 
@@ -62,6 +64,7 @@ export async function renderModelEvaluation(container, { taskId, modelId }, scop
       perLabelTable(metrics, name, multiLabel),
       multiLabel ? null : confusionMatrix(metrics.confusion_matrix, name),
       mistakes(metrics, name, multiLabel, scope.signal),
+      mislabelledSection(model, task, name),
     );
   }
 
