@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
+from kestrel.cli import review as cli_review
 from kestrel.cli import versions as cli_models
 from kestrel.cli import workspaces as cli_workspaces
 from kestrel.cli.client import ClientError as HttpClientError
@@ -382,6 +383,12 @@ COMMANDS: list[Command] = [
         "classify image files (in batches of 10) and print table, JSON or CSV",
         cli_classify.configure,
         cli_classify.run,
+    ),
+    Command(
+        "review",
+        "list a task's review queue, most uncertain first (--export FILE: all of it as CSV)",
+        cli_review.configure,
+        cli_review.run,
     ),
 ]
 
