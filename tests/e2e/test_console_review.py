@@ -29,7 +29,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def _store(console: Console, task_id: str, data: bytes, scores: list[tuple[dict[str, Any], float]], tags: bool) -> str:
     ports = console.server.ports
     space = Space.default_of(ensure_owner(ports.items, OWNER_A).id)
-    ranked = [{"id": label["id"], "name": label["name"], "prob": prob} for label, prob in sorted(scores, key=lambda s: -s[1])]
+    ranked = [
+        {"id": label["id"], "name": label["name"], "prob": prob} for label, prob in sorted(scores, key=lambda s: -s[1])
+    ]
     probs = [prob for _, prob in scores]
     if tags:
         best = [label for label in ranked if label["prob"] >= 0.5]
@@ -88,7 +90,9 @@ def test_review_a_category_queue_with_the_keyboard(console: Console) -> None:
     expect(page.locator(".review-summary")).to_have_text("0 images to review · 3 images reviewed")
 
     page.get_by_role("link", name="Train", exact=True).click()
-    expect(page.locator("[data-role=reviewed-gain]")).to_have_text(re.compile(r"^The next version gains 3 reviewed images\."))
+    expect(page.locator("[data-role=reviewed-gain]")).to_have_text(
+        re.compile(r"^The next version gains 3 reviewed images\.")
+    )
 
 
 def test_review_tags_toggles_and_confirms(console: Console) -> None:
