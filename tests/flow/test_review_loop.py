@@ -21,8 +21,15 @@ from tests.api.http import Api
 from tests.conftest import aws_ports, running_server
 from tests.flow.artefacts import TrainedArtefact, completed_event, trained_once
 from tests.flow.conftest import make_trainable_task, trained_server
-from tests.flow.test_aws_flow import deliver_artefact, receive_all, run_finisher, run_launcher, s3_object, sqs_record
-from tests.flow.test_aws_flow import train_and_launch
+from tests.flow.test_aws_flow import (
+    deliver_artefact,
+    receive_all,
+    run_finisher,
+    run_launcher,
+    s3_object,
+    sqs_record,
+    train_and_launch,
+)
 from tests.photos import photo
 
 pytestmark = pytest.mark.slow
@@ -44,7 +51,9 @@ def _check_queue(api: Api, task_id: str, records: list[dict[str, Any]]) -> list[
     assert queue["count"] == len(SAMPLES)
     shown = [item["image"]["id"] for item in queue["results"]]
     assert shown == sorted(margin, key=lambda image_id: (round(margin[image_id], 6), image_id))
-    for item, record in zip(queue["results"], sorted(records, key=lambda r: shown.index(r["_stored_image_id"]))):
+    by_image = {record["_stored_image_id"]: record for record in records}
+    for item in queue["results"]:
+        record = by_image[item["image"]["id"]]
         assert item["uncertainty"] == pytest.approx(margin[item["image"]["id"]], abs=2e-6)
         assert item["prediction"]["version"] == 1
         assert item["prediction"]["labels"] == record["labels"]
