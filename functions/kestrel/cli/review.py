@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             "second_label",
             "second_prob",
         )
-        print(render_table(header, ([row[key] for key in keys] for row in shown), right=(0, 2, 5, 7)))
+        cells = ([row[key] or "-" for key in keys] for row in shown)  # "-": not classified yet
+        print(render_table(header, cells, right=(0, 2, 5, 7)))
         print()
         print(
             f"Most uncertain first; {len(shown)} shown. All of them: kestrel review {quote(task['name'])} --export FILE"
