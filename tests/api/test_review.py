@@ -73,23 +73,28 @@ def test_queue_order_decisions_and_the_next_training(api_server: RunningServer, 
     # cat/coffee probabilities: margins 0.8, 0.02, 0.4, 0.1, 0.4 (a tie: broken by image id)
     constructed = [[0.9, 0.1], [0.49, 0.51], [0.7, 0.3], [0.45, 0.55], [0.3, 0.7]]
     stored = [_store(api_server, task_id, photos[i], [cat, coffee], probs) for i, probs in enumerate(constructed)]
-    assert _store(api_server, task_id, photos[1], [cat, coffee], [0.5, 0.5]) == stored[1]  # same bytes: one entry
+    # The same bytes classified again: one image, one entry, with the newer prediction (margin 0.0).
+    assert _store(api_server, task_id, photos[1], [cat, coffee], [0.5, 0.5]) == stored[1]
     plain = api.upload(photos[5])["id"]  # unlabelled, never classified: after the predicted ones
     api.upload(photos[6], labels=[cat["id"]])  # labelled: never in the queue
 
     queue = _queue(api, task_id)
     expected = [stored[1], stored[3], *sorted([stored[2], stored[4]]), stored[0], plain]
     assert [item["image"]["id"] for item in queue] == expected
-    assert [item["uncertainty"] for item in queue] == [0.02, 0.1, 0.4, 0.4, 0.8, None]
+    assert [item["uncertainty"] for item in queue] == [0.0, 0.1, 0.4, 0.4, 0.8, None]
     first = queue[0]
     assert first["prediction"]["version"] == 1 and first["prediction"]["best_labels"] is None
-    assert [label["name"] for label in first["prediction"]["labels"]] == ["coffee", "cat"]
-    assert first["suggestion"] == [coffee["id"]] and queue[-1]["suggestion"] == [] and queue[-1]["prediction"] is None
+    assert [label["prob"] for label in first["prediction"]["labels"]] == [0.5, 0.5]
+    assert (
+        first["suggestion"] == [first["prediction"]["labels"][0]["id"]]
+        and queue[-1]["suggestion"] == []
+        and queue[-1]["prediction"] is None
+    )
     assert first["image"]["thumb_img_path"] and first["image"]["labels"] == []
     page2 = api.get(f"task/{task_id}/review/", params={"page": 2, "page_size": 2})
     assert [item["image"]["id"] for item in page2["results"]] == expected[2:4] and page2["count"] == 6
 
-    # A correction (the model said coffee), a skip, a label put on from the Data tab, a deletion.
+    # A label for the tie, a skip, a label put on from the Data tab, a deletion.
     done = api.post(f"task/{task_id}/review/{stored[1]}/", {"label_ids": [cat["id"]]})
     assert (done["status"], done["label_ids"], done["task_id"]) == ("reviewed", [cat["id"]], task_id)
     assert [label["id"] for label in api.get(f"training-image/{stored[1]}/")["labels"]] == [cat["id"]]

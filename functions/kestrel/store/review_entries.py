@@ -24,8 +24,8 @@ QUEUED, REVIEWED, SKIPPED = "queued", "reviewed", "skipped"
 def enqueue(
     store: ItemStore, space: Space, task_id: str, image_id: str, prediction: dict[str, Any], uncertainty: float
 ) -> bool:
-    """Queue a stored image for review in ``task_id``; an image already queued, reviewed or
-    skipped for the task keeps its entry (False)."""
+    """Queue a stored image for review in ``task_id``. Classified again while still queued, it
+    takes the newer prediction and its place; once reviewed or skipped it stays so (False)."""
     pk, sk = keys.review_key(space, image_id, task_id)
     position = sort_key(uncertainty)
     item: Item = {
@@ -41,7 +41,13 @@ def enqueue(
     }
     try:
         store.put(item, Condition(exists=False))
+        return True
     except ConditionFailed:
+        pass
+    newer = {name: item[name] for name in (ORD, "uncertainty", "prediction", "queued")}
+    try:
+        store.update(Update((pk, sk), set=newer, condition=Condition(equals={"status": QUEUED})))
+    except ConditionFailed:  # decided (or gone) meanwhile: that stands
         return False
     return True
 

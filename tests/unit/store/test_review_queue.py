@@ -40,9 +40,9 @@ def test_paging_runs_from_the_predicted_part_into_the_unpredicted_one(
     task = create_task(store, owner, "Paged", "", TaskType.MULTI_CLASS)
     predicted = [upload().id for _ in range(3)]
     plain = [upload().id for _ in range(3)]
-    for image_id, uncertainty in zip(predicted, (0.3, 0.1, 0.2), strict=True):
+    for image_id, uncertainty in zip(predicted, (0.05, 0.1, 0.2), strict=True):
         assert enqueue(store, owner, task.id, image_id, {"version": 1}, uncertainty)
-    assert not enqueue(store, owner, task.id, predicted[0], {"version": 2}, 0.0)  # kept as it was
+    assert enqueue(store, owner, task.id, predicted[0], {"version": 2}, 0.3)  # classified again: moves
     expected = [predicted[1], predicted[2], predicted[0], *plain[::-1]]
     pages = []
     after = None
@@ -52,6 +52,11 @@ def test_paging_runs_from_the_predicted_part_into_the_unpredicted_one(
         after = found.next_after
     assert pages == expected and after is None
     assert _ids(store, owner, task.id, page=2, size=2) == expected[2:4]
+    entry = store.get(keys.review_key(owner, predicted[0], task.id))
+    assert entry is not None and entry["prediction"] == {"version": 2} and entry["uncertainty"] == 0.3
+    review.skip_image(store, owner, task, predicted[1])
+    assert not enqueue(store, owner, task.id, predicted[1], {"version": 3}, 0.0)  # a decision stands
+    assert _ids(store, owner, task.id)[:2] == [predicted[2], predicted[0]]
 
 
 def test_a_label_settles_the_image_in_every_task_it_belongs_to(
