@@ -25,7 +25,7 @@ from kestrel.store import keys
 from kestrel.store.images import IMAGE_PREFIX, add_label_to_image, get_image
 from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, paginate
-from kestrel.store.review_entries import QUEUED, REVIEWED, SKIPPED, decide
+from kestrel.store.review_entries import MARKS, QUEUED, REVIEWED, SKIPPED, decide
 from kestrel.store.versions import model_items_of_task
 
 #: Newest training images of a workspace looked at for unpredicted, unlabelled ones.
@@ -62,15 +62,12 @@ def list_queue(store: ItemStore, space: Space, task: Task, request: PageRequest)
 
     def unpredicted(after: str | None) -> Iterator[Item]:
         newest = store.query(pk, IMAGE_PREFIX, index="ord", descending=True, limit=UNLABELLED_SCAN)
-        candidates = (i for i in newest if not i.get("labels") and (after is None or str(i[ORD]) < after))
-        while batch := list(islice(candidates, _BATCH)):
-            decided = {
-                str(e["image_id"])
-                for e in store.batch_get([keys.review_key(space, str(i["id"]), task.id) for i in batch])
-            }
-            for image in batch:
-                if str(image["id"]) not in decided:
-                    yield {ORD: image[ORD], "image": image, "entry": None}
+        for image in newest:
+            # No label at all, and nothing about it in this task (queued, reviewed, skipped).
+            if image.get("labels") or task.id in (image.get(MARKS) or {}):
+                continue
+            if after is None or str(image[ORD]) < after:
+                yield {ORD: image[ORD], "image": image, "entry": None}
 
     def walk(after: str | None) -> Iterator[Item]:
         if after is None or after.startswith(queued_prefix):

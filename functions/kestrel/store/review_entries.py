@@ -13,12 +13,21 @@ import contextlib
 from typing import Any
 
 from kestrel.domain.entities import Label, now_iso
+from kestrel.domain.errors import NotFound
 from kestrel.domain.review import sort_key
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Item, ItemStore, Update
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.keys import Space
 
 QUEUED, REVIEWED, SKIPPED = "queued", "reviewed", "skipped"
+#: The image item's map of its entries' states by task, written with each entry: the queue's
+#: unpredicted part filters images by it without reading their entries.
+MARKS = "reviews"
+
+
+def _mark(space: Space, image_id: str, task_id: str, status: str) -> Update:
+    """The image's own record of its state in the task; the image must (still) exist."""
+    return Update(keys.image_key(space, image_id), map_set={MARKS: {task_id: status}}, condition=Condition(exists=True))
 
 
 def enqueue(
@@ -40,10 +49,11 @@ def enqueue(
         "queued": now_iso(),
     }
     try:
-        store.put(item, Condition(exists=False))
+        store.transact([Put(item, Condition(exists=False)), _mark(space, image_id, task_id, QUEUED)])
         return True
-    except ConditionFailed:
-        pass
+    except ConditionFailed as failed:
+        if failed.index == 1:  # the image was deleted meanwhile: nothing to queue
+            return False
     newer = {name: item[name] for name in (ORD, "uncertainty", "prediction", "queued")}
     try:
         store.update(Update((pk, sk), set=newer, condition=Condition(equals={"status": QUEUED})))
@@ -53,22 +63,20 @@ def enqueue(
 
 
 def decide(store: ItemStore, space: Space, task_id: str, image_id: str, status: str, label_ids: list[str]) -> Item:
-    """Record a person's decision on an image (made or not yet an entry: an unpredicted image)."""
+    """Record a person's decision on an image (made or not yet an entry: an unpredicted image);
+    the decision as stored."""
     when = now_iso()
-    return store.update(
-        Update(
-            keys.review_key(space, image_id, task_id),
-            set={
-                ORD: keys.review_ord(task_id, status, when, image_id),
-                "task_id": task_id,
-                "image_id": image_id,
-                "status": status,
-                "label_ids": label_ids,
-                "decided": when,
-            },
-            upsert=True,
-        )
+    decision = {"task_id": task_id, "image_id": image_id, "status": status, "label_ids": label_ids, "decided": when}
+    entry = Update(
+        keys.review_key(space, image_id, task_id),
+        set={ORD: keys.review_ord(task_id, status, when, image_id), **decision},
+        upsert=True,
     )
+    try:
+        store.transact([entry, _mark(space, image_id, task_id, status)])
+    except ConditionFailed:
+        raise NotFound(f"Training image {image_id} not found") from None
+    return decision
 
 
 def entries_of_image(store: ItemStore, space: Space, image_id: str) -> list[Item]:
@@ -84,19 +92,18 @@ def settle(store: ItemStore, space: Space, image_id: str, label: Label) -> None:
         if entry.get("status") != QUEUED or task_id not in label.task_ids:
             continue
         when = now_iso()
-        with contextlib.suppress(ConditionFailed):  # decided meanwhile: that decision stands
-            store.update(
-                Update(
-                    (entry[PK], entry[SK]),
-                    set={
-                        ORD: keys.review_ord(task_id, REVIEWED, when, image_id),
-                        "status": REVIEWED,
-                        "label_ids": [label.id],
-                        "decided": when,
-                    },
-                    condition=Condition(equals={"status": QUEUED}),
-                )
-            )
+        reviewed = Update(
+            (entry[PK], entry[SK]),
+            set={
+                ORD: keys.review_ord(task_id, REVIEWED, when, image_id),
+                "status": REVIEWED,
+                "label_ids": [label.id],
+                "decided": when,
+            },
+            condition=Condition(equals={"status": QUEUED}),
+        )
+        with contextlib.suppress(ConditionFailed):  # decided (or deleted) meanwhile: that stands
+            store.transact([reviewed, _mark(space, image_id, task_id, REVIEWED)])
 
 
 def forget_image(store: ItemStore, space: Space, image_id: str) -> None:
@@ -107,7 +114,8 @@ def forget_image(store: ItemStore, space: Space, image_id: str) -> None:
 
 
 def forget_task(store: ItemStore, space: Space, task_id: str) -> None:
-    """The task is gone: so are its entries."""
+    """The task is gone: so are its entries (the images' marks of it stay: ids are never reused,
+    and nothing reads a mark without its task)."""
     pk = keys.space_pk(space)
     for state in (QUEUED, REVIEWED, SKIPPED):
         for entry in list(store.query(pk, keys.review_ord_prefix(task_id, state), index="ord")):
