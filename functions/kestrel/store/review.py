@@ -29,7 +29,7 @@ from kestrel.store.review_entries import MARKS, QUEUED, REVIEWED, SKIPPED, decid
 from kestrel.store.versions import model_items_of_task
 
 #: Newest training images of a workspace looked at for unpredicted, unlabelled ones.
-UNLABELLED_SCAN = 2000
+UNLABELLED_SCAN = 1000
 _BATCH = 100
 
 
