@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from kestrel import __version__
-from kestrel.api import classify, images, labels, similar, tasks, versions, workspaces
+from kestrel.api import classify, images, labels, review, similar, tasks, versions, workspaces
 from kestrel.api.context import WORKSPACE_PARAM, provide_ports
 from kestrel.api.errors import describe_validation_errors, error_response, status_for, unavailable_response
 from kestrel.api.public import API_PREFIX, DOCS_PATH, OPENAPI_PATH
@@ -104,7 +104,7 @@ def build_app(logger: Logger, ports: Callable[[], Ports] | None = None) -> APIGa
             max_age=600,
         ),
     )
-    for module in (tasks, labels, images, versions, classify, similar, workspaces):
+    for module in (tasks, labels, images, versions, classify, similar, workspaces, review):
         app.include_router(module.router)
     app.use(middlewares=[refuse_unknown_names])  # nothing unknown is ignored, on every route
 

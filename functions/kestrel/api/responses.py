@@ -397,3 +397,51 @@ class WorkspaceOut(BaseModel):
 
 class WorkspaceList(RootModel[list[WorkspaceOut]]):
     """Every workspace of the account, the default one first (a plain list, as Ximilar answers)."""
+
+
+# -- review queue ----------------------------------------------------------------------------
+
+
+class ReviewPrediction(BaseModel):
+    version: int = Field(description="the version that classified the image")
+    model_id: str
+    labels: list[LabelScore] = Field(description="the most probable labels (at most 10), most probable first")
+    best_labels: list[LabelScore] | None = Field(
+        description="multi_label: the tags over their thresholds (the suggestion); null for multi_class"
+    )
+    classified: str
+
+
+class ReviewItemOut(BaseModel):
+    image: ImageOut
+    prediction: ReviewPrediction | None = Field(
+        description="what the model said when classify stored the image; null for an unlabelled image it never saw"
+    )
+    uncertainty: float | None = Field(
+        description="multi_class: p1 - p2 of the two most probable labels; multi_label: the smallest "
+        "|p - threshold| over the tags. Smaller is more uncertain; null without a prediction"
+    )
+    suggestion: list[str] = Field(description="label ids the model suggests (Enter in the console confirms them)")
+
+
+class ReviewPage(PageOut):
+    results: list[ReviewItemOut]
+
+
+class ReviewDecisionOut(BaseModel):
+    image_id: str
+    task_id: str
+    status: str = Field(description="reviewed | skipped")
+    label_ids: list[str] = Field(description="the labels the image got (empty when skipped)")
+    decided: str
+
+
+class ReviewSummaryOut(BaseModel):
+    task_id: str
+    queued: int = Field(description="stored images with a prediction still waiting for review")
+    reviewed: int
+    skipped: int
+    last_version: int | None = Field(description="the task's newest version; null before the first training")
+    reviewed_since_last_version: int = Field(
+        description="images reviewed after that version was requested: the next version trains on them too"
+    )

@@ -143,6 +143,17 @@ class ImageBatchUpdate(Request):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+class ReviewDecision(Request):
+    label_ids: list[Id] | None = Field(
+        None,
+        max_length=48,
+        description="the image's labels in this task: one category (multi_class), or tags (multi_label)",
+    )
+    skip: bool = Field(False, description="true: not now; the image leaves the queue unlabelled")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"label_ids": ["5b3e7c9e-2f4e-4a43-9f0e-1c2d3e4f5a6b"]}]})
+
+
 class WorkspaceCreate(Request):
     name: Name
     description: Text | None = None

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
+from kestrel.cli import review as cli_review
 from kestrel.cli import similar as cli_similar
 from kestrel.cli import versions as cli_models
 from kestrel.cli import workspaces as cli_workspaces
@@ -389,6 +390,12 @@ COMMANDS: list[Command] = [
         "each image file's nearest training images of a task (similarity search)",
         cli_similar.configure,
         cli_similar.run,
+    ),
+    Command(
+        "review",
+        "list a task's review queue, most uncertain first (--export FILE: all of it as CSV)",
+        cli_review.configure,
+        cli_review.run,
     ),
 ]
 

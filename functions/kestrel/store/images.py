@@ -25,6 +25,7 @@ from kestrel.store.checks import check_meta_data
 from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label, get_labels
 from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.review_entries import forget_image, settle
 from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
 
 IMAGE_PREFIX = "I#"
@@ -232,7 +233,7 @@ def _label_writes(space: Space, image: TrainingImage, label_id: str, adding: boo
 def add_label_to_image(store: ItemStore, space: Space, image_id: str, label_id: str) -> TrainingImage:
     """Label an image; labelling it again changes nothing."""
     image = get_image(store, space, image_id)
-    get_label(store, space, label_id)
+    label = get_label(store, space, label_id)
     if label_id in image.label_ids:
         return image
     if len(image.label_ids) >= MAX_LABELS_PER_IMAGE:
@@ -254,6 +255,7 @@ def add_label_to_image(store: ItemStore, space: Space, image_id: str, label_id: 
             # Either labelled concurrently (fine) or the image was deleted meanwhile.
             return get_image(store, space, image_id)
         raise NotFound(f"Label {label_id} not found") from None
+    settle(store, space, image_id, label)  # labelled for the label's tasks: out of their review queues
     return get_image(store, space, image_id)
 
 
@@ -302,6 +304,7 @@ def delete_image(store: ItemStore, blobs: BlobStore, space: Space, image_id: str
         if failed.index == 0:
             raise NotFound(f"Training image {image_id} not found") from None
         raise Conflict("the image's labels changed while it was being deleted; try again") from None
+    forget_image(store, space, image_id)
     _remove_blobs(blobs, image)
 
 
@@ -453,6 +456,7 @@ def _wipe_step(store: ItemStore, blobs: BlobStore, space: Space, label_id: str, 
     store.transact(writes)
     # Bytes after the records: a crash here leaves unreferenced files, never a record without them.
     for item in taken:
+        forget_image(store, space, str(item["id"]))
         _remove_blobs(blobs, image_from_item(item))
     return len(taken)
 

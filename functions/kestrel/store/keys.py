@@ -139,6 +139,30 @@ def model_version_key(space: Space, task_id: str, version: int) -> Key:
     return (space_pk(space), f"N#{task_id}#{version:08d}")
 
 
+def review_key(space: Space, image_id: str, task_id: str) -> Key:
+    """An image's place in one task's review queue (queued, reviewed or skipped). Keyed by the
+    image first, so everything about one image is one query (when it is labelled or deleted)."""
+    return (space_pk(space), f"R#{image_id}#{task_id}")
+
+
+def review_image_prefix(image_id: str) -> str:
+    return f"R#{image_id}#"
+
+
+#: ``ord`` prefix letter of each review state: queued entries sort by uncertainty (most
+#: uncertain first), reviewed and skipped ones by when that happened.
+REVIEW_STATES = {"queued": "RQ", "reviewed": "RD", "skipped": "RS"}
+
+
+def review_ord_prefix(task_id: str, state: str) -> str:
+    return f"{REVIEW_STATES[state]}#{task_id}#"
+
+
+def review_ord(task_id: str, state: str, position: str, image_id: str) -> str:
+    """``position``: the uncertainty sort key (queued) or a timestamp (reviewed, skipped)."""
+    return f"{review_ord_prefix(task_id, state)}{position}#{image_id}"
+
+
 # Blob keys
 def image_blob(owner_id: str, image_id: str, file_name: str) -> str:
     """``file_name`` is the image's (``TrainingImage.file_name``): ``<id>.<ext>``, or ``original``

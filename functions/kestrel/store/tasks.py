@@ -24,6 +24,7 @@ from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label, label_item
 from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.review_entries import forget_task
 from kestrel.store.versions import get_model_by_version, model_items_of_task
 from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
 
@@ -305,6 +306,7 @@ def delete_task(store: ItemStore, space: Space, task_id: str) -> list[str]:
     for chunk in chunks[:-1]:
         store.transact(chunk)
     store.transact([*chunks[-1], Delete(keys.task_key(space, task_id))])
+    forget_task(store, space, task_id)
     if task.negative_label_id:
         delete_label(store, space, task.negative_label_id, allow_negative=True)
     return [str(model["id"]) for model in models]

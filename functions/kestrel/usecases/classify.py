@@ -3,7 +3,10 @@ or decode each record, run the model once for the batch, apply multi_label thres
 asked, keep each image as an unlabelled training image (``store_images``).
 
 A bad record (not an image, an unreachable or forbidden URL) gets its own status with a 4xx
-code, and the other records are still classified."""
+code, and the other records are still classified.
+
+A stored image also enters the task's review queue (``store.review``) with the prediction and how
+unsure the model was (``domain.review``), unless it already carries one of the task's labels."""
 
 from __future__ import annotations
 
@@ -19,9 +22,13 @@ from kestrel.config import Limits
 from kestrel.domain.encoded import decode_base64_image
 from kestrel.domain.entities import Task, TaskType, TrainStatus, now_iso
 from kestrel.domain.errors import Conflict, InvalidInput, KestrelError
+from kestrel.domain.review import KEPT_LABELS, category_margin, tag_closeness
+from kestrel.domain.review import PREDICTION_KEY as PREDICTION_KEY  # where stored predictions go
 from kestrel.ports import Ports
 from kestrel.store import images
 from kestrel.store.keys import Space
+from kestrel.store.review import task_label_ids
+from kestrel.store.review_entries import enqueue
 from kestrel.store.tasks import get_task
 from kestrel.store.version_files import model_prefix
 from kestrel.store.versions import get_model_by_version
@@ -34,8 +41,6 @@ from kestrel.vision.preprocess import preprocess
 MAX_RECORDS = 10
 #: Records fetched or decoded at once (each may wait on a remote server for its URL).
 FETCH_THREADS = 4
-#: Where a stored record's prediction goes in its training image's meta_data.
-PREDICTION_KEY = "kestrel_prediction"
 
 _cache: ModelCache | None = None
 _cache_lock = threading.Lock()
@@ -74,6 +79,7 @@ class RecordResult:
     height: int | None = None
     descriptor: list[float] | None = None
     stored_image_id: str | None = None
+    uncertainty: float | None = None  # domain.review: how unsure the model was (smaller: more)
 
     @property
     def best_label(self) -> dict[str, Any] | None:
@@ -162,11 +168,14 @@ def _fill(
             if prob >= limit
         ]
         result.best_labels = _ranked(over)
+        result.uncertainty = tag_closeness(probs.tolist(), thresholds)
+    else:
+        result.uncertainty = category_margin(probs.tolist())
     if descriptor:
         result.descriptor = [round(float(v), 6) for v in vector.tolist()]
 
 
-def _store(ports: Ports, space: Space, data: bytes, prediction: dict[str, Any]) -> str:
+def _store(ports: Ports, space: Space, data: bytes, meta_data: dict[str, Any]) -> str:
     """Keep the bytes as an unlabelled training image; the same bytes twice keep one image."""
     existing = images.find_duplicate(ports.items, space, images.content_hash_of(data))
     if existing is not None:
@@ -174,12 +183,7 @@ def _store(ports: Ports, space: Space, data: bytes, prediction: dict[str, Any]) 
     limits = ports.settings.limits
     try:
         image = upload_image(
-            ports.items,
-            ports.blobs,
-            space,
-            data,
-            UploadLimits.from_settings(limits),
-            meta_data={PREDICTION_KEY: prediction},
+            ports.items, ports.blobs, space, data, UploadLimits.from_settings(limits), meta_data=meta_data
         )
     except Conflict:  # stored by a concurrent request meanwhile: that image keeps them
         found = images.find_duplicate(ports.items, space, images.content_hash_of(data))
@@ -189,16 +193,47 @@ def _store(ports: Ports, space: Space, data: bytes, prediction: dict[str, Any]) 
     return image.id
 
 
-def _prediction(task: Task, version: int, model_id: str, result: RecordResult) -> dict[str, Any]:
-    best = result.best_label or {}
-    return {
-        "task_id": task.id,
-        "version": version,
-        "model_id": model_id,
-        "best_label": {"id": best.get("id"), "name": best.get("name")},
-        "prob": best.get("prob"),
-        "classified": now_iso(),
-    }
+@dataclass(frozen=True)
+class Prediction:
+    """What a version said about one image, as kept with the image when it is stored."""
+
+    version: int
+    model_id: str
+    labels: list[dict[str, Any]]  # {id, name, prob}, most probable first
+    best_labels: list[dict[str, Any]] | None  # multi_label: the tags over their thresholds
+    uncertainty: float
+
+    def meta_data(self, task_id: str) -> dict[str, Any]:
+        """The image's ``meta_data[PREDICTION_KEY]`` (its shape predates the review queue)."""
+        best = self.labels[0] if self.labels else {}
+        return {
+            "task_id": task_id,
+            "version": self.version,
+            "model_id": self.model_id,
+            "best_label": {"id": best.get("id"), "name": best.get("name")},
+            "prob": best.get("prob"),
+            "classified": now_iso(),
+        }
+
+    def for_review(self) -> dict[str, Any]:
+        """What the review queue shows: the most probable labels (bounded) and the suggestion."""
+        return {
+            "version": self.version,
+            "model_id": self.model_id,
+            "labels": self.labels[:KEPT_LABELS],
+            "best_labels": None if self.best_labels is None else self.best_labels[:KEPT_LABELS],
+            "classified": now_iso(),
+        }
+
+
+def store_classified(ports: Ports, space: Space, task: Task, data: bytes, prediction: Prediction) -> str:
+    """store_images for one image: keep it (once), and queue it for review in ``task`` unless it
+    already has one of the task's labels (the same bytes uploaded and labelled before)."""
+    image_id = _store(ports, space, data, {PREDICTION_KEY: prediction.meta_data(task.id)})
+    held = images.get_image(ports.items, space, image_id).label_ids
+    if not task_label_ids(task) & set(held):
+        enqueue(ports.items, space, task.id, image_id, prediction.for_review(), prediction.uncertainty)
+    return image_id
 
 
 def classify(ports: Ports, command: ClassifyCommand) -> Classification:
@@ -223,14 +258,21 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
             result.width, result.height = item.width, item.height
             _fill(result, model, task, outputs[index], command.descriptor)
             if command.store_images:
-                _keep(ports, command.space, item.data, result, _prediction(task, version, model_id, result))
+                _keep(
+                    ports,
+                    command.space,
+                    task,
+                    item.data,
+                    result,
+                    Prediction(version, model_id, result.labels or [], result.best_labels, result.uncertainty or 0.0),
+                )
         results.append(result)
     return Classification(task.id, version, results, round(time.perf_counter() - started, 4))
 
 
-def _keep(ports: Ports, space: Space, data: bytes, result: RecordResult, prediction: dict[str, Any]) -> None:
+def _keep(ports: Ports, space: Space, task: Task, data: bytes, result: RecordResult, prediction: Prediction) -> None:
     """store_images for one classified record: its id on the result, or why it was not kept."""
     try:
-        result.stored_image_id = _store(ports, space, data, prediction)
+        result.stored_image_id = store_classified(ports, space, task, data, prediction)
     except KestrelError as error:  # e.g. over the upload size limit: classified, not kept
         result.text = f"OK, but not stored: {error.detail}"

@@ -103,6 +103,14 @@ export async function renderTaskClassify(container, { taskId }, scope) {
     if (urlInput.value.trim()) classifyUrl(urlInput.value.trim());
   });
 
+  const keepId = uid("keep");
+  const keep = h("input", { id: keepId, type: "checkbox" });
+  const keepField = h(
+    "div",
+    { class: "field checkbox" },
+    keep,
+    h("label", { for: keepId }, "Keep the images for review (store_images): the unsure ones come first on the Review tab"),
+  );
   const problem = h("div", { "aria-live": "polite" });
   const results = h("ol", { class: "results", "aria-label": "Results, newest first" });
   const clear = h("button", { type: "button", class: "small" }, "Clear results");
@@ -117,6 +125,7 @@ export async function renderTaskClassify(container, { taskId }, scope) {
       h("div", { class: "field" }, h("label", { for: versionId }, "Version"), version),
       zone,
       urlForm,
+      keepField,
       problem,
     ),
     h(
@@ -155,6 +164,7 @@ export async function renderTaskClassify(container, { taskId }, scope) {
       });
       const body = { task_id: task.id, records: group.map((item) => item.record) };
       if (version.value) body.version = Number(version.value);
+      if (keep.checked) body.store_images = true;
       let answer;
       try {
         answer = await post("classify/", body);

@@ -54,6 +54,7 @@ const TABS = [
   { id: "train", title: "Train", suffix: "/train" },
   { id: "models", title: "Models", suffix: "/models" },
   { id: "classify", title: "Classify", suffix: "/classify" },
+  { id: "review", title: "Review", suffix: "/review" },
   { id: "api", title: "API", suffix: "/api" },
 ];
 

@@ -3,7 +3,7 @@
 // `model/?task=ID` without reloading the page.
 
 import { get, post } from "../api.js";
-import { formatDate, formatDuration, formatPercent, h, replace, uid } from "../lib/dom.js";
+import { formatDate, formatDuration, formatPercent, h, plural, replace, uid } from "../lib/dom.js";
 import { STATUS, stateBadge, stateClass, taskModels } from "../lib/models.js";
 import { isRunning, poll } from "../lib/poll.js";
 import { announce, errorBox, loading } from "../lib/ui.js";
@@ -17,10 +17,11 @@ export async function renderTaskTrain(container, { taskId }, scope) {
   if (!shell) return;
   let task = shell.task;
   const readiness = h("div");
+  const reviewed = h("p", { class: "reviewed-gain", dataset: { role: "reviewed-gain" } });
   const problem = h("div", { "aria-live": "polite" });
   const live = h("div", { class: "live-version", "aria-live": "polite" });
   shell.panel.append(
-    h("section", { class: "panel", "aria-labelledby": "train-heading" }, h("h2", { id: "train-heading" }, "Train a new version"), readiness, problem),
+    h("section", { class: "panel", "aria-labelledby": "train-heading" }, h("h2", { id: "train-heading" }, "Train a new version"), readiness, reviewed, problem),
     h("section", { class: "panel", "aria-labelledby": "live-heading" }, h("h2", { id: "live-heading" }, "Latest version"), live),
   );
 
@@ -68,6 +69,7 @@ export async function renderTaskTrain(container, { taskId }, scope) {
       const model = await post(`task/${task.id}/train/`);
       announce(`Version ${model.version} is waiting to be trained.`);
       drawLive(model);
+      drawReviewed();
       follow();
     } catch (error) {
       // The API's own words (it names every label that is short).
@@ -152,7 +154,27 @@ export async function renderTaskTrain(container, { taskId }, scope) {
     );
   }
 
+  /** What the Review tab added: reviewed images the next version learns from that the last did not. */
+  async function drawReviewed() {
+    try {
+      const found = await get(`task/${task.id}/review/summary/`);
+      if (scope.signal.aborted) return;
+      const gained = found.reviewed_since_last_version;
+      const since = found.last_version === null ? "" : ` since version ${found.last_version}`;
+      replace(
+        reviewed,
+        gained
+          ? `The next version gains ${plural(gained, "reviewed image")}${since}. `
+          : `No reviewed images${since} yet. `,
+        found.queued ? h("a", { href: `#/tasks/${task.id}/review` }, `${plural(found.queued, "image")} wait for review`) : null,
+      );
+    } catch {
+      replace(reviewed); // the count is a help, not a condition of training
+    }
+  }
+
   drawReadiness();
+  drawReviewed();
   replace(live, loading());
   try {
     const [latest] = await taskModels(task.id);
