@@ -85,6 +85,7 @@ def build_ports(settings: Settings) -> Ports:
     from kestrel.adapters.outbox_mail import OutboxMailer
     from kestrel.adapters.sqlite_items import SqliteItemStore
     from kestrel.adapters.sqlite_jobs import LocalJobLauncher, SqliteTrainQueue
+    from kestrel.store.layout import upgrade_item
     from kestrel.adapters.url_signing import UrlSigner
 
     data_dir = settings.data_dir
@@ -93,7 +94,7 @@ def build_ports(settings: Settings) -> Ports:
     database = data_dir / "kestrel.db"
     return Ports(
         settings,
-        SqliteItemStore(database),
+        SqliteItemStore(database, upgrade=upgrade_item),  # a database from before lists is re-keyed once
         FolderBlobStore(data_dir / "blobs", signer),
         SqliteTrainQueue(database),
         LocalJobLauncher(database),
