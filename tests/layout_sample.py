@@ -117,7 +117,12 @@ def shown(store: ItemStore, sample: Sample) -> dict[str, Any]:
                 )
                 for label in labels
             },
-            "models": [(m["id"], m["version"], m["train_status"]) for m in list_models(store, space, PageRequest(1, 100), None).items],
-            "version 1": [get_model_by_version(store, space, t["id"], 1).id for t in tasks if t.get("versions_created")],
+            "models": [
+                (m["id"], m["version"], m["train_status"])
+                for m in list_models(store, space, PageRequest(1, 100), None).items
+            ],
+            "version 1": [
+                get_model_by_version(store, space, t["id"], 1).id for t in tasks if t.get("versions_created")
+            ],
         }
     return seen

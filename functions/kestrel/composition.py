@@ -85,8 +85,8 @@ def build_ports(settings: Settings) -> Ports:
     from kestrel.adapters.outbox_mail import OutboxMailer
     from kestrel.adapters.sqlite_items import SqliteItemStore
     from kestrel.adapters.sqlite_jobs import LocalJobLauncher, SqliteTrainQueue
-    from kestrel.store.layout import upgrade_item
     from kestrel.adapters.url_signing import UrlSigner
+    from kestrel.store.layout import upgrade_item
 
     data_dir = settings.data_dir
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, like the files in it

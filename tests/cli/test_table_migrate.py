@@ -73,9 +73,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> tuple[SqliteItemStore,
 
 
 @pytest.fixture
-def tables(
-    monkeypatch: pytest.MonkeyPatch, original: tuple[SqliteItemStore, Sample, list[Item]]
-) -> Iterator[Any]:
+def tables(monkeypatch: pytest.MonkeyPatch, original: tuple[SqliteItemStore, Sample, list[Item]]) -> Iterator[Any]:
     """Under moto: OLD holding the sample at its layout-1 keys, NEW empty with today's schema."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -10,9 +10,9 @@ from kestrel.domain.entities import LabelType, TaskType, default_workspace_id
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
 from kestrel.ports.items import ORD, PK, SK, ConditionFailed, ItemStore, Update
 from kestrel.store import keys, workspaces
-from kestrel.store.layout import upgrade_item
 from kestrel.store.keys import Space
 from kestrel.store.labels import create_label, get_label, list_labels
+from kestrel.store.layout import upgrade_item
 from kestrel.store.paging import PageRequest
 from kestrel.store.tasks import create_task, get_task, list_tasks
 
@@ -32,17 +32,19 @@ def test_items_stored_before_workspaces_belong_to_the_default_one(items: ItemSto
     # A task item as written before workspaces existed: no "workspace" attribute, in the owner's
     # partition (layout 1), re-keyed as every old item is (kestrel.store.layout).
     items.put(
-        upgrade_item({
-            PK: keys.owner_pk(OWNER),
-            SK: "T#t-old",
-            ORD: keys.task_ord("2026-01-01T00:00:00.000000Z", "t-old"),
-            "id": "t-old",
-            "owner_id": OWNER,
-            "name": "Old",
-            "name_lc": "old",
-            "type": "multi_class",
-            "created": "2026-01-01T00:00:00.000000Z",
-        })
+        upgrade_item(
+            {
+                PK: keys.owner_pk(OWNER),
+                SK: "T#t-old",
+                ORD: keys.task_ord("2026-01-01T00:00:00.000000Z", "t-old"),
+                "id": "t-old",
+                "owner_id": OWNER,
+                "name": "Old",
+                "name_lc": "old",
+                "type": "multi_class",
+                "created": "2026-01-01T00:00:00.000000Z",
+            }
+        )
     )
     space = workspaces.resolve_space(items, OWNER, None)
     task = get_task(items, space, "t-old")

@@ -80,7 +80,9 @@ def rekey_raw(raw: dict[str, Any], rekey: Rekey) -> dict[str, Any]:
     """One stored item (AttributeValues) through ``rekey``: key attributes decoded, the rest opaque."""
     item: Item = {name: (value["S"] if name in _STRINGS else value) for name, value in raw.items()}
     moved = rekey(item)
-    return {name: ({"S": str(value)} if name in _STRINGS else value) for name, value in moved.items() if value is not None}
+    return {
+        name: ({"S": str(value)} if name in _STRINGS else value) for name, value in moved.items() if value is not None
+    }
 
 
 def check_target(client: Any, source: str, target: str) -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
 from kestrel.adapters.item_rules import apply_update, condition_holds, item_key
@@ -82,7 +81,9 @@ class SqliteItemStore:
         """Re-key a layout-1 database into a new table, swapped in by the same transaction: a
         crash leaves the old database whole, and the next open starts again."""
         if upgrade is None:
-            raise RuntimeError(f"{self.path} holds items of the layout before lists; open it through kestrel to upgrade it")
+            raise RuntimeError(
+                f"{self.path} holds items of the layout before lists; open it through kestrel to upgrade it"
+            )
         with self._db.writing() as conn:
             if self._has_lists(conn):
                 return  # another process upgraded it while this one waited for the lock

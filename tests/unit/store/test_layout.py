@@ -23,7 +23,9 @@ OTHER_SPACE = Space(OWNER, "7d1e0000-0000-4000-8000-000000000003")
 
 # The schema of a data folder's items before lists (layout 1).
 _LAYOUT_1 = """
-CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, ord TEXT, data TEXT NOT NULL, PRIMARY KEY (pk, sk)) WITHOUT ROWID;
+CREATE TABLE items (
+    pk TEXT NOT NULL, sk TEXT NOT NULL, ord TEXT, data TEXT NOT NULL, PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
 CREATE INDEX items_by_ord ON items (pk, ord) WHERE ord IS NOT NULL;
 """
 
@@ -63,7 +65,11 @@ def original(tmp_path: Path) -> tuple[Path, Sample]:
 
 def test_upgrade_moves_each_workspace_entity_to_its_own_partition_and_list() -> None:
     task = {PK: keys.owner_pk(OWNER), SK: "T#t1", ORD: "T#2026#t1", "id": "t1"}
-    assert upgrade_item(task) == {**task, PK: keys.task_key(Space.default_of(OWNER), "t1")[0], LIST: keys.task_list(Space.default_of(OWNER))}
+    assert upgrade_item(task) == {
+        **task,
+        PK: keys.task_key(Space.default_of(OWNER), "t1")[0],
+        LIST: keys.task_list(Space.default_of(OWNER)),
+    }
     image = {PK: keys.space_pk(OTHER_SPACE), SK: "I#i1", ORD: "I#2026#i1", "id": "i1"}
     assert upgrade_item(image)[PK] == keys.image_key(OTHER_SPACE, "i1")[0]
     assert upgrade_item(image)[LIST] == keys.image_list(OTHER_SPACE, "i1")
@@ -95,7 +101,9 @@ def test_every_item_survives_a_round_trip_through_layout_1(original: tuple[Path,
     path, _ = original
     items = _every_item(path)
     assert len(items) > 100
-    assert sorted(map(_canonical, (upgrade_item(to_layout_1(item)) for item in items))) == sorted(map(_canonical, items))
+    assert sorted(map(_canonical, (upgrade_item(to_layout_1(item)) for item in items))) == sorted(
+        map(_canonical, items)
+    )
 
 
 def test_a_database_from_before_lists_opens_upgraded_and_shows_everything(

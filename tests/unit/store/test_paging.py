@@ -28,7 +28,9 @@ PARTITION = "O#paging"
 def numbered(store: ItemStore) -> ItemStore:
     """Items 0..24 in one partition; ``ord`` orders them, ``n`` is their number."""
     for n in range(25):
-        store.put({PK: f"{PARTITION}#{n}", SK: f"X#{n:03d}", LIST: PARTITION, ORD: f"X#{n:03d}", "n": n, "odd": n % 2 == 1})
+        store.put(
+            {PK: f"{PARTITION}#{n}", SK: f"X#{n:03d}", LIST: PARTITION, ORD: f"X#{n:03d}", "n": n, "odd": n % 2 == 1}
+        )
     return store
 
 
