@@ -292,7 +292,7 @@ def delete_task(store: ItemStore, space: Space, task_id: str) -> list[str]:
     """Delete the task and its models; returns the model ids so their files can be removed."""
 
     task = get_task(store, space, task_id)
-    models = list(model_items_of_task(store, space, task_id))
+    models = model_items_of_task(store, space, task_id, task.versions_created)
     writes: list[Put | Update | Delete] = [
         Update(keys.label_key(space, label_id), map_remove={"tasks": [task_id]})
         for label_id in task.label_ids

@@ -82,8 +82,14 @@ def get_model_by_version(store: ItemStore, space: Space, task_id: str, version: 
     return get_model(store, space, str(pointer["model_id"]))
 
 
-def model_items_of_task(store: ItemStore, space: Space, task_id: str) -> Iterator[Item]:
-    return store.query(keys.model_list(space), f"{MODEL_PREFIX}{task_id}#", index="ord")
+def model_items_of_task(store: ItemStore, space: Space, task_id: str, versions_created: int) -> list[Item]:
+    """Every model of the task: versions 1..``versions_created`` read by key (exact, whatever the
+    list shows yet), and the task's list (models stored before the task counted its versions)."""
+    pointers = store.batch_get([keys.model_version_key(space, task_id, v) for v in range(1, versions_created + 1)])
+    by_key = store.batch_get([keys.model_key(space, str(pointer["model_id"])) for pointer in pointers])
+    listed = store.query(keys.model_list(space), f"{MODEL_PREFIX}{task_id}#", index="ord")
+    found = {str(item["id"]): item for item in [*by_key, *listed]}
+    return sorted(found.values(), key=lambda item: int(item["version"]))
 
 
 def list_models(store: ItemStore, space: Space, request: PageRequest, task_id: str | None) -> Page:

@@ -180,7 +180,9 @@ def test_losing_every_race_for_a_version_number_is_a_conflict(
     created = get_task(store, owner, task.id).versions_created
     assert len(competitors) > 1
     assert competitors == list(range(1, created + 1))
-    assert [int(item["version"]) for item in model_items_of_task(store, owner, task.id)] == list(range(1, created + 1))
+    assert [int(item["version"]) for item in model_items_of_task(store, owner, task.id, created)] == list(
+        range(1, created + 1)
+    )
 
 
 class _LandsThenTimesOut(SqliteItemStore):

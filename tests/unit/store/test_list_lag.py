@@ -20,7 +20,10 @@ from kestrel.store import images, keys, labels
 from kestrel.store.images import get_image, remove_label_from_image, wipe_label
 from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label
-from tests.unit.store.conftest import NewLabel, Upload, space_items
+from kestrel.store.lifecycle import create_version
+from kestrel.store.tasks import delete_task
+from kestrel.store.versions import get_model
+from tests.unit.store.conftest import NewLabel, TrainableTask, Upload, space_items
 
 
 class LaggingLists:
@@ -117,3 +120,15 @@ def test_wiping_a_label_deletes_the_images_its_list_does_not_show_yet(
             get_image(lagging.store, owner, gone)
     assert not get_image(lagging.store, owner, a).label_ids  # it had lost the label: it stays
     assert space_items(lagging.store, owner, keys.membership_ord_prefix(label)) == []
+
+
+def test_deleting_a_task_finds_a_version_its_list_does_not_show_yet(
+    lagging: LaggingLists, owner: Space, trainable_task: TrainableTask
+) -> None:
+    task = trainable_task()
+    lagging.freeze()
+    model = create_version(lagging.store, owner, task.id)  # not in the lists yet
+    assert model.id in delete_task(lagging, owner, task.id)  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        get_model(lagging.store, owner, model.id)
+    assert space_items(lagging.store, owner, "N#") == []
