@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS {name} (
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 """
-_INDEX = "CREATE INDEX IF NOT EXISTS items_by_list ON items (lst, ord) WHERE lst IS NOT NULL AND ord IS NOT NULL;"
+# (lst, ord, sk): a list is read in (ord, sk) order straight from the index, so a query stops
+# after the rows it returns instead of sorting the whole list first.
+_INDEX = "CREATE INDEX IF NOT EXISTS items_by_list ON items (lst, ord, sk) WHERE lst IS NOT NULL AND ord IS NOT NULL;"
 _UPGRADE_PAGE = 500  # rows re-keyed per read while upgrading an old database (bounded memory)
 _PAGE = 500  # rows fetched per round trip while iterating a query
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
@@ -162,12 +164,13 @@ class SqliteItemStore:
         tie = ""  # internal pages continue at (column, sk), so equal column values are never lost
         tie_bounds: list[str] = []
         produced = 0
+        page = _PAGE if limit is None else min(_PAGE, limit)  # never fetch far more than asked
         conn = self._connection()
         while True:
             rows = conn.execute(
                 f"SELECT pk, sk, lst, ord, data FROM items WHERE {partition} = ? "
                 f"AND {column} {lower_op} ? AND {column} {upper_op} ?"
-                f"{tie} ORDER BY {column} {direction}, sk {direction} LIMIT {_PAGE}",
+                f"{tie} ORDER BY {column} {direction}, sk {direction} LIMIT {page}",
                 [pk, lower, upper, *tie_bounds],
             ).fetchall()
             for row in rows:
@@ -175,7 +178,7 @@ class SqliteItemStore:
                 produced += 1
                 if limit is not None and produced >= limit:
                     return
-            if len(rows) < _PAGE:
+            if len(rows) < page:
                 return
             last_value, last_sk = (rows[-1][1] if column == "sk" else rows[-1][3]), rows[-1][1]
             if descending:
