@@ -186,3 +186,21 @@ def test_a_merged_walk_pages_through_every_shard_in_order(sharded: ItemStore) ->
     assert _numbers(deep) == list(range(25, 18, -1))  # ?page=3 without a cursor: the same page
     ascending = [int(item["n"]) for item in merged(sharded, lists, "S#", "S#035", None, descending=False)]
     assert ascending == [36, 37, 38, 39]
+
+
+def test_a_merge_reads_on_from_a_list_that_holds_most_of_the_page(store: ItemStore) -> None:
+    """Each list is read in chunks of about page / lists: a list holding nearly everything is read
+    on (chunk after chunk) until the page is full, and nothing is lost or repeated."""
+    for n in range(40):
+        store.put({PK: f"K#{n}", SK: "K", LIST: "SKEW#0" if n % 10 else "SKEW#1", ORD: f"K#{n:03d}", "n": n})
+    lists = ["SKEW#0", "SKEW#1", "SKEW#2", "SKEW#3"]  # 36 items, 4 items, none, none
+    request = PageRequest(page=1, page_size=9)
+    seen: list[int] = []
+    while True:
+        page = paginate(lambda after, limit: merged(store, lists, "K#", after, limit), request, count=40)
+        seen += _numbers(page)
+        if page.next_after is None:
+            break
+        request = PageRequest(page=page.page + 1, page_size=9, after=page.next_after)
+    assert seen == list(range(39, -1, -1))
+    assert [int(item["n"]) for item in merged(store, lists, "K#", None, 25)][:25] == list(range(39, 14, -1))
