@@ -9,8 +9,8 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 from infra.settings import Settings
-from kestrel.adapters.dynamo_items import ORD_INDEX
-from kestrel.ports.items import ORD, PK, SK
+from kestrel.adapters.dynamo_items import LIST_INDEX
+from kestrel.ports.items import LIST, ORD, PK, SK
 
 # Blob key prefixes (kestrel.store.keys and kestrel.flow.launch name the keys under them).
 IMAGES = "images/"
@@ -23,6 +23,7 @@ UPLOAD_DAYS = 1  # a presigned upload not registered within a day is abandoned
 JOB_DAYS = 30  # manifests and raw job outputs; the finisher copies what it keeps into models/
 NONCURRENT_DAYS = 30  # how long a deleted or overwritten blob can still be restored
 LOG_DAYS = 90
+LEGACY_ORD_INDEX = "by_ord"  # the local index of the layout-1 table
 
 
 class Data(Construct):
@@ -33,9 +34,12 @@ class Data(Construct):
         # The schema kestrel.adapters.dynamo_items.create_table makes (tests/infra compares them).
         # On demand: Kestrel's traffic is spiky and often zero, so capacity planning buys nothing.
         # Encryption at rest is DynamoDB's default (AWS owned key), free of KMS request charges.
+        # A new logical id: the layout-1 table ("Items") had a local index, which DynamoDB cannot
+        # remove from a table, so layout 2 lives in a new one (docs/operations.md, "Upgrading to
+        # the partition layout").
         self.table = dynamodb.Table(
             self,
-            "Items",
+            "ItemsV2",
             partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -45,13 +49,16 @@ class Data(Construct):
             deletion_protection=not settings.is_dev,
             removal_policy=keep,
         )
-        # A *local* index: queries on it stay strongly consistent, like every read of the adapter.
-        self.table.add_local_secondary_index(
-            index_name=ORD_INDEX,
+        # A *global* index: no item collection is capped at 10 GB, and a list's partition is the
+        # list (sharded where it grows with the images), not the owner.
+        self.table.add_global_secondary_index(
+            index_name=LIST_INDEX,
+            partition_key=dynamodb.Attribute(name=LIST, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=ORD, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
-        self.index_arn = f"{self.table.table_arn}/index/{ORD_INDEX}"
+        self.index_arn = f"{self.table.table_arn}/index/{LIST_INDEX}"
+        self.legacy_table = self._legacy_table(settings) if settings.keep_legacy_table else None
 
         # S3 server access logs and CloudFront standard logs. CloudFront's (legacy) log delivery
         # writes with ACLs, hence BUCKET_OWNER_PREFERRED rather than ACLs disabled.
@@ -113,3 +120,27 @@ class Data(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,  # customer images survive a stack deletion
         )
+
+    def _legacy_table(self, settings: Settings) -> dynamodb.Table:
+        """The layout-1 table exactly as it was deployed (same id, keys, local index), so that
+        CloudFormation leaves it and its data alone; retained on every stage. Nothing reads it
+        but ``kestrel table migrate``; ``-c legacyTable=drop`` takes it out of the stack (it is
+        then kept in the account, to delete by hand)."""
+        table = dynamodb.Table(
+            self,
+            "Items",
+            partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=not settings.is_dev,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        table.add_local_secondary_index(
+            index_name=LEGACY_ORD_INDEX,
+            sort_key=dynamodb.Attribute(name=ORD, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        return table

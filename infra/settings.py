@@ -30,6 +30,8 @@ CONTEXT_KEYS: dict[str, str] = {
     "ownerBurstLimit": "burst of requests of one owner",
     "ownerMonthlyQuota": "requests per calendar month of one owner",
     "corsOrigins": "extra browser origins allowed besides the console (comma separated)",
+    "legacyTable": "keep (the item table of the layout before lists stays in the stack, untouched, to migrate "
+    "from) or drop (a new stage, or once `kestrel table migrate` has copied it)",
 }
 
 #: Context keys that were renamed: passing one is an error that names the new key, not a silent no-op.
@@ -37,6 +39,7 @@ RENAMED_KEYS: dict[str, str] = {
     "monthlyQuota": "ownerMonthlyQuota (the usage plan now meters each owner through their own API key)",
 }
 SES_IDENTITY_MODES = ("create", "existing")
+LEGACY_TABLE_MODES = ("keep", "drop")
 
 DEV_STAGES = frozenset({"dev"})
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -71,6 +74,8 @@ class Settings:
     owner_burst_limit: int = 20
     owner_monthly_quota: int = 1_000_000
     cors_origins: tuple[str, ...] = ()
+    #: True: the layout-1 table (``Items``, with its local index) stays in the stack, retained.
+    keep_legacy_table: bool = True
 
     @property
     def is_dev(self) -> bool:
@@ -143,6 +148,11 @@ class Settings:
         for origin in origins:
             if not re.match(r"^https?://[^/\s]+$", origin):
                 raise SettingsError(f"corsOrigins entries must be like https://host[:port], not {origin!r}")
+        legacy = str(values.get("legacyTable") or "keep")
+        if legacy not in LEGACY_TABLE_MODES:
+            raise SettingsError(
+                f"legacyTable must be keep (the old item table stays, to migrate from) or drop, not {legacy!r}"
+            )
         limits = _request_limits(values)
         return cls(
             stage=stage,
@@ -160,6 +170,7 @@ class Settings:
             arm64=architecture == "arm64",
             **limits,
             cors_origins=origins,
+            keep_legacy_table=legacy == "keep",
         )
 
 

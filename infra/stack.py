@@ -93,6 +93,13 @@ class KestrelStack(Stack):
         CfnOutput(self, "ConsoleUrl", value=console.url, description="The web console")
         CfnOutput(self, "TableName", value=data.table.table_name, description="KESTREL_TABLE for `kestrel token`")
         CfnOutput(self, "BucketName", value=data.bucket.bucket_name, description="KESTREL_BUCKET")
+        if data.legacy_table is not None:
+            CfnOutput(
+                self,
+                "LegacyTableName",
+                value=data.legacy_table.table_name,
+                description="the item table before the partition layout: `kestrel table migrate --source` it",
+            )
         CfnOutput(self, "TrainQueueUrl", value=training.queue.queue_url)
         CfnOutput(
             self,

@@ -86,6 +86,7 @@ def build_ports(settings: Settings) -> Ports:
     from kestrel.adapters.sqlite_items import SqliteItemStore
     from kestrel.adapters.sqlite_jobs import LocalJobLauncher, SqliteTrainQueue
     from kestrel.adapters.url_signing import UrlSigner
+    from kestrel.store.layout import upgrade_item
 
     data_dir = settings.data_dir
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, like the files in it
@@ -93,7 +94,7 @@ def build_ports(settings: Settings) -> Ports:
     database = data_dir / "kestrel.db"
     return Ports(
         settings,
-        SqliteItemStore(database),
+        SqliteItemStore(database, upgrade=upgrade_item),  # a database from before lists is re-keyed once
         FolderBlobStore(data_dir / "blobs", signer),
         SqliteTrainQueue(database),
         LocalJobLauncher(database),

@@ -390,13 +390,14 @@ def listed(items: ItemStore) -> ItemStore:
     writes: list[Write] = []
     for i, sk in enumerate(IMAGES):
         # ord runs against sk, so the two indexes give different orders.
-        writes.append(Put({"pk": P, "sk": sk, "ord": f"o#{100 - i:03d}", "i": i}))
+        writes.append(Put({"pk": P, "sk": sk, "lst": P, "ord": f"o#{100 - i:03d}", "i": i}))
     for sk in NEIGHBOURS + EDGES:
         writes.append(Put({"pk": P, "sk": sk}))  # no ord: not in the ord index
-    writes.append(Put({"pk": P, "sk": "zzz", "ord": "o$"}))  # ord neighbour of "o#"
-    writes.append(Put({"pk": P, "sk": "ord-edge", "ord": "o#"}))
-    writes.append(Put({"pk": "T#0", "sk": "img#001", "ord": "o#001"}))  # another partition
-    writes.append(Put({"pk": "T#2", "sk": "img#001", "ord": "o#001"}))
+    writes.append(Put({"pk": P, "sk": "zzz", "lst": P, "ord": "o$"}))  # ord neighbour of "o#"
+    writes.append(Put({"pk": P, "sk": "ord-edge", "lst": P, "ord": "o#"}))
+    writes.append(Put({"pk": P, "sk": "unlisted", "ord": "o#050"}))  # an ord but no list: in none
+    writes.append(Put({"pk": "T#0", "sk": "img#001", "lst": "T#0", "ord": "o#001"}))  # another list
+    writes.append(Put({"pk": "T#2", "sk": "img#001", "lst": "T#2", "ord": "o#001"}))
     items.transact(writes)
     return items
 
@@ -415,7 +416,7 @@ def test_query_by_sk_prefix(listed: ItemStore) -> None:
 
 
 def test_query_without_prefix_lists_the_whole_partition(listed: ItemStore) -> None:
-    everything = sorted([*IMAGES, *NEIGHBOURS, *EDGES, "zzz", "ord-edge"])
+    everything = sorted([*IMAGES, *NEIGHBOURS, *EDGES, "zzz", "ord-edge", "unlisted"])
     assert sks(listed.query(P)) == everything
     assert sks(listed.query(P, descending=True)) == everything[::-1]
     assert sks(listed.query("T#9")) == []
@@ -423,9 +424,30 @@ def test_query_without_prefix_lists_the_whole_partition(listed: ItemStore) -> No
 
 def test_query_returns_whole_items(listed: ItemStore) -> None:
     first = next(iter(listed.query(P, "img#001")))
-    assert first == {"pk": P, "sk": "img#001", "ord": "o#100", "i": 0}
+    assert first == {"pk": P, "sk": "img#001", "lst": P, "ord": "o#100", "i": 0}
     first_by_ord = next(iter(listed.query(P, "o#1", index="ord")))
     assert first_by_ord == first
+
+
+def test_a_list_gathers_items_of_many_partitions(items: ItemStore) -> None:
+    """A list (``lst``) is not a partition: each item keeps its own key, the list orders them."""
+    items.transact(
+        [Put({"pk": f"E#{i}", "sk": "E", "lst": "LIST", "ord": f"o#{i:02d}", "i": i}) for i in range(12)]
+        + [Put({"pk": "E#x", "sk": "E", "lst": "OTHER", "ord": "o#05"})]
+    )
+    assert [item["pk"] for item in items.query("LIST", "o#", index="ord", descending=True, limit=3)] == [
+        "E#11",
+        "E#10",
+        "E#9",
+    ]
+    assert [item["i"] for item in items.query("LIST", index="ord", after="o#09")] == [10, 11]
+    assert items.count("LIST", index="ord") == 12
+    assert items.count("E#3") == 1  # the item is still found by its own partition
+    items.update(Update(("E#3", "E"), set={"lst": "OTHER"}))  # moving an item between lists
+    assert items.count("LIST", index="ord") == 11
+    assert [item["pk"] for item in items.query("OTHER", index="ord")] == ["E#3", "E#x"]
+    items.update(Update(("E#3", "E"), set={"lst": None}))  # None: in no list
+    assert items.count("OTHER", index="ord") == 1
 
 
 def test_query_by_ord_prefix(listed: ItemStore) -> None:
@@ -505,7 +527,7 @@ def test_count(listed: ItemStore) -> None:
     assert listed.count(P, "img#00") == 9
     assert listed.count(P, "o#", index="ord") == len(BY_ORD)
     assert listed.count(P, index="ord") == len(BY_ORD) + 1
-    assert listed.count(P) == len(IMAGES) + len(NEIGHBOURS) + len(EDGES) + 2
+    assert listed.count(P) == len(IMAGES) + len(NEIGHBOURS) + len(EDGES) + 3
     assert listed.count("T#9") == 0
     assert listed.count(P, "nothing") == 0
 
@@ -514,8 +536,8 @@ def test_count(listed: ItemStore) -> None:
 def bulk(item_backend: ItemBackend) -> int:
     """``item_backend.bulk`` items in partition BULK (sk n#..., ord o#... in reverse), plus neighbours."""
     store, n = item_backend.store, item_backend.bulk
-    puts = [Put({"pk": "BULK", "sk": f"n#{i:05d}", "ord": f"o#{n - i:05d}"}) for i in range(n)]
-    puts += [Put({"pk": "BULK", "sk": sk, "ord": sk}) for sk in ("m#0", "n", "n$", "o", "o$", "p")]
+    puts = [Put({"pk": "BULK", "sk": f"n#{i:05d}", "lst": "BULK", "ord": f"o#{n - i:05d}"}) for i in range(n)]
+    puts += [Put({"pk": "BULK", "sk": sk, "lst": "BULK", "ord": sk}) for sk in ("m#0", "n", "n$", "o", "o$", "p")]
     for start in range(0, len(puts), 100):
         store.transact(puts[start : start + 100])
     return n
@@ -542,7 +564,7 @@ def test_queries_span_several_internal_pages(item_backend: ItemBackend, bulk: in
 
 def test_ord_ties_survive_internal_paging(item_backend: ItemBackend) -> None:
     store, n = item_backend.store, item_backend.bulk
-    puts = [Put({"pk": "TIES", "sk": f"s#{i:05d}", "ord": "same"}) for i in range(n)]
+    puts = [Put({"pk": "TIES", "sk": f"s#{i:05d}", "lst": "TIES", "ord": "same"}) for i in range(n)]
     for start in range(0, n, 100):
         store.transact(puts[start : start + 100])
     expected = [f"s#{i:05d}" for i in range(n)]

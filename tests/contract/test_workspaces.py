@@ -12,6 +12,7 @@ from kestrel.ports.items import ORD, PK, SK, ConditionFailed, ItemStore, Update
 from kestrel.store import keys, workspaces
 from kestrel.store.keys import Space
 from kestrel.store.labels import create_label, get_label, list_labels
+from kestrel.store.layout import upgrade_item
 from kestrel.store.paging import PageRequest
 from kestrel.store.tasks import create_task, get_task, list_tasks
 
@@ -28,20 +29,22 @@ def test_the_default_workspace_exists_without_being_stored(items: ItemStore) -> 
 
 
 def test_items_stored_before_workspaces_belong_to_the_default_one(items: ItemStore) -> None:
-    # A task item as written before workspaces existed: no "workspace" attribute.
-    pk, sk = keys.task_key(Space.default_of(OWNER), "t-old")
+    # A task item as written before workspaces existed: no "workspace" attribute, in the owner's
+    # partition (layout 1), re-keyed as every old item is (kestrel.store.layout).
     items.put(
-        {
-            PK: pk,
-            SK: sk,
-            ORD: keys.task_ord("2026-01-01T00:00:00.000000Z", "t-old"),
-            "id": "t-old",
-            "owner_id": OWNER,
-            "name": "Old",
-            "name_lc": "old",
-            "type": "multi_class",
-            "created": "2026-01-01T00:00:00.000000Z",
-        }
+        upgrade_item(
+            {
+                PK: keys.owner_pk(OWNER),
+                SK: "T#t-old",
+                ORD: keys.task_ord("2026-01-01T00:00:00.000000Z", "t-old"),
+                "id": "t-old",
+                "owner_id": OWNER,
+                "name": "Old",
+                "name_lc": "old",
+                "type": "multi_class",
+                "created": "2026-01-01T00:00:00.000000Z",
+            }
+        )
     )
     space = workspaces.resolve_space(items, OWNER, None)
     task = get_task(items, space, "t-old")
@@ -114,6 +117,7 @@ def test_a_workspace_being_deleted_refuses_new_items(items: ItemStore) -> None:
         create_task(items, space, "Late", "", TaskType.MULTI_LABEL)
     with pytest.raises(NotFound, match="deleted meanwhile"):
         create_label(items, space, "late", LabelType.TAG, "", "")
-    assert next(iter(items.query(keys.space_pk(space))), None) is None  # nothing half-written
+    for listed in (keys.task_list(space), keys.label_list(space)):  # nothing half-written
+        assert next(iter(items.query(listed, index="ord")), None) is None
     with pytest.raises(ConditionFailed):
         items.transact(workspaces.create_guard(space))

@@ -43,10 +43,11 @@ def stored_problems(data_dir: Path) -> list[str]:
         rows = db.execute("SELECT pk, sk, data FROM items WHERE pk LIKE 'O#%'").fetchall()
     partitions: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for pk, sk, data in rows:
-        partitions.setdefault(pk, []).append((sk, json.loads(data)))
+        # An entity of a workspace is keyed <workspace prefix>#<sk> (keys.own_key): group by workspace.
+        partitions.setdefault(pk.removesuffix(f"#{sk}"), []).append((sk, json.loads(data)))
     problems: list[str] = []
     for pk, items in partitions.items():
-        # A workspace's partition is O#<owner>#W#<workspace>; its files are under the owner.
+        # A workspace's prefix is O#<owner>#W#<workspace>; its files are under the owner.
         problems += _partition_problems(data_dir, pk.removeprefix("O#").split("#W#")[0], items)
     return problems
 

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from kestrel.adapters.dynamo_items import MAX_TRANSACTION_ITEMS, DynamoItemStore, create_table
 from kestrel.domain.card_summary import MAX_SUMMARY_MISTAKES, summarise
-from kestrel.ports.items import PK, SK, Put
+from kestrel.ports.items import LIST, PK, SK, Put
 from kestrel.store.images import MAX_LABELS_PER_IMAGE
 from tests.api.http import Api
 from tests.conftest import AWS_REGION, RunningServer
@@ -206,7 +206,7 @@ def test_a_query_over_more_than_1_mb_reads_every_page(table: tuple[DynamoItemSto
     client.meta.events.register("before-call.dynamodb.Query", lambda **_: queries.append("q"))
     blob = "x" * 60_000
     for n in range(30):  # 30 x 60 KB = 1.8 MB in one partition
-        store.put({PK: "O#big", SK: f"I#{n:03d}", "ord": f"{n:03d}", "meta": blob})
+        store.put({PK: "O#big", SK: f"I#{n:03d}", LIST: "O#big", "ord": f"{n:03d}", "meta": blob})
     assert 30 * len(blob) > PAGE_LIMIT  # sized to cross it
 
     found = [item[SK] for item in store.query("O#big", "I#")]

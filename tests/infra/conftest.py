@@ -25,8 +25,8 @@ PROD_CONTEXT = {
     "lambdaArchitecture": "x86_64",
     "corsOrigins": "https://app.example.org",
 }
-#: The other choices of the settings that change resources: an SES identity verified already, and
-#: per-owner limits of one's own.
+#: The other choices of the settings that change resources: an SES identity verified already,
+#: per-owner limits of one's own, and no legacy (layout-1) item table.
 EXISTING_IDENTITY_CONTEXT = {
     "stage": "staging",
     "sesSender": SES_SENDER,
@@ -34,6 +34,7 @@ EXISTING_IDENTITY_CONTEXT = {
     "ownerRateLimit": "5",
     "ownerBurstLimit": "8",
     "ownerMonthlyQuota": "25000",
+    "legacyTable": "drop",
 }
 
 

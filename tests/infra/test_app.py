@@ -93,6 +93,8 @@ def test_settings_defaults() -> None:
     settings = Settings.from_mapping({"sesSender": "kestrel@example.com"})
     assert settings.create_ses_identity
     assert not Settings.from_mapping({"sesSender": "a@b.co", "sesIdentity": "existing"}).create_ses_identity
+    assert Settings.from_mapping({"sesSender": "a@b.co"}).keep_legacy_table  # an upgrade never loses the old table
+    assert not Settings.from_mapping({"sesSender": "a@b.co", "legacyTable": "drop"}).keep_legacy_table
     assert (settings.owner_rate_limit, settings.owner_burst_limit, settings.owner_monthly_quota) == (10, 20, 1_000_000)
     assert settings.stage == "dev" and settings.is_dev
     assert settings.arm64
@@ -127,6 +129,7 @@ def test_settings_defaults() -> None:
         ({"sesSender": "a@b.co", "ownerRateLimit": "80"}, "ownerRateLimit .80. is above apiRateLimit .50."),
         ({"sesSender": "a@b.co", "ownerBurstLimit": "0"}, "ownerBurstLimit must be between"),
         ({"sesSender": "a@b.co", "ownerMonthlyQuota": "lots"}, "ownerMonthlyQuota must be a whole number"),
+        ({"sesSender": "a@b.co", "legacyTable": "delete"}, "legacyTable must be keep"),
     ],
 )
 def test_settings_refuse_bad_context(values: dict[str, Any], message: str) -> None:

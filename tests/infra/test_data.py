@@ -28,8 +28,8 @@ class _RecordingClient:
 
 
 def _table(synth: Synth) -> dict[str, Any]:
-    (table,) = synth.resources("AWS::DynamoDB::Table").values()
-    return table
+    """The item table the functions use (layout 2)."""
+    return synth.resources("AWS::DynamoDB::Table")[logical_id_of(synth, "DataItemsV2", "AWS::DynamoDB::Table")]
 
 
 def test_table_has_exactly_the_schema_the_dynamo_adapter_creates(dev: Synth) -> None:
@@ -45,10 +45,10 @@ def test_table_has_exactly_the_schema_the_dynamo_adapter_creates(dev: Synth) -> 
 
     assert by_name(properties["AttributeDefinitions"]) == by_name(expected["AttributeDefinitions"])
     assert properties["KeySchema"] == expected["KeySchema"]
-    assert properties["LocalSecondaryIndexes"] == expected["LocalSecondaryIndexes"]
-    assert properties["LocalSecondaryIndexes"][0]["IndexName"] == "by_ord"
+    assert properties["GlobalSecondaryIndexes"] == expected["GlobalSecondaryIndexes"]
+    assert properties["GlobalSecondaryIndexes"][0]["IndexName"] == "by_list"
     assert properties["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
-    assert "GlobalSecondaryIndexes" not in properties
+    assert "LocalSecondaryIndexes" not in properties  # nothing caps an item collection at 10 GB
     assert "ProvisionedThroughput" not in properties
 
 
@@ -149,6 +149,37 @@ def test_blob_bucket_accepts_presigned_uploads_from_the_console(dev: Synth) -> N
 
 def test_outputs_name_the_table_and_the_bucket(dev: Synth) -> None:
     outputs = dev.template_json["Outputs"]
-    assert outputs["TableName"]["Value"] == {"Ref": logical_id_of(dev, "DataItems", "AWS::DynamoDB::Table")}
+    assert outputs["TableName"]["Value"] == {"Ref": logical_id_of(dev, "DataItemsV2", "AWS::DynamoDB::Table")}
+    assert outputs["LegacyTableName"]["Value"] == {"Ref": logical_id_of(dev, "DataItems", "AWS::DynamoDB::Table")}
     assert outputs["BucketName"]["Value"] == {"Ref": logical_id_of(dev, "DataBlobs", "AWS::S3::Bucket")}
     assert outputs["Region"]["Value"] == {"Ref": "AWS::Region"}
+
+
+def test_the_legacy_table_stays_exactly_as_deployed_and_retained(dev: Synth, prod: Synth) -> None:
+    """Layout 1's table keeps its logical id, keys and local index (any change there would make
+    CloudFormation replace it, data and all) and is retained on every stage, dev included."""
+    for synth in (dev, prod):
+        legacy = synth.resources("AWS::DynamoDB::Table")[logical_id_of(synth, "DataItems", "AWS::DynamoDB::Table")]
+        properties = legacy["Properties"]
+        assert properties["KeySchema"] == [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ]
+        assert properties["LocalSecondaryIndexes"] == [
+            {
+                "IndexName": "by_ord",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "ord", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
+        assert legacy["DeletionPolicy"] == legacy["UpdateReplacePolicy"] == "Retain"
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_legacy_table_drop_leaves_one_table(existing_identity: Synth) -> None:
+    (table,) = existing_identity.resources("AWS::DynamoDB::Table")
+    assert table == logical_id_of(existing_identity, "DataItemsV2", "AWS::DynamoDB::Table")
+    assert "LegacyTableName" not in existing_identity.template_json["Outputs"]

@@ -85,7 +85,7 @@ def test_each_function_gets_exactly_the_variables_its_handler_reads(dev: Synth, 
 
 def test_variable_values_point_at_the_stack_resources(dev: Synth) -> None:
     functions = functions_by_handler(dev)
-    table = {"Ref": logical_id_of(dev, "DataItems", "AWS::DynamoDB::Table")}
+    table = {"Ref": logical_id_of(dev, "DataItemsV2", "AWS::DynamoDB::Table")}
     bucket = {"Ref": logical_id_of(dev, "DataBlobs", "AWS::S3::Bucket")}
     for handler, (_, properties) in functions.items():
         variables = properties["Environment"]["Variables"]

@@ -132,12 +132,12 @@ TABLE_ACCESS = {
 
 
 def test_table_access_per_function(dev: Synth) -> None:
-    table = logical_id_of(dev, "DataItems", "AWS::DynamoDB::Table")
+    table = logical_id_of(dev, "DataItemsV2", "AWS::DynamoDB::Table")
     for handler, (_, properties) in functions_by_handler(dev).items():
         name = handler.split(".")[-2]
         allowed = service_grants(role_statements(dev, role_of(properties)), "dynamodb")
         assert {action for action, _ in allowed} == TABLE_ACCESS[name], name
-        assert {resource for _, resource in allowed} == {f"<{table}.Arn>", f"<{table}.Arn>/index/by_ord"}
+        assert {resource for _, resource in allowed} == {f"<{table}.Arn>", f"<{table}.Arn>/index/by_list"}
 
 
 def test_bucket_access_of_the_http_functions(dev: Synth) -> None:

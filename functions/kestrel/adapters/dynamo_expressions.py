@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from kestrel.adapters.item_rules import condition_holds
-from kestrel.ports.items import ORD, PK, SK, Condition, Item, Key, Update
+from kestrel.ports.items import LIST, ORD, PK, SK, Condition, Item, Key, Update
 
 NOOP = "kestrel_noop"  # an attribute never stored: "REMOVE" of it makes an update that changes nothing
 
@@ -66,7 +66,7 @@ def deserialize(value: dict[str, Any]) -> Any:
 
 def item_to_dynamo(item: Item) -> dict[str, Any]:
     # SQLite keeps ``ord: None`` as "not indexed"; DynamoDB refuses a NULL index key, so drop it.
-    return {name: serialize(value) for name, value in item.items() if not (name == ORD and value is None)}
+    return {name: serialize(value) for name, value in item.items() if not (name in (LIST, ORD) and value is None)}
 
 
 def item_from_dynamo(raw: dict[str, Any]) -> Item:
@@ -186,10 +186,11 @@ def _sets_and_removes(update: Update) -> Changes:
     removes = list(dict.fromkeys(update.remove))
     for name in removes:
         sets.pop(name, None)  # set, then remove: the removal wins
-    if ORD in sets and sets[ORD] is None:
-        # ``ord: None`` means "not indexed" (see item_to_dynamo): remove it instead.
-        del sets[ORD]
-        removes.append(ORD)
+    for name in (LIST, ORD):
+        if name in sets and sets[name] is None:
+            # ``None`` means "not indexed" (see item_to_dynamo): remove it instead.
+            del sets[name]
+            removes.append(name)
     return Changes(sets=sets, removes=removes)
 
 
@@ -363,16 +364,17 @@ def key_range(expr: Expr, attribute: str, prefix: str, after: str | None, descen
 
 
 def query_params(
-    pk: str, attribute: str, prefix: str, after: str | None, descending: bool
+    pk: str, attribute: str, prefix: str, after: str | None, descending: bool, *, partition: str = PK
 ) -> tuple[dict[str, Any], frozenset[str]] | None:
-    """KeyConditionExpression, direction and placeholders of a Query of partition ``pk`` whose
-    sort attribute ``attribute`` starts with ``prefix`` and is past ``after``; and the bound
-    values to skip in the answer. None when no item can match."""
+    """KeyConditionExpression, direction and placeholders of a Query of the items whose
+    ``partition`` attribute is ``pk`` and whose sort attribute ``attribute`` starts with
+    ``prefix`` and is past ``after``; and the bound values to skip in the answer. None when no
+    item can match."""
     expr = Expr()
     found = key_range(expr, attribute, prefix, after, descending)
     if found is None:
         return None
-    condition = f"{expr.name(PK)} = {expr.value(pk)}"
+    condition = f"{expr.name(partition)} = {expr.value(pk)}"
     if found.condition:
         condition += f" AND {found.condition}"
     params = {"KeyConditionExpression": condition, "ScanIndexForward": not descending, **expr.params()}

@@ -1,8 +1,10 @@
 """Item store on one DynamoDB table: the production adapter.
 
-Table layout: partition key ``pk`` (S), sort key ``sk`` (S) and a local secondary index
-``by_ord`` on ``ord`` (S, projection ALL). A *local* index keeps ``query(index="ord")`` strongly
-consistent, like every other read here (``ConsistentRead=True`` throughout).
+Table layout: partition key ``pk`` (S), sort key ``sk`` (S) and a global secondary index
+``by_list`` on (``lst`` (S), ``ord`` (S)), projection ALL: the lists. Reads by key are strongly
+consistent (``ConsistentRead=True``); a global index cannot be, so ``query(index="ord")`` sees a
+write once DynamoDB has propagated it (typically well under a second). The table has no local
+index, so no item collection is capped at 10 GB (docs/architecture.md, "Partition design").
 
 The write vocabulary of the port (Condition, Update) is translated into DynamoDB expressions
 with the same meaning as :mod:`kestrel.adapters.item_rules` by the pure functions of
@@ -49,6 +51,7 @@ from kestrel.adapters.dynamo_expressions import (
 from kestrel.adapters.item_rules import item_key
 from kestrel.ports.errors import Unavailable
 from kestrel.ports.items import (
+    LIST,
     ORD,
     PK,
     SK,
@@ -62,7 +65,7 @@ from kestrel.ports.items import (
     Write,
 )
 
-ORD_INDEX = "by_ord"
+LIST_INDEX = "by_list"
 MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 _BATCH_GET_KEYS = 100  # BatchGetItem's limit
 _ATTEMPTS = 8  # tries for a write that hits conflicts, throttling or a map changing shape
@@ -146,13 +149,15 @@ class DynamoItemStore:
     ) -> tuple[dict[str, Any], frozenset[str]] | None:
         if index not in (SK, ORD):
             raise ValueError(f"unknown index {index!r}")
-        planned = query_params(pk, index, prefix, after, descending)
+        planned = query_params(pk, index, prefix, after, descending, partition=PK if index == SK else LIST)
         if planned is None:
             return None
         params, skip = planned
-        request: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True, **params}
+        request: dict[str, Any] = {"TableName": self.table_name, **params}
         if index == ORD:
-            request["IndexName"] = ORD_INDEX
+            request["IndexName"] = LIST_INDEX  # global: eventually consistent only
+        else:
+            request["ConsistentRead"] = True
         return request, skip
 
     def query(
@@ -367,13 +372,13 @@ def create_table(client: Any, table_name: str) -> None:
     client.create_table(
         TableName=table_name,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in (PK, SK, ORD)],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in (PK, SK, LIST, ORD)],
         KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
-        LocalSecondaryIndexes=[
+        GlobalSecondaryIndexes=[
             {
-                "IndexName": ORD_INDEX,
+                "IndexName": LIST_INDEX,
                 "KeySchema": [
-                    {"AttributeName": PK, "KeyType": "HASH"},
+                    {"AttributeName": LIST, "KeyType": "HASH"},
                     {"AttributeName": ORD, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},

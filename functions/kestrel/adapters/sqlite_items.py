@@ -1,19 +1,24 @@
 """Item store on SQLite (WAL): the embedded default for the local runtime.
 
-One table of (pk, sk) -> JSON, with an index on (pk, ord); connections and write transactions
-come from ``SqliteDatabase``."""
+One table of (pk, sk) -> JSON, with an index on (lst, ord) for the lists; connections and write
+transactions come from ``SqliteDatabase``.
+
+Databases made before lists existed (layout 1: ``ord`` indexed within ``pk``, no ``lst``
+column) are re-keyed when first opened, in one transaction, by the ``upgrade`` function the
+caller passes (``kestrel.store.layout.upgrade_item``: storage knows the keys, not this adapter)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from kestrel.adapters.item_rules import apply_update, condition_holds, item_key
 from kestrel.adapters.sqlite_db import SqliteDatabase
 from kestrel.ports.items import (
+    LIST,
     ORD,
     PK,
     SK,
@@ -27,16 +32,20 @@ from kestrel.ports.items import (
     Write,
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     pk TEXT NOT NULL,
     sk TEXT NOT NULL,
+    lst TEXT,
     ord TEXT,
     data TEXT NOT NULL,
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS items_by_ord ON items (pk, ord) WHERE ord IS NOT NULL;
 """
+# (lst, ord, sk): a list is read in (ord, sk) order straight from the index, so a query stops
+# after the rows it returns instead of sorting the whole list first.
+_INDEX = "CREATE INDEX IF NOT EXISTS items_by_list ON items (lst, ord, sk) WHERE lst IS NOT NULL AND ord IS NOT NULL;"
+_UPGRADE_PAGE = 500  # rows re-keyed per read while upgrading an old database (bounded memory)
 _PAGE = 500  # rows fetched per round trip while iterating a query
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
 
@@ -55,10 +64,46 @@ def _check_transaction(writes: Sequence[Write]) -> None:
         raise ValueError("a transaction may write each item only once")
 
 
+Upgrade = Callable[[Item], Item]
+
+
 class SqliteItemStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, upgrade: Upgrade | None = None) -> None:
         self.path = path
-        self._db = SqliteDatabase(path, _SCHEMA)
+        self._db = SqliteDatabase(path, _TABLE.format(name="items"))
+        if not self._has_lists(self._connection()):
+            self._upgrade(upgrade)
+        self._connection().execute(_INDEX)
+
+    @staticmethod
+    def _has_lists(conn: sqlite3.Connection) -> bool:
+        return any(row[1] == LIST for row in conn.execute("PRAGMA table_info(items)"))
+
+    def _upgrade(self, upgrade: Upgrade | None) -> None:
+        """Re-key a layout-1 database into a new table, swapped in by the same transaction: a
+        crash leaves the old database whole, and the next open starts again."""
+        if upgrade is None:
+            raise RuntimeError(
+                f"{self.path} holds items of the layout before lists; open it through kestrel to upgrade it"
+            )
+        with self._db.writing() as conn:
+            if self._has_lists(conn):
+                return  # another process upgraded it while this one waited for the lock
+            conn.execute(_TABLE.format(name="items_next").strip().rstrip(";"))
+            last: tuple[str, str] = ("", "")
+            while True:
+                rows = conn.execute(
+                    "SELECT pk, sk, ord, data FROM items WHERE (pk, sk) > (?, ?) ORDER BY pk, sk LIMIT ?",
+                    (*last, _UPGRADE_PAGE),
+                ).fetchall()
+                for pk, sk, ord_, data in rows:
+                    self._store(conn, upgrade(self._row_to_item(pk, sk, None, ord_, data)), "items_next")
+                if len(rows) < _UPGRADE_PAGE:
+                    break
+                last = (rows[-1][0], rows[-1][1])
+            conn.execute("DROP INDEX IF EXISTS items_by_ord")
+            conn.execute("DROP TABLE items")
+            conn.execute("ALTER TABLE items_next RENAME TO items")
 
     def _connection(self) -> sqlite3.Connection:
         return self._db.connect()
@@ -69,15 +114,17 @@ class SqliteItemStore:
     # -- reads ---------------------------------------------------------------------------
 
     @staticmethod
-    def _row_to_item(pk: str, sk: str, ord_: str | None, data: str) -> Item:
+    def _row_to_item(pk: str, sk: str, list_: str | None, ord_: str | None, data: str) -> Item:
         item: Item = json.loads(data)
         item[PK], item[SK] = pk, sk
+        if list_ is not None:
+            item[LIST] = list_
         if ord_ is not None:
             item[ORD] = ord_
         return item
 
     def _read(self, conn: sqlite3.Connection, key: Key) -> Item | None:
-        row = conn.execute("SELECT pk, sk, ord, data FROM items WHERE pk = ? AND sk = ?", key).fetchone()
+        row = conn.execute("SELECT pk, sk, lst, ord, data FROM items WHERE pk = ? AND sk = ?", key).fetchone()
         return self._row_to_item(*row) if row else None
 
     def get(self, key: Key) -> Item | None:
@@ -101,6 +148,7 @@ class SqliteItemStore:
         if limit is not None and limit <= 0:
             return
         column = "sk" if index == "sk" else "ord"
+        partition = "pk" if index == "sk" else "lst"
         direction = "DESC" if descending else "ASC"
         past = "<" if descending else ">"
         # One bound per side, computed here: given two upper (or lower) bounds, SQLite keeps only
@@ -116,11 +164,13 @@ class SqliteItemStore:
         tie = ""  # internal pages continue at (column, sk), so equal column values are never lost
         tie_bounds: list[str] = []
         produced = 0
+        page = _PAGE if limit is None else min(_PAGE, limit)  # never fetch far more than asked
         conn = self._connection()
         while True:
             rows = conn.execute(
-                f"SELECT pk, sk, ord, data FROM items WHERE pk = ? AND {column} {lower_op} ? AND {column} {upper_op} ?"
-                f"{tie} ORDER BY {column} {direction}, sk {direction} LIMIT {_PAGE}",
+                f"SELECT pk, sk, lst, ord, data FROM items WHERE {partition} = ? "
+                f"AND {column} {lower_op} ? AND {column} {upper_op} ?"
+                f"{tie} ORDER BY {column} {direction}, sk {direction} LIMIT {page}",
                 [pk, lower, upper, *tie_bounds],
             ).fetchall()
             for row in rows:
@@ -128,9 +178,9 @@ class SqliteItemStore:
                 produced += 1
                 if limit is not None and produced >= limit:
                     return
-            if len(rows) < _PAGE:
+            if len(rows) < page:
                 return
-            last_value, last_sk = (rows[-1][1] if column == "sk" else rows[-1][2]), rows[-1][1]
+            last_value, last_sk = (rows[-1][1] if column == "sk" else rows[-1][3]), rows[-1][1]
             if descending:
                 upper, upper_op = last_value, "<="
             else:
@@ -140,10 +190,11 @@ class SqliteItemStore:
 
     def count(self, pk: str, prefix: str = "", *, index: Literal["sk", "ord"] = "sk") -> int:
         column = "sk" if index == "sk" else "ord"
+        partition = "pk" if index == "sk" else "lst"
         row = (
             self._connection()
             .execute(
-                f"SELECT COUNT(*) FROM items WHERE pk = ? AND {column} >= ? AND {column} < ?",
+                f"SELECT COUNT(*) FROM items WHERE {partition} = ? AND {column} >= ? AND {column} < ?",
                 (pk, prefix, _prefix_end(prefix)),
             )
             .fetchone()
@@ -182,11 +233,11 @@ class SqliteItemStore:
             raise ConditionFailed(index)
 
     @staticmethod
-    def _store(conn: sqlite3.Connection, item: Item) -> None:
-        data: dict[str, Any] = {k: v for k, v in item.items() if k not in (PK, SK, ORD)}
+    def _store(conn: sqlite3.Connection, item: Item, table: str = "items") -> None:
+        data: dict[str, Any] = {k: v for k, v in item.items() if k not in (PK, SK, LIST, ORD)}
         conn.execute(
-            "INSERT OR REPLACE INTO items (pk, sk, ord, data) VALUES (?, ?, ?, ?)",
-            (item[PK], item[SK], item.get(ORD), json.dumps(data, separators=(",", ":"))),
+            f"INSERT OR REPLACE INTO {table} (pk, sk, lst, ord, data) VALUES (?, ?, ?, ?, ?)",
+            (item[PK], item[SK], item.get(LIST), item.get(ORD), json.dumps(data, separators=(",", ":"))),
         )
 
     def put(self, item: Item, condition: Condition | None = None) -> None:

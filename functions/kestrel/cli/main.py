@@ -25,6 +25,7 @@ from kestrel.cli import classify as cli_classify
 from kestrel.cli import importer as cli_import
 from kestrel.cli import review as cli_review
 from kestrel.cli import similar as cli_similar
+from kestrel.cli import tables as cli_tables
 from kestrel.cli import versions as cli_models
 from kestrel.cli import workspaces as cli_workspaces
 from kestrel.cli.client import ClientError as HttpClientError
@@ -355,6 +356,19 @@ COMMANDS: list[Command] = [
                 "(once, after upgrading a stack deployed before per-owner limits)",
                 _add_data_dir,
                 _token_keys,
+            ),
+        ),
+    ),
+    Command(
+        "table",
+        "AWS: the DynamoDB item table",
+        subcommands=(
+            Command(
+                "migrate",
+                "copy every item of a table of the layout before the partition design into a new table, "
+                "re-keyed (idempotent, resumable)",
+                cli_tables.configure_migrate,
+                cli_tables.run_migrate,
             ),
         ),
     ),

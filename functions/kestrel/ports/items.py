@@ -1,8 +1,9 @@
 """The item store port: a small, DynamoDB-shaped key-value store with transactions.
 
 Every stored record is an *item*: a JSON-like dict addressed by a partition key ``pk`` and a
-sort key ``sk``. Items may carry an ``ord`` attribute, a second sort key within the partition
-(DynamoDB: a local secondary index; SQLite: an index), used for listing in creation order.
+sort key ``sk``. Items may also belong to a *list*: an ``lst`` attribute names the list and
+``ord`` orders the item in it (DynamoDB: a global secondary index on (lst, ord); SQLite: an
+index). ``query(index="ord")`` walks one list; an item without ``lst`` is in none.
 
 The vocabulary of writes (Put, Update, Delete, each with an optional Condition) is deliberately
 small so that both adapters can implement it exactly, and every multi-item change goes through
@@ -19,7 +20,7 @@ Item = dict[str, Any]
 Key = tuple[str, str]
 
 #: Attribute names the store itself uses; entities must not use them for anything else.
-PK, SK, ORD = "pk", "sk", "ord"
+PK, SK, ORD, LIST = "pk", "sk", "ord", "lst"
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ class ConditionFailed(Exception):
 
 
 class ItemStore(Protocol):
-    """Strongly consistent reads, atomic multi-item writes."""
+    """Strongly consistent reads by key, atomic multi-item writes.
+
+    Reads of a list (``index="ord"``) may lag the writes on DynamoDB (a global index is updated
+    asynchronously, typically within a second): whatever must be exact is read by key."""
 
     def get(self, key: Key) -> Item | None: ...
 
@@ -88,7 +92,8 @@ class ItemStore(Protocol):
         descending: bool = False,
         limit: int | None = None,
     ) -> Iterator[Item]:
-        """Items of partition ``pk`` whose ``index`` attribute starts with ``prefix``, in order.
+        """Items of partition ``pk`` (``index="sk"``) or of list ``pk`` (``index="ord"``: the items
+        whose ``lst`` is ``pk``) whose ``index`` attribute starts with ``prefix``, in order.
 
         ``after`` continues strictly past that ``index`` value (in the direction of travel)."""
         ...

@@ -19,12 +19,12 @@ from kestrel.domain.entities import (
 )
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
 from kestrel.ports.blobs import BlobStore
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_meta_data
 from kestrel.store.keys import Space
-from kestrel.store.labels import delete_label, get_label, get_labels
-from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.labels import delete_label, get_label, get_labels, label_memberships, present_memberships
+from kestrel.store.paging import LIST_LAG_ATTEMPTS, Page, PageRequest, count_lists, merged, paginate, wait_for_lists
 from kestrel.store.review_entries import forget_image, settle
 from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
 
@@ -64,6 +64,7 @@ def image_item(image: TrainingImage) -> Item:
     return {
         PK: pk,
         SK: sk,
+        LIST: keys.image_list(keys.space_of(image), image.id),
         ORD: keys.image_ord(image.created, image.id),
         "id": image.id,
         "owner_id": image.owner_id,
@@ -217,6 +218,7 @@ def _label_writes(space: Space, image: TrainingImage, label_id: str, adding: boo
                 {
                     PK: membership_pk,
                     SK: membership_sk,
+                    LIST: keys.membership_list(space, label_id, image.id),
                     ORD: keys.membership_ord(label_id, image.created, image.id),
                     "image_id": image.id,
                     "label_id": label_id,
@@ -333,7 +335,6 @@ class ImageFilter:
 
 
 def list_images(store: ItemStore, space: Space, request: PageRequest, flt: ImageFilter) -> Page:
-    pk = keys.space_pk(space)
     if flt.labels:
         # Walk the first label's memberships (newest image first) and fetch those images.
         first = flt.labels[0]
@@ -341,8 +342,10 @@ def list_images(store: ItemStore, space: Space, request: PageRequest, flt: Image
         for label_id in flt.labels[1:] + flt.not_labels:
             get_label(store, space, label_id)
 
-        def walk_label(after: str | None) -> Iterator[Item]:
-            memberships = store.query(pk, keys.membership_ord_prefix(first), index="ord", after=after, descending=True)
+        def walk_label(after: str | None, limit: int | None) -> Iterator[Item]:
+            memberships = merged(
+                store, keys.membership_lists(space, first), keys.membership_ord_prefix(first), after, limit
+            )
             while True:
                 batch = [m for _, m in zip(range(100), memberships, strict=False)]
                 if not batch:
@@ -356,25 +359,27 @@ def list_images(store: ItemStore, space: Space, request: PageRequest, flt: Image
                         yield {**image, ORD: membership[ORD]}
 
         simple = len(flt.labels) == 1 and not flt.not_labels and flt.test is None
-        count = anchor.images_count if simple else sum(1 for item in walk_label(None) if flt.keep(item))
+        count = anchor.images_count if simple else sum(1 for item in walk_label(None, None) if flt.keep(item))
         return paginate(walk_label, request, count, None if simple else flt.keep)
 
     for label_id in flt.not_labels:
         get_label(store, space, label_id)
 
-    def walk(after: str | None) -> Iterator[Item]:
-        return store.query(pk, IMAGE_PREFIX, index="ord", after=after, descending=True)
+    lists = keys.image_lists(space)
+
+    def walk(after: str | None, limit: int | None) -> Iterator[Item]:
+        return merged(store, lists, IMAGE_PREFIX, after, limit)
 
     if flt.is_empty:
-        return paginate(walk, request, store.count(pk, IMAGE_PREFIX, index="ord"))
-    return paginate(walk, request, sum(1 for item in walk(None) if flt.keep(item)), flt.keep)
+        return paginate(walk, request, count_lists(store, lists, IMAGE_PREFIX))
+    return paginate(walk, request, sum(1 for item in walk(None, None) if flt.keep(item)), flt.keep)
 
 
 def image_ids_with_labels(store: ItemStore, space: Space, label_ids: list[str]) -> list[str]:
     """Every image that has any of ``label_ids`` (for batch updates by label)."""
     found: dict[str, None] = {}
     for label_id in label_ids:
-        for membership in store.query(keys.space_pk(space), keys.membership_ord_prefix(label_id)):
+        for membership in label_memberships(store, space, label_id):
             found[str(membership["image_id"])] = None
     return list(found)
 
@@ -403,10 +408,15 @@ def wipe_label(store: ItemStore, blobs: BlobStore, space: Space, label_id: str) 
         )
     deleted = 0
     failures = 0
+    lagging = 0
     while True:
-        memberships = list(store.query(keys.space_pk(space), keys.membership_ord_prefix(label_id), limit=_WIPE_READ))
+        memberships = present_memberships(store, space, label_id, _WIPE_READ)
         if not memberships:
-            break
+            if not get_label(store, space, label_id).images_count or lagging >= LIST_LAG_ATTEMPTS:
+                break
+            wait_for_lists(lagging)  # the exact counter says images remain: the list lags
+            lagging += 1
+            continue
         try:
             deleted += _wipe_step(store, blobs, space, label_id, [str(m["image_id"]) for m in memberships])
             failures = 0

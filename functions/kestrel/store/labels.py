@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from kestrel.domain.entities import Label, LabelType, default_workspace_id, new_id, now_iso
-from kestrel.domain.errors import InvalidInput, NotFound
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.domain.errors import Conflict, InvalidInput, NotFound
+from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
-from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.paging import LIST_LAG_ATTEMPTS, Page, PageRequest, merged, paginate, wait_for_lists
 from kestrel.store.workspaces import create_guard, guard_failed, workspace_gone
 
 LABEL_PREFIX = "L#"
@@ -58,6 +59,7 @@ def label_item(label: Label, negative_for_task: str | None = None) -> Item:
     return {
         PK: pk,
         SK: sk,
+        LIST: keys.label_list(Space(label.owner_id, label.workspace_id)),
         ORD: keys.label_ord(label.created, label.id),
         "id": label.id,
         "owner_id": label.owner_id,
@@ -132,7 +134,7 @@ def list_labels(
     task_label_ids: list[str] | None,
 ) -> Page:
     """All labels, or only ``task_label_ids`` (a task's), optionally matching ``search``."""
-    pk = keys.space_pk(space)
+    pk = keys.label_list(space)
     needle = search.lower() if search else None
 
     def keep(item: Item) -> bool:
@@ -145,17 +147,17 @@ def list_labels(
             reverse=True,
         )
 
-        def walk_chosen(after: str | None) -> Iterator[Item]:
+        def walk_chosen(after: str | None, _limit: int | None) -> Iterator[Item]:
             return (item for item in chosen if after is None or str(item[ORD]) < after)
 
         return paginate(walk_chosen, request, sum(1 for item in chosen if keep(item)), keep)
 
-    def walk(after: str | None) -> Iterator[Item]:
-        return store.query(pk, LABEL_PREFIX, index="ord", after=after, descending=True)
+    def walk(after: str | None, limit: int | None) -> Iterator[Item]:
+        return store.query(pk, LABEL_PREFIX, index="ord", after=after, descending=True, limit=limit)
 
     if needle is None:
         return paginate(walk, request, store.count(pk, LABEL_PREFIX, index="ord"))
-    return paginate(walk, request, sum(1 for item in walk(None) if keep(item)), keep)
+    return paginate(walk, request, sum(1 for item in walk(None, None) if keep(item)), keep)
 
 
 def delete_label(store: ItemStore, space: Space, label_id: str, allow_negative: bool = False) -> None:
@@ -166,11 +168,48 @@ def delete_label(store: ItemStore, space: Space, label_id: str, allow_negative: 
             f"label '{label.name}' is the negative label of task {label.negative_for_task}; "
             "it goes when the task is deleted"
         )
-    pk = keys.space_pk(space)
-    while True:
-        memberships = list(store.query(pk, keys.membership_ord_prefix(label_id), limit=_IMAGES_PER_CHUNK))
-        if not memberships:
-            break
+    key = keys.label_key(space, label_id)
+    for attempt in range(LIST_LAG_ATTEMPTS):
+        _unlabel_listed(store, space, label_id)
+        current = store.get(key)
+        if current is None:
+            return  # deleted meanwhile by another request
+        counted = current.get("images_count")
+        if not counted:
+            writes = [
+                Update(keys.task_key(space, task_id), map_remove={"labels": [label_id]})
+                for task_id in label.task_ids
+                if store.get(keys.task_key(space, task_id)) is not None
+            ]
+            try:
+                # The counter is exact (it changes with every membership, by key): the label goes
+                # only while it still counts no image.
+                store.transact([*writes, Delete(key, Condition(equals={"images_count": counted}))])
+                return
+            except ConditionFailed as failed:
+                if failed.index < len(writes):
+                    raise
+        wait_for_lists(attempt)  # images the lists do not show yet (DynamoDB's index lags)
+    raise Conflict(f"label {label_id} keeps getting images while it is being deleted; try again")
+
+
+def label_memberships(store: ItemStore, space: Space, label_id: str, limit: int | None = None) -> Iterator[Item]:
+    """The label's memberships (from every shard of its list), at most ``limit``. The list may lag
+    the writes on DynamoDB: whoever must act on exactly the current ones reads them by key."""
+    lists = keys.membership_lists(space, label_id)
+    found = merged(store, lists, keys.membership_ord_prefix(label_id), None, limit)
+    return islice(found, limit) if limit is not None else found
+
+
+def present_memberships(store: ItemStore, space: Space, label_id: str, limit: int) -> list[Item]:
+    """Up to ``limit`` memberships of the label that exist right now (the list, checked by key)."""
+    listed = list(label_memberships(store, space, label_id, limit))
+    return store.batch_get([(str(item[PK]), str(item[SK])) for item in listed])
+
+
+def _unlabel_listed(store: ItemStore, space: Space, label_id: str) -> None:
+    """Take the label off every image its list shows, one transaction per chunk."""
+    while memberships := present_memberships(store, space, label_id, _IMAGES_PER_CHUNK):
         writes: list[Update | Delete] = []
         for membership in memberships:
             image_id = str(membership["image_id"])
@@ -178,9 +217,3 @@ def delete_label(store: ItemStore, space: Space, label_id: str, allow_negative: 
             writes.append(Delete((membership[PK], membership[SK])))
         writes.append(Update(keys.label_key(space, label_id), increment={"images_count": -len(memberships)}))
         store.transact(writes)
-    writes = [
-        Update(keys.task_key(space, task_id), map_remove={"labels": [label_id]})
-        for task_id in label.task_ids
-        if store.get(keys.task_key(space, task_id)) is not None
-    ]
-    store.transact([*writes, Delete(keys.label_key(space, label_id))])

@@ -16,7 +16,7 @@ from kestrel.ports.items import PK, SK, Condition, ConditionFailed, Delete, Item
 from kestrel.store import keys
 from kestrel.store.images import image_blob, image_from_item
 from kestrel.store.keys import Space
-from kestrel.store.labels import get_labels
+from kestrel.store.labels import get_labels, label_memberships
 from kestrel.store.tasks import get_task
 from kestrel.store.versions import get_model, model_from_item, model_item
 
@@ -315,7 +315,7 @@ def build_manifest(store: ItemStore, ref: JobRef) -> dict[str, Any]:
     if task.type == TaskType.MULTI_LABEL and task.negative_label_id:
         label_ids.append(task.negative_label_id)
     for label_id in label_ids:
-        for membership in store.query(keys.space_pk(ref.space), keys.membership_ord_prefix(label_id)):
+        for membership in label_memberships(store, ref.space, label_id):
             candidates.setdefault(str(membership["image_id"]), ())
     items = store.batch_get([keys.image_key(ref.space, image_id) for image_id in candidates])
     skipped: list[str] = []

@@ -24,7 +24,7 @@ from kestrel.ports.items import ORD, Item, ItemStore
 from kestrel.store import keys
 from kestrel.store.images import IMAGE_PREFIX, add_label_to_image, get_image
 from kestrel.store.keys import Space
-from kestrel.store.paging import Page, PageRequest, paginate
+from kestrel.store.paging import Page, PageRequest, merged, paginate
 from kestrel.store.review_entries import MARKS, QUEUED, REVIEWED, SKIPPED, decide
 from kestrel.store.versions import model_items_of_task
 
@@ -43,7 +43,7 @@ def task_label_ids(task: Task) -> set[str]:
 
 def list_queue(store: ItemStore, space: Space, task: Task, request: PageRequest) -> Page:
     """One page of the queue; each item is ``{"image": image item, "entry": entry or None}``."""
-    pk = keys.space_pk(space)
+    pk = keys.review_list(space, task.id)
     queued_prefix = keys.review_ord_prefix(task.id, QUEUED)
     labelled_for_task = task_label_ids(task)
 
@@ -61,8 +61,8 @@ def list_queue(store: ItemStore, space: Space, task: Task, request: PageRequest)
                     yield {ORD: entry[ORD], "image": image, "entry": entry}
 
     def unpredicted(after: str | None) -> Iterator[Item]:
-        newest = store.query(pk, IMAGE_PREFIX, index="ord", descending=True, limit=UNLABELLED_SCAN)
-        for image in newest:
+        newest = merged(store, keys.image_lists(space), IMAGE_PREFIX, None, UNLABELLED_SCAN)
+        for image in islice(newest, UNLABELLED_SCAN):
             # No label at all, and nothing about it in this task (queued, reviewed, skipped).
             if image.get("labels") or task.id in (image.get(MARKS) or {}):
                 continue
@@ -144,7 +144,7 @@ class Summary:
 
 
 def summary(store: ItemStore, space: Space, task: Task) -> Summary:
-    pk = keys.space_pk(space)
+    pk = keys.review_list(space, task.id)
     versions = list(model_items_of_task(store, space, task.id))
     last = versions[-1] if versions else None
     reviewed_prefix = keys.review_ord_prefix(task.id, REVIEWED)

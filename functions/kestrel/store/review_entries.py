@@ -15,7 +15,7 @@ from typing import Any
 from kestrel.domain.entities import Label, now_iso
 from kestrel.domain.errors import NotFound
 from kestrel.domain.review import sort_key
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Item, ItemStore, Put, Update
+from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.keys import Space
 
@@ -40,6 +40,7 @@ def enqueue(
     item: Item = {
         PK: pk,
         SK: sk,
+        LIST: keys.review_list(space, task_id),
         ORD: keys.review_ord(task_id, QUEUED, position, image_id),
         "task_id": task_id,
         "image_id": image_id,
@@ -69,7 +70,7 @@ def decide(store: ItemStore, space: Space, task_id: str, image_id: str, status: 
     decision = {"task_id": task_id, "image_id": image_id, "status": status, "label_ids": label_ids, "decided": when}
     entry = Update(
         keys.review_key(space, image_id, task_id),
-        set={ORD: keys.review_ord(task_id, status, when, image_id), **decision},
+        set={LIST: keys.review_list(space, task_id), ORD: keys.review_ord(task_id, status, when, image_id), **decision},
         upsert=True,
     )
     try:
@@ -81,7 +82,7 @@ def decide(store: ItemStore, space: Space, task_id: str, image_id: str, status: 
 
 def entries_of_image(store: ItemStore, space: Space, image_id: str) -> list[Item]:
     """The image's entries in every task (as many as tasks that stored or reviewed it)."""
-    return list(store.query(keys.space_pk(space), keys.review_image_prefix(image_id)))
+    return list(store.query(keys.review_image_pk(space, image_id), keys.review_image_prefix(image_id)))
 
 
 def settle(store: ItemStore, space: Space, image_id: str, label: Label) -> None:
@@ -116,7 +117,7 @@ def forget_image(store: ItemStore, space: Space, image_id: str) -> None:
 def forget_task(store: ItemStore, space: Space, task_id: str) -> None:
     """The task is gone: so are its entries (the images' marks of it stay: ids are never reused,
     and nothing reads a mark without its task)."""
-    pk = keys.space_pk(space)
+    queue = keys.review_list(space, task_id)
     for state in (QUEUED, REVIEWED, SKIPPED):
-        for entry in list(store.query(pk, keys.review_ord_prefix(task_id, state), index="ord")):
+        for entry in list(store.query(queue, keys.review_ord_prefix(task_id, state), index="ord")):
             store.delete((entry[PK], entry[SK]))

@@ -18,7 +18,7 @@ from kestrel.domain.entities import (
     now_iso,
 )
 from kestrel.domain.errors import InvalidInput, NotFound
-from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
@@ -55,6 +55,7 @@ def task_item(task: Task) -> Item:
     return {
         PK: pk,
         SK: sk,
+        LIST: keys.task_list(keys.space_of(task)),
         ORD: keys.task_ord(task.created, task.id),
         "id": task.id,
         "owner_id": task.owner_id,
@@ -209,10 +210,10 @@ def set_production_version(store: ItemStore, space: Space, task_id: str, version
 
 
 def list_tasks(store: ItemStore, space: Space, request: PageRequest, search: str | None) -> Page:
-    pk = keys.space_pk(space)
+    pk = keys.task_list(space)
 
-    def walk(after: str | None) -> Iterator[Item]:
-        return store.query(pk, TASK_PREFIX, index="ord", after=after, descending=True)
+    def walk(after: str | None, limit: int | None) -> Iterator[Item]:
+        return store.query(pk, TASK_PREFIX, index="ord", after=after, descending=True, limit=limit)
 
     if search:
         needle = search.lower()
@@ -220,7 +221,7 @@ def list_tasks(store: ItemStore, space: Space, request: PageRequest, search: str
         def keep(item: Item) -> bool:
             return needle in str(item.get("name_lc", ""))
 
-        count = sum(1 for item in walk(None) if keep(item))
+        count = sum(1 for item in walk(None, None) if keep(item))
         return paginate(walk, request, count, keep)
     return paginate(walk, request, store.count(pk, TASK_PREFIX, index="ord"))
 
@@ -292,7 +293,7 @@ def delete_task(store: ItemStore, space: Space, task_id: str) -> list[str]:
     """Delete the task and its models; returns the model ids so their files can be removed."""
 
     task = get_task(store, space, task_id)
-    models = list(model_items_of_task(store, space, task_id))
+    models = model_items_of_task(store, space, task_id, task.versions_created)
     writes: list[Put | Update | Delete] = [
         Update(keys.label_key(space, label_id), map_remove={"tasks": [task_id]})
         for label_id in task.label_ids

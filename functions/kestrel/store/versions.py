@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kestrel.domain.entities import Model, TrainStatus, default_workspace_id
 from kestrel.domain.errors import NotFound
-from kestrel.ports.items import ORD, PK, SK, Item, ItemStore
+from kestrel.ports.items import LIST, ORD, PK, SK, Item, ItemStore
 from kestrel.store import keys
 from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, paginate
@@ -41,6 +41,7 @@ def model_item(model: Model) -> Item:
     return {
         PK: pk,
         SK: sk,
+        LIST: keys.model_list(keys.space_of(model)),
         ORD: keys.model_ord(model.task_id, model.version),
         "id": model.id,
         "owner_id": model.owner_id,
@@ -69,7 +70,7 @@ def waiting_models(store: ItemStore) -> Iterator[Model]:
     """Every owner's versions still Waiting for their train request to be launched."""
     for owner in store.query(keys.OWNERS_PK):
         for space in spaces_of(store, str(owner[SK])):
-            for item in store.query(keys.space_pk(space), MODEL_PREFIX):
+            for item in store.query(keys.model_list(space), MODEL_PREFIX, index="ord"):
                 if item.get("train_status") in (TrainStatus.WAITING.value, TrainStatus.WAITING.legacy):
                     yield model_from_item(item)
 
@@ -81,15 +82,21 @@ def get_model_by_version(store: ItemStore, space: Space, task_id: str, version: 
     return get_model(store, space, str(pointer["model_id"]))
 
 
-def model_items_of_task(store: ItemStore, space: Space, task_id: str) -> Iterator[Item]:
-    return store.query(keys.space_pk(space), f"{MODEL_PREFIX}{task_id}#", index="ord")
+def model_items_of_task(store: ItemStore, space: Space, task_id: str, versions_created: int) -> list[Item]:
+    """Every model of the task: versions 1..``versions_created`` read by key (exact, whatever the
+    list shows yet), and the task's list (models stored before the task counted its versions)."""
+    pointers = store.batch_get([keys.model_version_key(space, task_id, v) for v in range(1, versions_created + 1)])
+    by_key = store.batch_get([keys.model_key(space, str(pointer["model_id"])) for pointer in pointers])
+    listed = store.query(keys.model_list(space), f"{MODEL_PREFIX}{task_id}#", index="ord")
+    found = {str(item["id"]): item for item in [*by_key, *listed]}
+    return sorted(found.values(), key=lambda item: int(item["version"]))
 
 
 def list_models(store: ItemStore, space: Space, request: PageRequest, task_id: str | None) -> Page:
-    pk = keys.space_pk(space)
+    pk = keys.model_list(space)
     prefix = f"{MODEL_PREFIX}{task_id}#" if task_id else MODEL_PREFIX
 
-    def walk(after: str | None) -> Iterator[Item]:
-        return store.query(pk, prefix, index="ord", after=after, descending=True)
+    def walk(after: str | None, limit: int | None) -> Iterator[Item]:
+        return store.query(pk, prefix, index="ord", after=after, descending=True, limit=limit)
 
     return paginate(walk, request, store.count(pk, prefix, index="ord"))

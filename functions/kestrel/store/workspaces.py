@@ -2,17 +2,20 @@
 
 Every owner has a default workspace that needs no stored item (its id derives from the owner's,
 see ``default_workspace_id``); an item at ``W#<id>`` in the owner's partition records a name
-given to it. Every other workspace is such an item, and its contents live in their own
-partition (``keys.space_pk``), so nothing can be read or listed across workspaces.
+given to it. Every other workspace is such an item, and every key and list of its contents
+starts with its own prefix (``keys.space_pk``), so nothing can be read or listed across
+workspaces.
 
 A workspace is deleted only when empty. Deleting first marks it ``deleting``; every write that
 creates something in a workspace carries a guard that the workspace is still ``active``. So a
-create either lands before the mark (and the emptiness check then sees it) or fails."""
+create either lands before the mark (and the emptiness check then sees it) or fails. The check
+reads the workspace's lists, which on DynamoDB may lag a create by the index's propagation
+delay (typically under a second; docs/architecture.md, "Partition design")."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from kestrel.domain.entities import (
     DEFAULT_WORKSPACE_NAME,
@@ -33,8 +36,13 @@ _ID = re.compile(ID_PATTERN)
 MAX_WORKSPACES = 100
 ACTIVE = "active"
 DELETING = "deleting"
-#: What a workspace may hold, by sort-key prefix: it is empty when none of these is there.
-_CONTENTS = {"T#": "task(s)", "L#": "label(s)", "I#": "training image(s)", "V#": "model version(s)"}
+#: What a workspace may hold, by list: it is empty when none of these lists has an item.
+_CONTENTS: dict[str, Callable[[Space], list[str]]] = {
+    "task(s)": lambda space: [keys.task_list(space)],
+    "label(s)": lambda space: [keys.label_list(space)],
+    "training image(s)": keys.image_lists,
+    "model version(s)": lambda space: [keys.model_list(space)],
+}
 
 
 def _default_workspace(owner_id: str) -> Workspace:
@@ -67,7 +75,10 @@ def get_workspace(store: ItemStore, owner_id: str, workspace_id: str) -> Workspa
 def list_workspaces(store: ItemStore, owner_id: str) -> list[Workspace]:
     """The default workspace first, then the others, oldest first."""
     default_id = default_workspace_id(owner_id)
-    stored = [_from_item(item) for item in store.query(keys.owner_pk(owner_id), WORKSPACE_PREFIX, index="ord")]
+    # At most MAX_WORKSPACES items in the owner's partition: read by key order (strongly
+    # consistent), ordered by creation here.
+    found = sorted(store.query(keys.owner_pk(owner_id), WORKSPACE_PREFIX), key=lambda item: str(item.get(ORD, "")))
+    stored = [_from_item(item) for item in found]
     default = next((w for w in stored if w.id == default_id), _default_workspace(owner_id))
     return [default, *(w for w in stored if w.id != default_id)]
 
@@ -171,8 +182,11 @@ def rename_workspace(
 
 
 def _contents(store: ItemStore, space: Space) -> list[str]:
-    pk = keys.space_pk(space)
-    return [what for prefix, what in _CONTENTS.items() if next(iter(store.query(pk, prefix, limit=1)), None)]
+    return [
+        what
+        for what, lists in _CONTENTS.items()
+        if any(next(iter(store.query(pk, index="ord", limit=1)), None) for pk in lists(space))
+    ]
 
 
 def delete_workspace(store: ItemStore, owner_id: str, workspace_id: str) -> None:

@@ -22,7 +22,7 @@ from kestrel.adapters.url_signing import UrlSigner
 from kestrel.domain.entities import LABEL_TYPE_FOR_TASK, LabelType, Task, TaskType, TrainingImage
 from kestrel.domain.training_rules import MIN_IMAGES_PER_LABEL
 from kestrel.ports.blobs import BlobStore
-from kestrel.ports.items import ItemStore, Write
+from kestrel.ports.items import Item, ItemStore, Write
 from kestrel.store import keys
 from kestrel.store.accounts import ensure_owner
 from kestrel.store.images import remove_label_from_image
@@ -173,12 +173,23 @@ def trainable_task(store: ItemStore, owner: Space, trainable_template: Template)
         for label_id in task.label_ids:
             if label_id == task.negative_label_id:
                 continue
-            memberships = store.query(keys.space_pk(owner), keys.membership_ord_prefix(label_id))
+            memberships = space_items(store, owner, keys.membership_ord_prefix(label_id))
             for membership in list(memberships)[images:]:
                 remove_label_from_image(store, owner, str(membership["image_id"]), label_id)
         return get_task(store, owner, task.id)
 
     return take
+
+
+def space_items(store: ItemStore, space: Space, prefix: str = "") -> list[Item]:
+    """Every item of the workspace whose sort key starts with ``prefix``, in sort-key order (what
+    the workspace's one partition held before lists), read from the SQLite file: a check that
+    nothing is left behind must not rely on the lists the code under test maintains."""
+    assert isinstance(store, SqliteItemStore)
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT pk, sk FROM items WHERE sk >= ? ORDER BY sk", (prefix,)).fetchall()
+    found = [(pk, sk) for pk, sk in rows if sk.startswith(prefix) and pk == keys.own_key(space, sk)[0]]
+    return store.batch_get(found)
 
 
 class _RacingStore(SqliteItemStore):

@@ -30,6 +30,7 @@ from kestrel.store.keys import Space
 from kestrel.store.labels import delete_label, get_label
 from kestrel.store.paging import Page, PageRequest
 from kestrel.usecases.uploads import UploadLimits, upload_image
+from tests.unit.store.conftest import space_items
 
 Upload = Callable[..., TrainingImage]
 NewLabel = Callable[..., str]
@@ -39,11 +40,11 @@ ALL = PageRequest(page=1, page_size=100)
 
 
 def _memberships(store: ItemStore, owner: Space, label_id: str) -> list[str]:
-    return [str(item["image_id"]) for item in store.query(keys.space_pk(owner), keys.membership_ord_prefix(label_id))]
+    return [str(item["image_id"]) for item in space_items(store, owner, keys.membership_ord_prefix(label_id))]
 
 
 def _stored_keys(store: ItemStore, owner: Space) -> list[str]:
-    return sorted(str(item[SK]) for item in store.query(keys.space_pk(owner)))
+    return sorted(str(item[SK]) for item in space_items(store, owner))
 
 
 def test_an_upload_stores_the_bytes_a_thumbnail_and_the_record(
@@ -81,7 +82,7 @@ def test_an_upload_over_the_size_limit_is_refused_with_the_sizes(
     assert refused.value.detail == (
         f"the image is {len(data):,} bytes, over the limit of {len(data) - 1:,} bytes; compress or scale it down"
     )
-    assert _stored_keys(store, owner) == ["PROFILE"]
+    assert _stored_keys(store, owner) == []
     assert list(blobs.list_keys("")) == []
 
 
@@ -106,7 +107,7 @@ def test_what_is_not_an_image_is_refused_and_nothing_is_stored(
 ) -> None:
     with pytest.raises(InvalidInput, match=f"^not a usable image: {why}"):
         upload(data=data)
-    assert _stored_keys(store, owner) == ["PROFILE"]
+    assert _stored_keys(store, owner) == []
     assert list(blobs.list_keys("")) == []
 
 

@@ -22,6 +22,7 @@ from kestrel.store.labels import (
 )
 from kestrel.store.paging import PageRequest
 from kestrel.store.tasks import attach_label, create_task, get_task
+from tests.unit.store.conftest import space_items
 
 Upload = Callable[..., TrainingImage]
 NewLabel = Callable[..., str]
@@ -151,7 +152,7 @@ def test_delete_label_takes_it_off_every_image_and_task(
         get_label(store, owner, cat)
     assert list(get_task(store, owner, task.id).label_ids) == [dog]
     assert all(cat not in get_image(store, owner, image.id).label_ids for image in images)
-    assert not list(store.query(keys.space_pk(owner), keys.membership_ord_prefix(cat)))
+    assert not list(space_items(store, owner, keys.membership_ord_prefix(cat)))
     assert get_label(store, owner, dog).images_count == 25
     assert get_label(store, owner, dog).task_ids == {task.id: get_task(store, owner, task.id).label_ids[dog]}
 

@@ -41,6 +41,7 @@ from kestrel.store.lifecycle import (
 )
 from kestrel.store.tasks import attach_label, create_task, get_task, set_production_version, update_task
 from kestrel.store.versions import get_model, get_model_by_version, model_items_of_task
+from tests.unit.store.conftest import space_items
 
 Upload = Callable[..., TrainingImage]
 NewLabel = Callable[..., str]
@@ -109,8 +110,8 @@ def test_create_version_refuses_a_task_that_cannot_train_and_writes_nothing(
     )
     after = get_task(store, owner, task.id)
     assert (after.versions_created, after.last_train_status) == (0, None)
-    assert list(store.query(keys.space_pk(owner), "V#")) == []
-    assert list(store.query(keys.space_pk(owner), "N#")) == []
+    assert list(space_items(store, owner, "V#")) == []
+    assert list(space_items(store, owner, "N#")) == []
 
 
 def test_create_version_of_an_unknown_task_is_not_found(store: ItemStore, owner: Space) -> None:
@@ -179,7 +180,9 @@ def test_losing_every_race_for_a_version_number_is_a_conflict(
     created = get_task(store, owner, task.id).versions_created
     assert len(competitors) > 1
     assert competitors == list(range(1, created + 1))
-    assert [int(item["version"]) for item in model_items_of_task(store, owner, task.id)] == list(range(1, created + 1))
+    assert [int(item["version"]) for item in model_items_of_task(store, owner, task.id, created)] == list(
+        range(1, created + 1)
+    )
 
 
 class _LandsThenTimesOut(SqliteItemStore):
@@ -227,7 +230,7 @@ def test_a_version_whose_write_did_not_land_leaves_nothing(
         flaky.close()
     after = get_task(store, owner, task.id)
     assert (after.versions_created, after.last_train_status) == (0, None)
-    assert list(store.query(keys.space_pk(owner), "V#")) == []
+    assert list(space_items(store, owner, "V#")) == []
 
 
 # -- transitions -----------------------------------------------------------------------------

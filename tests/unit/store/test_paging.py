@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kestrel.domain.errors import InvalidInput, NotFound
-from kestrel.ports.items import ORD, PK, SK, Item, ItemStore
+from kestrel.ports.items import LIST, ORD, PK, SK, Item, ItemStore
 from kestrel.store.paging import (
     Page,
     PageRequest,
@@ -17,6 +17,7 @@ from kestrel.store.paging import (
     decode_cursor,
     encode_cursor,
     listing_tag,
+    merged,
     paginate,
 )
 
@@ -27,17 +28,19 @@ PARTITION = "O#paging"
 def numbered(store: ItemStore) -> ItemStore:
     """Items 0..24 in one partition; ``ord`` orders them, ``n`` is their number."""
     for n in range(25):
-        store.put({PK: PARTITION, SK: f"X#{n:03d}", ORD: f"X#{n:03d}", "n": n, "odd": n % 2 == 1})
+        store.put(
+            {PK: f"{PARTITION}#{n}", SK: f"X#{n:03d}", LIST: PARTITION, ORD: f"X#{n:03d}", "n": n, "odd": n % 2 == 1}
+        )
     return store
 
 
-def _walker(store: ItemStore) -> tuple[list[str | None], Callable[[str | None], Iterator[Item]]]:
+def _walker(store: ItemStore) -> tuple[list[str | None], Callable[[str | None, int | None], Iterator[Item]]]:
     """A newest-first walk over ``numbered``, recording each ``after`` it was started from."""
     starts: list[str | None] = []
 
-    def walk(after: str | None) -> Iterator[Item]:
+    def walk(after: str | None, limit: int | None) -> Iterator[Item]:
         starts.append(after)
-        return store.query(PARTITION, "X#", index="ord", after=after, descending=True)
+        return store.query(PARTITION, "X#", index="ord", after=after, descending=True, limit=limit)
 
     return starts, walk
 
@@ -158,3 +161,46 @@ def test_a_cursor_that_is_not_one_says_to_follow_next_as_given(cursor: str) -> N
     with pytest.raises(InvalidInput) as refused:
         decode_cursor(cursor, "x")
     assert refused.value.detail == "the cursor is not valid; follow the 'next' link as given, or use ?page=N"
+
+
+@pytest.fixture
+def sharded(store: ItemStore) -> ItemStore:
+    """Items 0..39 spread over four lists (n % 4), each item in a partition of its own."""
+    for n in range(40):
+        store.put({PK: f"S#{n}", SK: "S", LIST: f"SHARD#{n % 4}", ORD: f"S#{n:03d}", "n": n})
+    return store
+
+
+def test_a_merged_walk_pages_through_every_shard_in_order(sharded: ItemStore) -> None:
+    lists = [f"SHARD#{shard}" for shard in range(4)]
+    request = PageRequest(page=1, page_size=7)
+    seen: list[int] = []
+    while True:
+        page = paginate(lambda after, limit: merged(sharded, lists, "S#", after, limit), request, count=40)
+        seen += _numbers(page)
+        if page.next_after is None:
+            break
+        request = PageRequest(page=page.page + 1, page_size=7, after=page.next_after)
+    assert seen == list(range(39, -1, -1))  # newest first, none twice, none lost
+    deep = paginate(lambda after, limit: merged(sharded, lists, "S#", after, limit), PageRequest(3, 7), count=40)
+    assert _numbers(deep) == list(range(25, 18, -1))  # ?page=3 without a cursor: the same page
+    ascending = [int(item["n"]) for item in merged(sharded, lists, "S#", "S#035", None, descending=False)]
+    assert ascending == [36, 37, 38, 39]
+
+
+def test_a_merge_reads_on_from_a_list_that_holds_most_of_the_page(store: ItemStore) -> None:
+    """Each list is read in chunks of about page / lists: a list holding nearly everything is read
+    on (chunk after chunk) until the page is full, and nothing is lost or repeated."""
+    for n in range(40):
+        store.put({PK: f"K#{n}", SK: "K", LIST: "SKEW#0" if n % 10 else "SKEW#1", ORD: f"K#{n:03d}", "n": n})
+    lists = ["SKEW#0", "SKEW#1", "SKEW#2", "SKEW#3"]  # 36 items, 4 items, none, none
+    request = PageRequest(page=1, page_size=9)
+    seen: list[int] = []
+    while True:
+        page = paginate(lambda after, limit: merged(store, lists, "K#", after, limit), request, count=40)
+        seen += _numbers(page)
+        if page.next_after is None:
+            break
+        request = PageRequest(page=page.page + 1, page_size=9, after=page.next_after)
+    assert seen == list(range(39, -1, -1))
+    assert [int(item["n"]) for item in merged(store, lists, "K#", None, 25)][:25] == list(range(39, 14, -1))

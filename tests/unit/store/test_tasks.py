@@ -28,6 +28,7 @@ from kestrel.store.tasks import (
     update_task,
 )
 from kestrel.store.versions import get_model, get_model_by_version
+from tests.unit.store.conftest import space_items
 
 NewLabel = Callable[..., str]
 Upload = Callable[..., TrainingImage]
@@ -272,8 +273,8 @@ def test_delete_task_removes_its_versions_and_frees_its_labels(
     for label_id in task.label_ids:  # the labels stay, with their images, free of the task
         label = get_label(store, owner, label_id)
         assert (label.task_ids, label.images_count) == ({}, 20)
-    assert task.id not in [item["id"] for item in store.query(keys.space_pk(owner), "T#")]
-    assert list(store.query(keys.space_pk(owner), "V#")) == []
+    assert task.id not in [item["id"] for item in space_items(store, owner, "T#")]
+    assert list(space_items(store, owner, "V#")) == []
 
 
 def test_delete_task_deletes_its_negative_label(store: ItemStore, owner: Space, new_label: NewLabel) -> None:
@@ -311,7 +312,7 @@ def test_a_multi_label_task_whose_negative_label_is_on_images_keeps_its_type(
     with pytest.raises(NotFound):
         get_label(store, owner, task.negative_label_id)
     assert get_image(store, owner, image.id).label_ids == {}
-    assert list(store.query(keys.space_pk(owner), keys.membership_ord_prefix(task.negative_label_id))) == []
+    assert list(space_items(store, owner, keys.membership_ord_prefix(task.negative_label_id))) == []
 
 
 def test_a_negative_label_put_on_an_image_meanwhile_stops_the_type_change(
@@ -336,8 +337,8 @@ def test_delete_task_with_more_versions_than_one_transaction_takes(
     # 2 writes per version: 50 versions need two transactions (DynamoDB takes 100 writes at most).
     model_ids = [create_version(store, owner, task.id).id for _ in range(50)]
     assert sorted(delete_task(store, owner, task.id)) == sorted(model_ids)
-    assert list(store.query(keys.space_pk(owner), "V#")) == []
-    assert list(store.query(keys.space_pk(owner), "N#")) == []
+    assert list(space_items(store, owner, "V#")) == []
+    assert list(space_items(store, owner, "N#")) == []
     with pytest.raises(NotFound):
         get_task(store, owner, task.id)
     assert all(get_label(store, owner, label_id).task_ids == {} for label_id in task.label_ids)

@@ -110,7 +110,8 @@ def test_models_of_a_task_and_listings_newest_first(
     mark_training(store, ref, images=40)
     mark_trained(store, ref, 0.8, {})
 
-    assert [item["version"] for item in model_items_of_task(store, owner, pets.id)] == [1, 2, 3]
+    assert [item["version"] for item in model_items_of_task(store, owner, pets.id, 3)] == [1, 2, 3]
+    assert [item["version"] for item in model_items_of_task(store, owner, pets.id, 0)] == [1, 2, 3]  # the list
     listed = list_models(store, owner, ALL, pets.id)
     assert [item["id"] for item in listed.items] == [model.id for model in reversed(pet_models)]
     assert listed.count == 3
@@ -125,4 +126,4 @@ def test_a_task_without_versions_lists_none(store: ItemStore, owner: Space, trai
     task = trainable_task()
     page = list_models(store, owner, ALL, task.id)
     assert (page.items, page.count, page.next_after) == ([], 0, None)
-    assert list(model_items_of_task(store, owner, task.id)) == []
+    assert model_items_of_task(store, owner, task.id, 0) == []
