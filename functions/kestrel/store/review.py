@@ -69,7 +69,9 @@ def list_queue(store: ItemStore, space: Space, task: Task, request: PageRequest)
             if after is None or str(image[ORD]) < after:
                 yield {ORD: image[ORD], "image": image, "entry": None}
 
-    def walk(after: str | None) -> Iterator[Item]:
+    def walk(after: str | None, limit: int | None) -> Iterator[Item]:
+        # ``limit`` is not passed on: entries whose image is gone or labelled are passed over, so
+        # a page may need more; the queries are read lazily, a batch at a time.
         if after is None or after.startswith(queued_prefix):
             yield from predicted(after)
             after = None
@@ -145,7 +147,7 @@ class Summary:
 
 def summary(store: ItemStore, space: Space, task: Task) -> Summary:
     pk = keys.review_list(space, task.id)
-    versions = list(model_items_of_task(store, space, task.id))
+    versions = model_items_of_task(store, space, task.id, task.versions_created)
     last = versions[-1] if versions else None
     reviewed_prefix = keys.review_ord_prefix(task.id, REVIEWED)
     if last is None:
