@@ -18,7 +18,7 @@ from kestrel.flow.reasons import for_people
 from kestrel.ports import Ports
 from kestrel.ports.blobs import BlobNotFound
 from kestrel.store.lifecycle import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
-from kestrel.store.version_files import CARD_FILE, MODEL_FILE, model_prefix
+from kestrel.store.version_files import CARD_FILE, HEAD_FILE, MODEL_FILE, model_prefix
 
 logger = Logger(service="kestrel-finisher", child=True)
 
@@ -30,13 +30,15 @@ class BadArtefact(Exception):
 
 
 def read_artefact(data: bytes) -> dict[str, bytes]:
-    """model.onnx and card.json from the job's model.tar.gz (nothing else is read)."""
+    """model.onnx, card.json and head.npz from the job's model.tar.gz (nothing else is read).
+    head.npz is optional: a job of a release before head files wrote none, and classify reads
+    such a version's head out of model.onnx."""
     found: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             for member in archive.getmembers():
                 name = member.name.removeprefix("./")
-                if name in (MODEL_FILE, CARD_FILE) and member.isfile() and member.size <= _MAX_MEMBER_BYTES:
+                if name in (MODEL_FILE, CARD_FILE, HEAD_FILE) and member.isfile() and member.size <= _MAX_MEMBER_BYTES:
                     extracted = archive.extractfile(member)
                     if extracted is not None:
                         found[name] = extracted.read()
@@ -112,6 +114,8 @@ def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
     prefix = model_prefix(ref.owner_id, ref.model_id)
     # Files first: a model marked Trained can always be loaded.
     ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
+    if HEAD_FILE in files:
+        ports.blobs.put(prefix + HEAD_FILE, files[HEAD_FILE], "application/octet-stream")
     ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
     # The record keeps a bounded summary (DynamoDB's 400 KB item limit); the full card is the
     # file just written, served by GET model/{id}/card/.

@@ -2,7 +2,7 @@
 
     <root>/input/data/manifest/manifest.json     the manifest (channel "manifest")
     <root>/input/config/hyperparameters.json     hyperparameters (all strings)
-    <root>/model/                                model.onnx + card.json (SageMaker uploads it as model.tar.gz)
+    <root>/model/                                model.onnx, card.json, head.npz (SageMaker uploads model.tar.gz)
     <root>/output/failure                        the reason, when the job fails
 
 ``<root>`` is /opt/ml on SageMaker; the local worker sets KESTREL_SM_ROOT to a temporary folder.
@@ -17,6 +17,7 @@ import traceback
 
 from kestrel.composition import build_ports
 from kestrel.config import Settings, sagemaker_root
+from kestrel.store.version_files import CARD_FILE, HEAD_FILE, MODEL_FILE
 from kestrel.training.failures import reason_for
 from kestrel.training.job import train
 
@@ -33,8 +34,9 @@ def main() -> int:
         result = train(manifest, ports.blobs, _say)
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "model.onnx").write_bytes(result.model)
-        (model_dir / "card.json").write_text(json.dumps(result.card, indent=1))
+        (model_dir / MODEL_FILE).write_bytes(result.model)
+        (model_dir / HEAD_FILE).write_bytes(result.head)
+        (model_dir / CARD_FILE).write_text(json.dumps(result.card, indent=1))
     except Exception as error:  # noqa: BLE001 - the job's last word: SageMaker reads output/failure
         # The details go to the job's log (the worker and CloudWatch tag it with the job's name);
         # output/failure becomes the version's failure_reason, which the owner reads.
