@@ -249,6 +249,48 @@ def pool_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def heads_section(results: dict[str, Any]) -> list[str]:
+    """Issue 16: one backbone, many heads, against one whole ONNX session per task."""
+    heads = results.get("heads")
+    if not heads:
+        return []
+    case, new, old = heads["use_case"], heads["model_step_new"], heads["model_step_old"]
+    rows = [
+        [
+            f"now: classify use case, {case['tasks']:,} tasks (record decoded, store read, model)",
+            _ms(case["miss"]["median_ms"]),
+            _ms(case["hit"]["median_ms"]),
+            f"{case['per_head_kb']:.0f} kB (RSS delta / tasks; cache counts {case['accounted_per_head_kb']:.0f} kB)",
+        ],
+        [
+            f"now: model step alone, {new['miss']['samples']} tasks (read + parse head.npz, backbone + head)",
+            _ms(new["miss"]["median_ms"]),
+            _ms(new["hit"]["median_ms"]),
+            "—",
+        ],
+        [
+            f"before: model step alone, {old['tasks']} tasks (read model.onnx, build its session, run it)",
+            _ms(old["miss"]["median_ms"]),
+            _ms(old["hit"]["median_ms"]),
+            f"{old['per_session_mb']:.1f} MB (RSS delta / sessions; the file is {old['file_mb']:.1f} MB)",
+        ],
+    ]
+    return [
+        "## One backbone, many heads",
+        "",
+        f"`{heads.get('command', 'make bench')}` ({heads.get('date', results['date'])}, bench/heads.py):",
+        f"{case['tasks']:,} trained tasks in a local data folder, each with its own synthetic {heads['labels']}-label",
+        f'head ({heads["head_file_kb"]:.0f} kB head.npz); one photo per classify. "not cached": every task\'s first',
+        'classify after the process loaded only the backbone; "cached": 300 classifies of random cached',
+        f"tasks. The head cache holds {case['cache_mb']} MB (KESTREL_HEAD_CACHE_MB), so all of them stay;",
+        f'one backbone session serves them all ({case["backbones"]} loaded). "before" is the path this',
+        "replaced: each task a whole ONNX file (backbone + head) and its own session, 8 kept.",
+        "",
+        *_table(["path", "not cached: median ms", "cached: median ms", "memory per cached task"], rows),
+        "",
+    ]
+
+
 def cold_section(results: dict[str, Any]) -> list[str]:
     cold = results.get("cold_start")
     if not cold:
@@ -500,6 +542,7 @@ def write_report(results: dict[str, Any], command: str, scenes_path: Path, tunin
         *latency_section(results),
         *load_section(results),
         *pool_section(results),
+        *heads_section(results),
         *cold_section(results),
         *memory_section(results),
         *training_section(results),
