@@ -69,13 +69,7 @@ class ServedHead:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """[N, labels] float32 for backbone features [N, features_dim]."""
-        logits = features.astype(np.float64) @ self.weights + self.bias
-        if self.multi_label:
-            probabilities = 1.0 / (1.0 + np.exp(-logits))
-        else:
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        return probabilities.astype(np.float32)
+        return activate(features.astype(np.float64) @ self.weights + self.bias, self.multi_label).astype(np.float32)
 
     def to_bytes(self) -> bytes:
         meta = {
@@ -139,6 +133,15 @@ class ServedHead:
             labels=_labels(card.get("labels")),
             thresholds=tuple(float(value) for value in card.get("thresholds") or ()),
         )
+
+
+def activate(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """A sigmoid per label (multi_label) or a softmax over each row: the training's head and the
+    served head share it, so what was evaluated is what is served."""
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def descriptors(features: np.ndarray) -> np.ndarray:
