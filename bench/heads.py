@@ -16,15 +16,15 @@ import base64
 import gc
 import json
 import random
-import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import say
+from bench.common import say, summary
 from kestrel.composition import Ports, build_ports
 from kestrel.domain.entities import LabelType, TaskType
 from kestrel.store import labels, lifecycle, tasks
@@ -38,7 +38,7 @@ from kestrel.usecases import classify as classify_module
 from kestrel.usecases.classify import ClassifyCommand, classify, load_head
 from kestrel.usecases.uploads import UploadLimits, upload_image
 from kestrel.vision.backbone import ensure_backbone
-from kestrel.vision.classifier import Backbones
+from kestrel.vision.classifier import Backbones, HeadCache
 from kestrel.vision.heads import ServedHead
 from kestrel.vision.preprocess import preprocess
 from kestrel.vision.session import create_session
@@ -92,34 +92,35 @@ def _tasks(ports: Ports, count: int) -> tuple[Space, list[str], tuple[dict[str, 
     return owner, task_ids, label_list
 
 
-def _ms(samples: list[float]) -> dict[str, float]:
-    return {"median_ms": 1000 * statistics.median(samples), "samples": len(samples)}
-
-
 def _time(function: Callable[[], Any]) -> float:
     started = time.perf_counter()
     function()
     return time.perf_counter() - started
 
 
-def _use_case(ports: Ports, owner: Space, task_ids: list[str], record: dict[str, str], hits: int) -> dict[str, Any]:
-    """Every task once with an empty head cache (misses), then ``hits`` classifies of cached tasks."""
+def _use_case(ports: Ports, owner: Space, task_ids: list[str], record: dict[str, str]) -> dict[str, Any]:
+    """Each task's first classify (its head not cached), each one paired with a classify of a
+    task already cached, so that the two figures see the same load on a shared machine."""
     classify_module._serving = None
     models = classify_module.serving(ports)
     warm, task_ids = task_ids[0], task_ids[1:]
     classify(ports, ClassifyCommand(owner, warm, [record]))  # the backbone session is built, before any figure
+    cached, misses, hits = [warm], [], []
+    choose = random.Random(1).choice
     gc.collect()
     before_mb = rss_mb()
-    misses = [_time(lambda t=t: classify(ports, ClassifyCommand(owner, t, [record]))) for t in task_ids]  # type: ignore[misc]
+    for task_id in task_ids:
+        hit = choose(cached)
+        hits.append(_time(lambda t=hit: classify(ports, ClassifyCommand(owner, t, [record]))))  # type: ignore[misc]
+        misses.append(_time(lambda t=task_id: classify(ports, ClassifyCommand(owner, t, [record]))))  # type: ignore[misc]
+        cached.append(task_id)
     gc.collect()
     after_mb = rss_mb()
-    assert len(models.heads) == len(task_ids) + 1, "every head must fit the cache for this figure"
-    chosen = random.Random(1).choices(task_ids, k=hits)
-    hit = [_time(lambda t=t: classify(ports, ClassifyCommand(owner, t, [record]))) for t in chosen]  # type: ignore[misc]
+    assert len(models.heads) == len(task_ids) + 1 and models.heads.loads == len(task_ids) + 1, "all must stay cached"
     return {
         "tasks": len(task_ids),
-        "miss": _ms(misses),
-        "hit": _ms(hit),
+        "miss": summary(misses),
+        "hit": summary(hits),
         "rss_delta_mb": after_mb - before_mb,
         "per_head_kb": 1024 * (after_mb - before_mb) / len(task_ids),
         "accounted_per_head_kb": models.heads.bytes / len(models.heads) / 1024,
@@ -128,28 +129,22 @@ def _use_case(ports: Ports, owner: Space, task_ids: list[str], record: dict[str,
     }
 
 
-def _model_step_new(ports: Ports, owner: Space, task_ids: list[str], batch: np.ndarray) -> dict[str, Any]:
-    """The new model step alone: read + parse the head file and run backbone + head (miss), or
-    backbone + head only (hit)."""
-    backbones = Backbones()
-    prefixes = [model_prefix(owner.owner_id, get_model_by_version(ports.items, owner, t, 1).id) for t in task_ids]
-    backbones.run(load_head(ports.blobs, prefixes[0]), batch)  # backbone session built
-    miss, cached = [], []
-    for prefix in prefixes:
-        started = time.perf_counter()
-        head = load_head(ports.blobs, prefix)
-        backbones.run(head, batch)
-        miss.append(time.perf_counter() - started)
-        cached.append(head)
-    hit = [_time(lambda h=h: backbones.run(h, batch)) for h in cached]  # type: ignore[misc]
-    return {"miss": _ms(miss), "hit": _ms(hit)}
+def _traced_per_head_kb(ports: Ports, prefixes: list[str]) -> float:
+    """Bytes the allocators hold for the heads kept in a cache (numpy reports its arrays to
+    tracemalloc): RSS can grow by less, when freed memory is reused."""
+    cache = HeadCache(10**10)
+    tracemalloc.start()
+    try:
+        for prefix in prefixes:
+            cache.get(prefix, lambda p=prefix: load_head(ports.blobs, p))  # type: ignore[misc]
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return held / len(prefixes) / 1024
 
 
-def _model_step_old(
-    ports: Ports, label_list: tuple[dict[str, str], ...], count: int, batch: np.ndarray
-) -> dict[str, Any]:
-    """Before: each task a whole ONNX file (backbone + head fused), read and made a session on a
-    miss (~18.5 MB), kept in an LRU of 8 sessions."""
+def _old_files(ports: Ports, label_list: tuple[dict[str, str], ...], count: int) -> list[str]:
+    """Before: each task a whole ONNX file (backbone + head fused)."""
     backbone = ensure_backbone()
     keys = []
     for n in range(count):
@@ -157,25 +152,48 @@ def _model_step_old(
         key = f"bench-old/{n}/{MODEL_FILE}"
         ports.blobs.put(key, export_model(backbone, Head(head.weights, head.bias, False, 0.01)))
         keys.append(key)
-    create_session(ports.blobs.get(keys[0])).run(None, {"image": batch})  # onnxruntime warmed up
+    return keys
+
+
+def _model_steps(ports: Ports, prefixes: list[str], old_keys: list[str], batch: np.ndarray) -> dict[str, Any]:
+    """The model step alone, now (read + parse head.npz, then backbone + head; cached: backbone +
+    head) and before (read model.onnx, build its session, run it; cached: run it, as the LRU of 8
+    sessions did), interleaved so that both see the same load."""
+    backbones = Backbones()
+    backbones.run(load_head(ports.blobs, prefixes[0]), batch)  # the backbone session is built
+    create_session(ports.blobs.get(old_keys[0])).run(None, {"image": batch})  # onnxruntime warmed up
+    outputs = ["probabilities", "descriptor"]
+    new: dict[str, list[float]] = {"miss": [], "hit": []}
+    old: dict[str, list[float]] = {"miss": [], "hit": []}
+    sessions = []
     gc.collect()
-    before_mb = rss_mb()
-    sessions, miss = [], []
-    for key in keys:
+    old_before = rss_mb()
+    for n, prefix in enumerate(prefixes[1:]):
         started = time.perf_counter()
-        session = create_session(ports.blobs.get(key))
-        session.run(["probabilities", "descriptor"], {"image": batch})
-        miss.append(time.perf_counter() - started)
-        sessions.append(session)
+        head = load_head(ports.blobs, prefix)
+        backbones.run(head, batch)
+        new["miss"].append(time.perf_counter() - started)
+        new["hit"].append(_time(lambda h=head: backbones.run(h, batch)))  # type: ignore[misc]
+        if n < len(old_keys):
+            started = time.perf_counter()
+            session = create_session(ports.blobs.get(old_keys[n]))
+            session.run(outputs, {"image": batch})
+            old["miss"].append(time.perf_counter() - started)
+            sessions.append(session)
+            for _ in range(5):  # five runs a session: the old path has few tasks, the figure needs samples
+                old["hit"].append(_time(lambda s=session: s.run(outputs, {"image": batch})))  # type: ignore[misc]
     gc.collect()
-    after_mb = rss_mb()
-    hit = [_time(lambda s=s: s.run(["probabilities", "descriptor"], {"image": batch})) for s in sessions]  # type: ignore[misc]
+    old_after = rss_mb()
     return {
-        "tasks": count,
-        "miss": _ms(miss),
-        "hit": _ms(hit),
-        "per_session_mb": (after_mb - before_mb) / count,
-        "file_mb": len(ports.blobs.get(keys[0])) / 2**20,
+        "new": {"miss": summary(new["miss"]), "hit": summary(new["hit"])},
+        "old": {
+            "tasks": len(old_keys),
+            "miss": summary(old["miss"]),
+            "hit": summary(old["hit"]),
+            # The loop also read heads, a few MB at most: next to 8 sessions, it is in the noise.
+            "per_session_mb": (old_after - old_before) / len(old_keys),
+            "file_mb": len(ports.blobs.get(old_keys[0])) / 2**20,
+        },
     }
 
 
@@ -187,12 +205,13 @@ def heads_study(data_dir: Path, quick: bool) -> dict[str, Any]:
     picture = photo("chelsea", 224)
     record = {"_base64": base64.b64encode(picture).decode()}
     batch = preprocess(picture)[None]
-    say("heads: classify through the use case, every task not cached, then cached")
-    results: dict[str, Any] = {"labels": LABELS, "use_case": _use_case(ports, owner, task_ids, record, 300)}
-    say("heads: the model step alone, new and old")
-    results["model_step_new"] = _model_step_new(ports, owner, task_ids[:200], batch)
-    results["model_step_old"] = _model_step_old(ports, label_list, 3 if quick else 8, batch)
-    first = get_model_by_version(ports.items, owner, task_ids[0], 1).id
-    results["head_file_kb"] = len(ports.blobs.get(model_prefix(owner.owner_id, first) + HEAD_FILE)) / 1024
+    say("heads: classify through the use case, each task not cached, paired with a cached one")
+    results: dict[str, Any] = {"labels": LABELS, "use_case": _use_case(ports, owner, task_ids, record)}
+    prefixes = [model_prefix(owner.owner_id, get_model_by_version(ports.items, owner, t, 1).id) for t in task_ids]
+    results["use_case"]["traced_per_head_kb"] = _traced_per_head_kb(ports, prefixes)
+    say("heads: the model step alone, now and before")
+    steps = _model_steps(ports, prefixes[:201], _old_files(ports, label_list, 3 if quick else 8), batch)
+    results["model_step_new"], results["model_step_old"] = steps["new"], steps["old"]
+    results["head_file_kb"] = len(ports.blobs.get(prefixes[0] + HEAD_FILE)) / 1024
     say(json.dumps(results))
     return results
