@@ -270,8 +270,7 @@ def heads_section(results: dict[str, Any]) -> list[str]:
             "—",
         ],
         [
-            f"before: model step alone, {old['tasks']} tasks (read model.onnx, build its session, run it),"
-            " interleaved with the row above",
+            f"before: model step alone, {old['tasks']} tasks (read model.onnx, build its session, run it)",
             f"{_ms(old['miss']['median_ms'])} ({_ms(old['miss']['p10_ms'])})",
             f"{_ms(old['hit']['median_ms'])} ({_ms(old['hit']['p10_ms'])})",
             f"{old['per_session_mb']:.1f} MB (RSS delta / sessions; the file is {old['file_mb']:.1f} MB)",
@@ -283,9 +282,10 @@ def heads_section(results: dict[str, Any]) -> list[str]:
         f"`{heads.get('command', 'make bench')}` ({heads.get('date', results['date'])}, bench/heads.py):",
         f"{case['tasks']:,} trained tasks in a local data folder, each with its own synthetic {heads['labels']}-label",
         f'head ({heads["head_file_kb"]:.0f} kB head.npz); one photo per classify. "not cached": each task\'s first',
-        'classify, the process having loaded only the backbone; "cached": each paired with a classify of a',
-        "random task already cached, so that both see the same load on this shared machine (compare figures",
-        f"within a row, not across records). The head cache holds {case['cache_mb']} MB (KESTREL_HEAD_CACHE_MB),",
+        'classify, the process having loaded only the backbone; "cached": a task used before. In each part',
+        "the two are measured in turn in one loop (the model-step rows of both paths too), so that they see the",
+        "same load on this shared machine: compare figures of one run, and p10 (nearest the uncontended cost)",
+        f"rather than medians. The head cache holds {case['cache_mb']} MB (KESTREL_HEAD_CACHE_MB),",
         f'so all of them stay; one backbone session serves them all ({case["backbones"]} loaded). "before" is',
         "the path this replaced: each task a whole ONNX file (backbone + head) and its own session, 8 kept.",
         "",
