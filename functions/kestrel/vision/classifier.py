@@ -2,7 +2,7 @@
 the tasks' heads (a small matrix each, :mod:`kestrel.vision.heads`) in an LRU bounded by bytes.
 
 A request runs the backbone once for its batch, then its task's head in numpy: a task not in the
-cache costs the read of its head file (kilobytes), not an 18.5 MB model and a session build."""
+cache costs the read of its head file (kilobytes), not a whole model file (12.8 MB) and a session build."""
 
 from __future__ import annotations
 
