@@ -13,13 +13,15 @@ In one run, on one fresh data folder:
 * classify throughput and API create/list latency under 1-16 concurrent clients (load.py);
 * the gateway's worker pool: throughput for several workers x onnxruntime threads, and another
   owner's latency while a slow classify runs (pool.py; alone: ``--only pool``);
+* one backbone, many heads: classify latency for a task whose head is cached or not and memory
+  per cached head with 1,000 tasks, beside one ONNX session per task (heads.py; alone: ``--only heads``);
 * the tuning study: onnxruntime options, JPEG draft decoding, batching, int8 (tuning.py);
 * similarity search: exact search latency and memory at 10k/100k/1M descriptors, and precision@5
   on scenes val/ through POST task/{id}/similar/ (similar.py; alone: ``--only similar``).
 
 Run: `make bench` (or `.venv/bin/python -m bench.run [--quick]`; --quick is a small version
-of every part, to check the benchmark itself runs; `--only pool` or `--only similar` measures that
-part alone and merges it into the last record)."""
+of every part, to check the benchmark itself runs; `--only pool`, `--only heads` or `--only similar`
+measures that part alone and merges it into the last record)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from typing import Any
 
 from bench.coldstart import cold_start
 from bench.common import ServerProcess, machine, say
+from bench.heads import heads_study
 from bench.latency import latency
 from bench.listing import listing_growth
 from bench.load import classify_load, crud_floor, crud_load
@@ -70,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         "--report-only", action="store_true", help="rewrite docs/benchmarks.md from docs/benchmarks.json only"
     )
     parser.add_argument(
-        "--only", choices=["pool", "similar"], help="measure this part alone, merged into the last record"
+        "--only", choices=["pool", "heads", "similar"], help="measure this part alone, merged into the last record"
     )
     args = parser.parse_args(argv)
     if args.only == "pool":
         return only_pool(args.quick)
     if args.only == "similar":
         return only_similar(args.quick)
+    if args.only == "heads":
+        return only_heads(args.quick)
     if args.report_only:
         results = json.loads(RESULTS.read_text())
         write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         results["pool"] = pool_study(data_dir, log, (token, other_token), task_id, images[0], levels, seconds, floor_ms)
         # The floor after the load, for the same owner with as many labels as the load left.
         results["crud_load"] = {"load": load, "floor": crud_floor(build_ports(settings), token, repeats * 5)}
+        results["heads"] = heads_study(Path(tmp) / "heads", quick)
+        results["heads"]["command"] = "make bench" + (" (--quick)" if quick else "")
     results["tuning"] = measure_tuning(images, repeats, scenes if not quick else None)
     results["command"] = "make bench" + (" (--quick)" if quick else "")
     write_report(results, results["command"], SCENES, tuning_report(results["tuning"]))
@@ -174,6 +181,18 @@ def only_similar(quick: bool) -> int:
     results["similar"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
     say(f"wrote the similarity figures into {REPORT}")
+    return 0
+
+
+def only_heads(quick: bool) -> int:
+    """The heads study alone (its own data folder), merged into docs/benchmarks.json and the report."""
+    results = json.loads(RESULTS.read_text())
+    with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
+        results["heads"] = heads_study(Path(tmp) / "heads", quick)
+    results["heads"]["command"] = "python -m bench.run --only heads" + (" --quick" if quick else "")
+    results["heads"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
+    say(f"wrote the heads study into {REPORT}")
     return 0
 
 

@@ -67,7 +67,7 @@ NOT_SET_ON_AWS: Final[dict[str, str]] = {
     config.ENV_MAX_REQUEST_BYTES: "tunable; the default already sits under Lambda's 6 MB request cap",
     config.ENV_URL_TTL: "tunable; presigned URLs also end with the Lambda role session",
     config.ENV_ORT_THREADS: "tunable; the default (2) matches the 2 vCPUs Lambda gives 1,770-3,538 MB functions",
-    config.ENV_MODEL_CACHE_SIZE: "tunable; classify's default bound on cached inference sessions",
+    config.ENV_HEAD_CACHE_MB: "tunable; classify's default (256 MB of heads, LRU) fits the 3 GB classify Lambda",
     config.ENV_SM_ROOT: "training job only (not a Lambda): SageMaker's /opt/ml, moved by the local worker",
     config.ENV_FETCH_MAX_BYTES: "tunable; kestrel.config.FetchSettings' default cap applies",
     config.ENV_FETCH_TIMEOUT: "tunable; kestrel.config.FetchSettings' default timeout applies",

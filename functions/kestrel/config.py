@@ -33,10 +33,10 @@ ENV_SMTP_PASSWORD = "KESTREL_SMTP_PASSWORD"
 ENV_CONSOLE_URL = "KESTREL_CONSOLE_URL"
 # The API's usage plan (AWS): `kestrel token create` puts each new owner's API key in it.
 ENV_USAGE_PLAN_ID = "KESTREL_USAGE_PLAN_ID"
-# Vision: where the converted backbone is cached, onnxruntime threads, classify's model cache.
+# Vision: where the converted backbone is cached, onnxruntime threads, classify's head cache.
 ENV_MODEL_DIR = "KESTREL_MODEL_DIR"
 ENV_ORT_THREADS = "KESTREL_ORT_THREADS"
-ENV_MODEL_CACHE_SIZE = "KESTREL_MODEL_CACHE_SIZE"
+ENV_HEAD_CACHE_MB = "KESTREL_HEAD_CACHE_MB"
 # Fetching ``_url`` records: caps, and hosts exempt from the SSRF check (never set in production).
 ENV_FETCH_MAX_BYTES = "KESTREL_FETCH_MAX_BYTES"
 ENV_FETCH_TIMEOUT = "KESTREL_FETCH_TIMEOUT_SECONDS"
@@ -155,8 +155,13 @@ class VisionSettings:
     model_dir: Path | None = None
     #: Lambda and the dev machines have 2 cores.
     ort_threads: int = 2
-    #: Trained models classify keeps open per process.
-    model_cache_size: int = 8
+    #: Trained heads classify keeps in memory per process, in MB (LRU): a 10-label head is
+    #: ~52 kB, so 256 MB hold ~5,000 such tasks beside the one shared backbone.
+    head_cache_mb: int = 256
+
+    @property
+    def head_cache_bytes(self) -> int:
+        return self.head_cache_mb * MB
 
     @classmethod
     def from_env(cls) -> VisionSettings:
@@ -164,7 +169,7 @@ class VisionSettings:
         return cls(
             model_dir=Path(configured) if configured else None,
             ort_threads=_int(ENV_ORT_THREADS, cls.ort_threads),
-            model_cache_size=_int(ENV_MODEL_CACHE_SIZE, cls.model_cache_size),
+            head_cache_mb=_int(ENV_HEAD_CACHE_MB, cls.head_cache_mb),
         )
 
 

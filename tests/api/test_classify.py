@@ -155,15 +155,44 @@ def test_request_level_errors(trained: tuple[Any, TrainableTask]) -> None:
     assert other.call("POST", "classify/", json={"task_id": trainable.task["id"], "records": [one]}).status_code == 404
 
 
-def test_the_model_cache_loads_each_model_once(trained: tuple[Any, TrainableTask]) -> None:
-    from kestrel.usecases.classify import model_cache
+def test_the_head_cache_loads_each_model_once(trained: tuple[Any, TrainableTask]) -> None:
+    from kestrel.usecases.classify import serving
 
     server, trainable = trained
     _classify(trainable, [{"_base64": _b64(photo("chelsea", 80))}])
-    before = model_cache(server.ports).loads
+    before = serving(server.ports).heads.loads
     for _ in range(3):
         _classify(trainable, [{"_base64": _b64(photo("chelsea", 80))}])
-    assert model_cache(server.ports).loads == before
+    assert serving(server.ports).heads.loads == before
+
+
+def test_a_model_whose_backbone_is_missing_gets_409_naming_it(
+    trained: tuple[Any, TrainableTask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from kestrel.store.version_files import HEAD_FILE, model_prefix
+    from kestrel.usecases import classify as classify_usecase
+    from kestrel.vision.heads import ServedHead
+    from tests.flow.artefacts import owner_id
+
+    server, trainable = trained
+    model = trainable.api.get("model/", params={"task": trainable.task["id"]})["results"][0]
+    key = model_prefix(owner_id(server), model["id"]) + HEAD_FILE
+    original = server.ports.blobs.get(key)
+    missing = "efficientnet-lite0-0000000000000000"
+    server.ports.blobs.put(key, replace(ServedHead.from_bytes(original), backbone_id=missing).to_bytes())
+    monkeypatch.setattr(classify_usecase, "_serving", None)  # nothing loaded yet in this process
+    try:
+        response = trainable.api.call(
+            "POST",
+            "classify/",
+            json={"task_id": trainable.task["id"], "records": [{"_base64": _b64(photo("chelsea", 80))}]},
+        )
+    finally:
+        server.ports.blobs.put(key, original)
+    assert response.status_code == 409, response.text
+    assert f"backbone '{missing}'" in response.json()["detail"] and "train the task again" in response.json()["detail"]
 
 
 def test_download_gives_the_file_classify_runs(trained: tuple[Any, TrainableTask], tmp_path: Path) -> None:
@@ -176,13 +205,17 @@ def test_download_gives_the_file_classify_runs(trained: tuple[Any, TrainableTask
     onnx_bytes = requests.get(export["model_url"], timeout=30).content
     card = requests.get(export["card_url"], timeout=30).json()
     assert card == export["card"] and [label["name"] for label in card["labels"]] == ["cat", "coffee"]
-    picture = photo("chelsea", 222)
+    # The fused file and what classify serves (the shared backbone, then the head) agree to 1e-5.
+    pictures = [photo(name, 222) for name in ("chelsea", "coffee", "rocket")]
     session = create_session(onnx_bytes)
-    probabilities, descriptor = session.run(["probabilities", "descriptor"], {"image": preprocess(picture)[None]})
-    served = _classify(trainable, [{"_base64": _b64(picture)}], descriptor=1)["records"][0]
-    by_name = {label["name"]: label["prob"] for label in served["labels"]}
-    assert by_name["cat"] == pytest.approx(float(probabilities[0][0]), abs=1e-5)
-    assert served["_descriptor"] == pytest.approx(descriptor[0].tolist(), abs=1e-5)
+    batch = np.stack([preprocess(picture) for picture in pictures])
+    probabilities, descriptor = session.run(["probabilities", "descriptor"], {"image": batch})
+    served = _classify(trainable, [{"_base64": _b64(picture)} for picture in pictures], descriptor=1)["records"]
+    for row, record in enumerate(served):
+        by_name = {label["name"]: label["prob"] for label in record["labels"]}
+        for column, label in enumerate(card["labels"]):
+            assert by_name[label["name"]] == pytest.approx(float(probabilities[row][column]), abs=1e-5)
+        assert record["_descriptor"] == pytest.approx(descriptor[row].tolist(), abs=1e-5)
     assert json.dumps(card)  # the card is plain JSON
 
 

@@ -6,11 +6,13 @@ photos), and packs ``/opt/ml/model`` the way the worker (and SageMaker) does. It
 seconds, so it runs once per test process (the first module that asks) and the bytes are reused.
 
 ``TrainedArtefact.archive_for(model, labels)`` gives that real ``model.tar.gz`` for another model
-version, without the descriptors (they name the source task's images; an archive without them
-is what jobs of releases before similarity search wrote): the ONNX file is unchanged (it knows
-label positions, not ids) and the card is the real card with its identifiers (model, task,
-labels, version, task name) swapped for the target's, so classify answers with the target
-task's label ids. Accuracy and metrics stay the real ones.
+version: the ONNX file is unchanged (it knows label positions, not ids), the card is the real
+card with its identifiers (model, task, labels, version, task name) swapped for the target's, and
+the head file is the real head with the target's label ids, so classify answers with the target
+task's label ids. Accuracy and metrics stay the real ones. ``with_head=False`` leaves the head
+file out, as a job of a release before head files did. The descriptors are left out (they name
+the source task's images; an archive without them is what jobs of releases before similarity
+search wrote).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from kestrel.handlers import training_job as entry
 from kestrel.local.worker import job_event, pack_model_dir
 from kestrel.store.accounts import authenticate
 from kestrel.store.lifecycle import build_manifest, find_job, job_name
+from kestrel.vision.heads import ServedHead
 from tests.api.http import Api
 from tests.conftest import AWS_REGION, RunningServer, local_settings, running_server
 from tests.flow.conftest import make_trainable_task
@@ -43,6 +46,7 @@ from tests.flow.conftest import make_trainable_task
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 DESCRIPTORS_FILE = "descriptors.npz"
+HEAD_FILE = "head.npz"
 STARTED = "training started"  # in the subject of the "training started" mail
 TRAINED = " trained, accuracy "  # in the subject of the "training finished" mail (success)
 FAILED = "failed"  # in the subject of the "training finished" mail (failure)
@@ -69,6 +73,7 @@ class TrainedArtefact:
     model: bytes  # model.onnx of a real training
     card: dict[str, Any]  # its real card.json
     archive: bytes  # the model.tar.gz the job produced
+    head: bytes  # its real head.npz
     descriptors: bytes = b""  # its descriptors.npz (the source task's image ids)
     model_part: bytes = field(init=False, repr=False)  # model.onnx as a tar member, gzipped once
 
@@ -91,14 +96,22 @@ class TrainedArtefact:
         card.update(version=model["version"], task_name=model["task_name"])
         return card
 
-    def archive_for(self, model: dict[str, Any], labels: list[dict[str, Any]]) -> bytes:
-        """model.tar.gz with the real model.onnx and the card for ``model``.
+    def head_for(self, model: dict[str, Any], labels: list[dict[str, Any]]) -> bytes:
+        """The real head.npz with the label ids of ``labels`` (matched by name), as ``card_for``."""
+        head = ServedHead.from_bytes(self.head)
+        by_name = {label["name"]: label["id"] for label in labels}
+        swapped = tuple({"id": by_name[label["name"]], "name": label["name"]} for label in head.labels)
+        return replace(head, labels=swapped).to_bytes()
+
+    def archive_for(self, model: dict[str, Any], labels: list[dict[str, Any]], with_head: bool = True) -> bytes:
+        """model.tar.gz with the real model.onnx, and the card and head for ``model``.
 
         The ONNX member is compressed once (``model_part``); each archive appends a gzip member
-        with its card and the tar end. A gzip file may hold several members (RFC 1952), and any
-        reader (gzip, tar, Python's tarfile) reads them as one stream."""
+        with its card, its head and the tar end. A gzip file may hold several members (RFC 1952),
+        and any reader (gzip, tar, Python's tarfile) reads them as one stream."""
         card = json.dumps(self.card_for(model, labels), indent=1).encode()
-        return self.model_part + gzip.compress(_tar_member(CARD_FILE, card) + _TAR_END, compresslevel=1)
+        head = _tar_member(HEAD_FILE, self.head_for(model, labels)) if with_head else b""
+        return self.model_part + gzip.compress(_tar_member(CARD_FILE, card) + head + _TAR_END, compresslevel=1)
 
 
 def read_archive(archive: bytes) -> dict[str, bytes]:
@@ -125,8 +138,10 @@ def train_artefact(data_dir: Path) -> TrainedArtefact:
             assert code == 0, failure.read_text() if failure.exists() else f"exit code {code}"
             archive = pack_model_dir(root / "model")
     files = read_archive(archive)
-    assert set(files) == {MODEL_FILE, CARD_FILE, DESCRIPTORS_FILE}
-    return TrainedArtefact(files[MODEL_FILE], json.loads(files[CARD_FILE]), archive, files[DESCRIPTORS_FILE])
+    assert set(files) == {MODEL_FILE, CARD_FILE, HEAD_FILE, DESCRIPTORS_FILE}
+    return TrainedArtefact(
+        files[MODEL_FILE], json.loads(files[CARD_FILE]), archive, files[HEAD_FILE], files[DESCRIPTORS_FILE]
+    )
 
 
 _trained: TrainedArtefact | None = None

@@ -41,6 +41,7 @@ from tests.conftest import (
 )
 from tests.flow.artefacts import (
     CARD_FILE,
+    HEAD_FILE,
     MODEL_FILE,
     STARTED,
     TrainedArtefact,
@@ -310,12 +311,12 @@ def test_bad_records_fail_alone(aws_server: RunningServer) -> None:
 def test_completed_job_becomes_the_production_version_and_classifies(
     aws_server: RunningServer, artefact: TrainedArtefact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Classify's model cache lives as long as the process. Make it under another gateway's ports
+    # Classify's head cache lives as long as the process. Make it under another gateway's ports
     # first (as when a local test classified earlier in this process): classify must still read
-    # through the ports that are current when it loads a model, here S3 under moto.
-    monkeypatch.setattr(classify_usecase, "_cache", None)
+    # through the ports that are current when it loads a head, here S3 under moto.
+    monkeypatch.setattr(classify_usecase, "_serving", None)
     with running_server(build_ports(local_settings(tmp_path / "local")), "local") as local:
-        classify_usecase.model_cache(local.ports)
+        classify_usecase.serving(local.ports)
 
     launched = train_and_launch(aws_server, make_trainable_task(Api(aws_server.url, aws_server.token)))
     api, model_id, labels = launched.api, launched.model["id"], launched.trainable.labels
@@ -334,10 +335,11 @@ def test_completed_job_becomes_the_production_version_and_classifies(
     task = api.get(f"task/{launched.task_id}")
     assert (task["production_version"], task["last_train_status"]) == (1, "TRAINED")
 
-    # The finisher keeps the model and its card where classify reads them.
+    # The finisher keeps the model, its head and its card where classify and the export read them.
     prefix = f"models/{owner_id(aws_server)}/{model_id}/"
-    assert s3_keys(prefix) == [prefix + CARD_FILE, prefix + MODEL_FILE]
+    assert s3_keys(prefix) == [prefix + CARD_FILE, prefix + HEAD_FILE, prefix + MODEL_FILE]
     assert s3_object(prefix + MODEL_FILE) == artefact.model
+    assert s3_object(prefix + HEAD_FILE) == artefact.head_for(launched.model, labels)
     assert json.loads(s3_object(prefix + CARD_FILE)) == card
 
     [mail] = finish_mails(aws_server)

@@ -9,6 +9,7 @@ event to the same step). Mails are read from moto's SES (aws) or the outbox fold
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import uuid
@@ -31,6 +32,7 @@ from tests.conftest import OWNER_A, RunningServer
 from tests.flow.artefacts import (
     CARD_FILE,
     DESCRIPTORS_FILE,
+    HEAD_FILE,
     MODEL_FILE,
     SentMail,
     TrainedArtefact,
@@ -43,6 +45,7 @@ from tests.flow.artefacts import (
     trained_once,
 )
 from tests.flow.conftest import TrainableTask, make_trainable_task
+from tests.photos import photo
 
 
 @pytest.fixture(scope="module")
@@ -210,9 +213,30 @@ def test_auto_deploy_on_makes_a_later_version_production(flow: Flow) -> None:
     task = flow.task()
     assert (task["production_version"], task["last_train_status"]) == (2, "TRAINED")
     prefix = model_prefix(owner_id(flow.server), second["id"])
-    assert flow.model_files(second) == [prefix + CARD_FILE, prefix + MODEL_FILE]
+    assert flow.model_files(second) == [prefix + CARD_FILE, prefix + HEAD_FILE, prefix + MODEL_FILE]
     mail = flow.mails()[-1]
     assert "version 2" in mail.subject and "now the task's production version" in mail.body
+
+
+def test_an_archive_of_a_job_before_head_files_still_classifies(flow: Flow) -> None:
+    """A job of an earlier release wrote no head.npz: the version is trained all the same, and
+    classify reads its head out of model.onnx, answering as the version with a head file does."""
+    old = flow.start()
+    flow.complete(old, flow.artefact.archive_for(old, flow.trainable.labels, with_head=False))
+    assert flow.model(old)["train_status"] == "TRAINED"
+    prefix = model_prefix(owner_id(flow.server), old["id"])
+    assert flow.model_files(old) == [prefix + CARD_FILE, prefix + MODEL_FILE]
+    new = flow.start()
+    flow.complete(new)
+    picture = base64.b64encode(photo("chelsea", 120)).decode()
+    answers = [
+        flow.api.post("classify/", {"task_id": flow.task_id, "version": version, "records": [{"_base64": picture}]})
+        for version in (old["version"], new["version"])
+    ]
+    [old_labels, new_labels] = [answer["records"][0]["labels"] for answer in answers]
+    assert [label["id"] for label in old_labels] == [label["id"] for label in new_labels]
+    assert [label["prob"] for label in old_labels] == pytest.approx([label["prob"] for label in new_labels], abs=1e-5)
+    assert old_labels[0]["name"] == "cat"
 
 
 def test_auto_deploy_off_keeps_the_production_version(flow: Flow) -> None:

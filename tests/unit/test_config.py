@@ -33,7 +33,7 @@ INT_VARIABLES = [
     config.ENV_TRAINING_MAX_SECONDS,
     config.ENV_SMTP_PORT,
     config.ENV_ORT_THREADS,
-    config.ENV_MODEL_CACHE_SIZE,
+    config.ENV_HEAD_CACHE_MB,
     config.ENV_FETCH_MAX_BYTES,
 ]
 
@@ -88,7 +88,7 @@ def test_the_defaults(clean_environment: Path) -> None:
         587,
         "http://127.0.0.1:8000/",
     )
-    assert (settings.vision.model_dir, settings.vision.ort_threads, settings.vision.model_cache_size) == (None, 2, 8)
+    assert (settings.vision.model_dir, settings.vision.ort_threads, settings.vision.head_cache_mb) == (None, 2, 256)
     assert (settings.fetch.max_bytes, settings.fetch.timeout_seconds, settings.fetch.allowed_hosts) == (
         10 * MB,
         10.0,
@@ -123,7 +123,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         config.ENV_USAGE_PLAN_ID: " abc123 ",
         config.ENV_MODEL_DIR: str(tmp_path / "models"),
         config.ENV_ORT_THREADS: "4",
-        config.ENV_MODEL_CACHE_SIZE: "3",
+        config.ENV_HEAD_CACHE_MB: "3",
         config.ENV_FETCH_MAX_BYTES: "4096",
         config.ENV_FETCH_TIMEOUT: "2.5",
         config.ENV_FETCH_BUDGET: "7.5",
@@ -164,7 +164,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         smtp_password="s3cret",
         console_url="https://console.example.com/",
     )
-    assert settings.vision == VisionSettings(model_dir=tmp_path / "models", ort_threads=4, model_cache_size=3)
+    assert settings.vision == VisionSettings(model_dir=tmp_path / "models", ort_threads=4, head_cache_mb=3)
     assert settings.fetch == FetchSettings(
         max_bytes=4096,
         timeout_seconds=2.5,
@@ -247,14 +247,14 @@ def test_any_other_runtime_is_refused(monkeypatch: pytest.MonkeyPatch, raw: str)
 
 
 def test_vision_settings_on_their_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert VisionSettings.from_env() == VisionSettings(model_dir=None, ort_threads=2, model_cache_size=8)
+    assert VisionSettings.from_env() == VisionSettings(model_dir=None, ort_threads=2, head_cache_mb=256)
     monkeypatch.setenv(config.ENV_MODEL_DIR, "   ")
     assert VisionSettings.from_env().model_dir is None  # blank: the default cache folder
     monkeypatch.setenv(config.ENV_MODEL_DIR, f" {tmp_path} ")
     monkeypatch.setenv(config.ENV_ORT_THREADS, "1")
-    assert VisionSettings.from_env() == VisionSettings(model_dir=tmp_path, ort_threads=1, model_cache_size=8)
-    monkeypatch.setenv(config.ENV_MODEL_CACHE_SIZE, "none")
-    with pytest.raises(ValueError, match=_exactly("KESTREL_MODEL_CACHE_SIZE must be a whole number, not 'none'")):
+    assert VisionSettings.from_env() == VisionSettings(model_dir=tmp_path, ort_threads=1, head_cache_mb=256)
+    monkeypatch.setenv(config.ENV_HEAD_CACHE_MB, "none")
+    with pytest.raises(ValueError, match=_exactly("KESTREL_HEAD_CACHE_MB must be a whole number, not 'none'")):
         VisionSettings.from_env()
 
 

@@ -87,7 +87,7 @@ def classify_out(done: Classification) -> ClassifyOut:
     PATH,
     summary=f"Classify 1 to {MAX_RECORDS} images with a task's model",
     tags=["classify"],
-    responses=responses(200, (400, 401, 404, 503), error_model=ClassifyErrorOut),
+    responses=responses(200, (400, 401, 404, 409, 503), error_model=ClassifyErrorOut),
 )
 def classify_images(body: ClassifyRequest) -> ClassifyOut:
     scope = RequestScope(router)

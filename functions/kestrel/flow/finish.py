@@ -18,7 +18,7 @@ from kestrel.flow.reasons import for_people
 from kestrel.ports import Ports
 from kestrel.ports.blobs import BlobNotFound
 from kestrel.store.lifecycle import JobRef, find_job, mark_failed, mark_trained, model_id_of_job
-from kestrel.store.version_files import CARD_FILE, DESCRIPTORS_FILE, MODEL_FILE, model_prefix
+from kestrel.store.version_files import CARD_FILE, DESCRIPTORS_FILE, HEAD_FILE, MODEL_FILE, model_prefix
 
 logger = Logger(service="kestrel-finisher", child=True)
 
@@ -30,8 +30,10 @@ class BadArtefact(Exception):
 
 
 def read_artefact(data: bytes) -> dict[str, bytes]:
-    """model.onnx and card.json from the job's model.tar.gz, and descriptors.npz when the job
-    wrote one (jobs of older releases did not; nothing else is read)."""
+    """model.onnx, card.json and head.npz from the job's model.tar.gz, and descriptors.npz when
+    the job wrote one (nothing else is read). head.npz and descriptors.npz are optional: jobs of
+    older releases wrote neither; classify reads such a version's head out of model.onnx, and
+    similarity search says to train again."""
     found: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
@@ -41,7 +43,7 @@ def read_artefact(data: bytes) -> dict[str, bytes]:
                     # 5 KB an image: over ~40,000 images. The version still ships, unsearchable.
                     logger.warning("descriptors over the member bound: not kept", extra={"bytes": member.size})
                 if (
-                    name in (MODEL_FILE, CARD_FILE, DESCRIPTORS_FILE)
+                    name in (MODEL_FILE, CARD_FILE, HEAD_FILE, DESCRIPTORS_FILE)
                     and member.isfile()
                     and member.size <= _MAX_MEMBER_BYTES
                 ):
@@ -120,6 +122,8 @@ def _complete(ports: Ports, ref: JobRef, detail: dict[str, Any]) -> bool:
     prefix = model_prefix(ref.owner_id, ref.model_id)
     # Files first: a model marked Trained can always be loaded.
     ports.blobs.put(prefix + MODEL_FILE, files[MODEL_FILE], "application/octet-stream")
+    if HEAD_FILE in files:
+        ports.blobs.put(prefix + HEAD_FILE, files[HEAD_FILE], "application/octet-stream")
     ports.blobs.put(prefix + CARD_FILE, files[CARD_FILE], "application/json")
     if DESCRIPTORS_FILE in files:
         ports.blobs.put(prefix + DESCRIPTORS_FILE, files[DESCRIPTORS_FILE], "application/octet-stream")

@@ -1,5 +1,5 @@
 """Lambda entry point for ``POST /recognition/v2/classify``: its own function, with more memory,
-onnxruntime, and the model cache that lives as long as the execution environment."""
+onnxruntime, and the backbone session and head cache that live as long as the execution environment."""
 
 from __future__ import annotations
 

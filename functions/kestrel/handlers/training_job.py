@@ -2,7 +2,7 @@
 
     <root>/input/data/manifest/manifest.json     the manifest (channel "manifest")
     <root>/input/config/hyperparameters.json     hyperparameters (all strings)
-    <root>/model/                                model.onnx + card.json + descriptors.npz
+    <root>/model/                                model.onnx + card.json + head.npz + descriptors.npz
                                                  (SageMaker uploads it as model.tar.gz)
     <root>/output/failure                        the reason, when the job fails
 
@@ -18,7 +18,7 @@ import traceback
 
 from kestrel.composition import build_ports
 from kestrel.config import Settings, sagemaker_root
-from kestrel.store.version_files import CARD_FILE, DESCRIPTORS_FILE, MODEL_FILE
+from kestrel.store.version_files import CARD_FILE, DESCRIPTORS_FILE, HEAD_FILE, MODEL_FILE
 from kestrel.training.failures import reason_for
 from kestrel.training.job import train
 
@@ -36,6 +36,7 @@ def main() -> int:
         model_dir = root / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / MODEL_FILE).write_bytes(result.model)
+        (model_dir / HEAD_FILE).write_bytes(result.head)
         (model_dir / CARD_FILE).write_text(json.dumps(result.card, indent=1))
         (model_dir / DESCRIPTORS_FILE).write_bytes(result.descriptors)
     except Exception as error:  # noqa: BLE001 - the job's last word: SageMaker reads output/failure

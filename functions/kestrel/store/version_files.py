@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from kestrel.ports.blobs import BlobStore
 
-MODEL_FILE = "model.onnx"  # backbone + head, the file classify runs
+MODEL_FILE = "model.onnx"  # backbone + head fused: the file the versions API exports
 CARD_FILE = "card.json"  # labels in output order, thresholds, preprocessing, metrics
+#: The head alone (kestrel.vision.heads), what classify reads beside the shared backbone.
+#: Versions trained before it existed have none: classify reads their head out of MODEL_FILE.
+HEAD_FILE = "head.npz"
 #: The training images' descriptors (vision.descriptor_index), what similar/ searches. Versions
 #: trained before similarity search existed have none.
 DESCRIPTORS_FILE = "descriptors.npz"

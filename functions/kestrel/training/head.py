@@ -22,6 +22,8 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from kestrel.vision.heads import activate
+
 #: Candidate L2 strengths (on the mean loss): half decades from 1e-4 to 1.
 STRENGTHS = tuple(float(10**exponent) for exponent in np.arange(-4.0, 0.01, 0.5))
 MAX_FOLDS = 5
@@ -55,11 +57,7 @@ class Head:
     thresholds: tuple[float, ...] = ()
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        logits = features @ self.weights + self.bias
-        if self.multi_label:
-            return 1.0 / (1.0 + np.exp(-logits))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return activate(features @ self.weights + self.bias, self.multi_label)
 
 
 def _softmax_loss(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from kestrel.domain.training_rules import split_order
 from kestrel.ports.blobs import BlobStore
@@ -29,8 +30,9 @@ from kestrel.training.export import DESCRIPTOR, PROBABILITIES, export_model
 from kestrel.training.head import DEFAULT_OPTIONS, Head, refit, train_head
 from kestrel.training.metrics import evaluate_multi_class, evaluate_multi_label, wilson_interval
 from kestrel.training.mislabelled import possibly_mislabelled
-from kestrel.vision.backbone import ensure_backbone
+from kestrel.vision.backbone import Backbone, ensure_backbone
 from kestrel.vision.descriptor_index import DescriptorIndex
+from kestrel.vision.heads import ServedHead
 from kestrel.vision.preprocess import PREPROCESSING_ID, describe, preprocess
 from kestrel.vision.session import create_session
 
@@ -43,8 +45,9 @@ class TrainingError(Exception):
 
 @dataclass(frozen=True)
 class TrainedModel:
-    model: bytes  # the ONNX file
+    model: bytes  # the ONNX file: backbone + head fused (what the versions API exports)
     card: dict[str, Any]
+    head: bytes  # the head alone (kestrel.vision.heads): what classify runs on the shared backbone
     descriptors: bytes = b""  # every image's descriptor (vision.descriptor_index): similarity search
 
 
@@ -125,8 +128,12 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
     say(f"possibly mislabelled: {suspects_total} images")
     phases.end("mislabelled")
     model = export_model(backbone, shipped)
+    served_labels = tuple({"id": label["id"], "name": label["name"]} for label in labels)
+    served = ServedHead(
+        shipped.weights, shipped.bias, multi_label, backbone.backbone_id, served_labels, shipped.thresholds
+    )
     test_plain = np.stack([v[0] for v in test_views[:2]])
-    _check_export(model, blobs, test_rows[:2], shipped.probabilities(test_plain))
+    _check_export(model, Served(backbone, session, served), blobs, test_rows[:2], shipped.probabilities(test_plain))
     phases.end("export")
     seconds = round(time.perf_counter() - started, 2)
     say(f"done in {seconds} s, peak memory {peak_memory_mb():.0f} MB")
@@ -138,7 +145,7 @@ def train(manifest: dict[str, Any], blobs: BlobStore, say: Progress = print) -> 
     card["peak_memory_mb"] = round(peak_memory_mb(), 1)
     # The plain view of each image, already embedded: the search index costs no extra inference.
     descriptors = DescriptorIndex.build([row["id"] for row in ordered], np.stack([v[0] for v in views]))
-    return TrainedModel(model, card, descriptors.to_bytes())
+    return TrainedModel(model, card, served.to_bytes(), descriptors.to_bytes())
 
 
 def _evaluate(
@@ -202,13 +209,35 @@ def peak_memory_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-def _check_export(model: bytes, blobs: BlobStore, rows: list[dict[str, Any]], expected: np.ndarray) -> None:
-    """The exported file must give what the head gave: catches any mismatch before it ships."""
+@dataclass(frozen=True)
+class Served:
+    """How classify runs the version: the shared backbone's session, then the head."""
+
+    backbone: Backbone
+    session: ort.InferenceSession
+    head: ServedHead
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        [features] = self.session.run([self.backbone.features_name], {self.backbone.input_name: batch})
+        return self.head.probabilities(np.asarray(features, dtype=np.float32))
+
+
+#: The fused export and the served backbone + head must agree this closely (issue 16).
+SERVED_TOLERANCE = 1e-5
+
+
+def _check_export(
+    model: bytes, served: Served, blobs: BlobStore, rows: list[dict[str, Any]], expected: np.ndarray
+) -> None:
+    """The exported file must give what the head gave (from the cached embeddings) and what
+    classify will serve (backbone + head) to 1e-5: catches any mismatch before it ships."""
     session = create_session(model)
     batch = np.stack([preprocess(blobs.get(row["key"])) for row in rows])
     probabilities, descriptor = session.run([PROBABILITIES, DESCRIPTOR], {"image": batch})
     if not np.allclose(probabilities, expected, atol=1e-3):
         raise TrainingError("the exported model does not reproduce the trained head (internal error)")
+    if np.abs(served.probabilities(batch) - probabilities).max() > SERVED_TOLERANCE:
+        raise TrainingError("the exported model and the served backbone + head disagree (internal error)")
     if not np.allclose(np.linalg.norm(descriptor, axis=1), 1.0, atol=1e-3):
         raise TrainingError("the exported descriptor is not normalised (internal error)")
 

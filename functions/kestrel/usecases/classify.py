@@ -1,6 +1,7 @@
 """Classify 1 to 10 images with a task's model: choose the version, check it is TRAINED, fetch
-or decode each record, run the model once for the batch, apply multi_label thresholds and, when
-asked, keep each image as an unlabelled training image (``store_images``).
+or decode each record, run the shared backbone once for the batch and then the version's head
+(kestrel.vision.classifier), apply multi_label thresholds and, when asked, keep each image as an
+unlabelled training image (``store_images``).
 
 A bad record (not an image, an unreachable or forbidden URL) gets its own status with a 4xx
 code, and the other records are still classified.
@@ -10,6 +11,7 @@ unsure the model was (``domain.review``), unless it already carries one of the t
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +27,19 @@ from kestrel.domain.errors import Conflict, InvalidInput, KestrelError
 from kestrel.domain.review import KEPT_LABELS, category_margin, tag_closeness
 from kestrel.domain.review import PREDICTION_KEY as PREDICTION_KEY  # where stored predictions go
 from kestrel.ports import Ports
+from kestrel.ports.blobs import BlobNotFound, BlobStore
 from kestrel.store import images
 from kestrel.store.keys import Space
 from kestrel.store.review import task_label_ids
 from kestrel.store.review_entries import enqueue
 from kestrel.store.tasks import get_task
-from kestrel.store.version_files import model_prefix
+from kestrel.store.version_files import CARD_FILE, HEAD_FILE, MODEL_FILE, model_prefix
 from kestrel.store.versions import get_model_by_version
 from kestrel.urlfetch.fetch import Deadline, FetchPolicy, FetchRefused, fetch_image_bytes
 from kestrel.usecases.uploads import UploadLimits, upload_image
-from kestrel.vision.classifier import LoadedModel, ModelCache
+from kestrel.vision.backbone import BackboneUnavailable
+from kestrel.vision.classifier import Backbones, HeadCache
+from kestrel.vision.heads import ServedHead
 from kestrel.vision.imagefile import ImageRejected, displayed_size
 from kestrel.vision.preprocess import preprocess
 
@@ -42,18 +47,37 @@ MAX_RECORDS = 10
 #: Records fetched or decoded at once (each may wait on a remote server for its URL).
 FETCH_THREADS = 4
 
-_cache: ModelCache | None = None
-_cache_lock = threading.Lock()
+
+@dataclass(frozen=True)
+class Serving:
+    """What a classify process keeps: the backbone sessions and the heads' LRU."""
+
+    heads: HeadCache
+    backbones: Backbones
 
 
-def model_cache(ports: Ports) -> ModelCache:
-    """The process's models (made on first use: it imports onnxruntime), bounded by
-    ``VisionSettings.model_cache_size``."""
-    global _cache
-    with _cache_lock:
-        if _cache is None:
-            _cache = ModelCache(ports.blobs.get, capacity=ports.settings.vision.model_cache_size)
-        return _cache
+_serving: Serving | None = None
+_serving_lock = threading.Lock()
+
+
+def serving(ports: Ports) -> Serving:
+    """The process's models (made on first use: it imports onnxruntime); the heads bounded by
+    ``VisionSettings.head_cache_mb``."""
+    global _serving
+    with _serving_lock:
+        if _serving is None:
+            _serving = Serving(HeadCache(ports.settings.vision.head_cache_bytes), Backbones())
+        return _serving
+
+
+def load_head(blobs: BlobStore, prefix: str) -> ServedHead:
+    """The head of the version whose files start with ``prefix``: its head file, or for a version
+    trained before head files, the head inside its fused ONNX (read once, then cached as a head)."""
+    try:
+        return ServedHead.from_bytes(blobs.get(prefix + HEAD_FILE))
+    except BlobNotFound:
+        card = json.loads(blobs.get(prefix + CARD_FILE))
+        return ServedHead.of_fused(blobs.get(prefix + MODEL_FILE), card)
 
 
 @dataclass(frozen=True)
@@ -155,16 +179,17 @@ def trained_version(ports: Ports, space: Space, task: Task, version: int | None)
 
 
 def _fill(
-    result: RecordResult, model: LoadedModel, task: Task, output: tuple[np.ndarray, np.ndarray], descriptor: bool
+    result: RecordResult, head: ServedHead, task: Task, output: tuple[np.ndarray, np.ndarray], descriptor: bool
 ) -> None:
     probs, vector = output
-    result.labels = _ranked(list(zip(model.labels, probs.tolist(), strict=True)))
+    labels = list(head.labels)
+    result.labels = _ranked(list(zip(labels, probs.tolist(), strict=True)))
     if task.type == TaskType.MULTI_LABEL:
         # Every tag over its own threshold (tuned for F1 on held-out data at training).
-        thresholds = model.thresholds or [0.5] * len(model.labels)
+        thresholds = head.thresholds or (0.5,) * len(labels)
         over = [
             (label, prob)
-            for label, prob, limit in zip(model.labels, probs.tolist(), thresholds, strict=True)
+            for label, prob, limit in zip(labels, probs.tolist(), thresholds, strict=True)
             if prob >= limit
         ]
         result.best_labels = _ranked(over)
@@ -242,13 +267,14 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
         raise InvalidInput(f"'records' must hold 1 to {MAX_RECORDS} images, not {len(command.records)}")
     task = get_task(ports.items, command.space, command.task_id)
     version, model_id = trained_version(ports, command.space, task, command.version)
-    model = model_cache(ports).get(model_prefix(command.space.owner_id, model_id), ports.blobs.get)
+    models, head = version_head(ports, command.space, task, version, model_id)
 
     prepared = prepare_records(ports, command.records)
     good = [index for index, item in enumerate(prepared) if item.pixels is not None]
     outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if good:
-        probabilities, descriptors = model.run(np.stack([prepared[i].pixels for i in good]))  # type: ignore[misc]
+        batch = np.stack([prepared[i].pixels for i in good])  # type: ignore[misc]
+        probabilities, descriptors = models.backbones.run(head, batch)  # the backbone once for the batch
         outputs = {index: (probabilities[row], descriptors[row]) for row, index in enumerate(good)}
 
     results = []
@@ -256,7 +282,7 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
         result = RecordResult({k: v for k, v in record.items() if k != "_base64"}, item.code, item.text)
         if index in outputs:
             result.width, result.height = item.width, item.height
-            _fill(result, model, task, outputs[index], command.descriptor)
+            _fill(result, head, task, outputs[index], command.descriptor)
             if command.store_images:
                 _keep(
                     ports,
@@ -268,6 +294,29 @@ def classify(ports: Ports, command: ClassifyCommand) -> Classification:
                 )
         results.append(result)
     return Classification(task.id, version, results, round(time.perf_counter() - started, 4))
+
+
+def version_head(ports: Ports, space: Space, task: Task, version: int, model_id: str) -> tuple[Serving, ServedHead]:
+    """The process's models and the version's head (cached), once its backbone is known to be here
+    (also what similar/ describes its records with)."""
+    models = serving(ports)
+    prefix = model_prefix(space.owner_id, model_id)
+    head = models.heads.get(prefix, lambda: load_head(ports.blobs, prefix))
+    _check_backbone(models.backbones, head, task, version)
+    return models, head
+
+
+def _check_backbone(backbones: Backbones, head: ServedHead, task: Task, version: int) -> None:
+    """The version's backbone must be here (its session is built now, before any record is
+    fetched): a head only reads the features of the backbone it was trained on."""
+    try:
+        backbones.session(head.backbone_id)
+    except BackboneUnavailable as missing:
+        raise Conflict(
+            f"version {version} of task '{task.name}' was trained on backbone '{missing.backbone_id}', which this "
+            f"installation does not have (it has: {', '.join(missing.available)}); train the task again to use "
+            "the current backbone, or classify with another version ('version')"
+        ) from None
 
 
 def _keep(ports: Ports, space: Space, task: Task, data: bytes, result: RecordResult, prediction: Prediction) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kestrel.domain.entities import TrainingImage
+from kestrel.domain.entities import Task, TrainingImage
 from kestrel.domain.errors import InvalidInput, NotFound
 from kestrel.ports import Ports
 from kestrel.ports.blobs import BlobNotFound
@@ -28,7 +28,7 @@ from kestrel.store import images
 from kestrel.store.keys import Space
 from kestrel.store.tasks import get_task
 from kestrel.store.version_files import DESCRIPTORS_FILE, model_prefix
-from kestrel.usecases.classify import MAX_RECORDS, model_cache, prepare_records, trained_version
+from kestrel.usecases.classify import MAX_RECORDS, prepare_records, trained_version, version_head
 from kestrel.vision.descriptor_index import BadIndex, DescriptorIndex, Match
 from kestrel.vision.imagefile import ImageRejected
 from kestrel.vision.preprocess import preprocess
@@ -187,13 +187,14 @@ def _queries(ports: Ports, space: Space, records: list[dict[str, Any]], index: D
     return queries
 
 
-def _describe(ports: Ports, space: Space, model_id: str, queries: list[_Query]) -> None:
-    """Descriptors of the queries that are pixels, in one batch through the version's model."""
+def _describe(ports: Ports, space: Space, task: Task, version: int, model_id: str, queries: list[_Query]) -> None:
+    """Descriptors of the queries that are pixels, in one batch through the version's backbone
+    (the features its descriptors were made of)."""
     pending = [query for query in queries if query.vector is None and query.pixels is not None]
     if not pending:
         return
-    model = model_cache(ports).get(model_prefix(space.owner_id, model_id), ports.blobs.get)
-    _, descriptors = model.run(np.stack([query.pixels for query in pending]))  # type: ignore[misc]
+    models, head = version_head(ports, space, task, version, model_id)
+    _, descriptors = models.backbones.run(head, np.stack([query.pixels for query in pending]))  # type: ignore[misc]
     for query, vector in zip(pending, descriptors, strict=True):
         query.vector = np.asarray(vector, dtype=np.float32)
 
@@ -233,7 +234,7 @@ def similar(ports: Ports, command: SimilarCommand) -> SimilarResult:
     version, model_id = trained_version(ports, command.space, task, command.version)
     index = _load_index(ports, command.space, version, model_id)
     queries = _queries(ports, command.space, command.records, index)
-    _describe(ports, command.space, model_id, queries)
+    _describe(ports, command.space, task, version, model_id, queries)
     vectors = [query.vector for query in queries if query.vector is not None]
     found = iter(_neighbours(ports, command.space, index, np.stack(vectors), command.k) if vectors else [])
     results = []

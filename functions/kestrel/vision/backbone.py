@@ -105,6 +105,37 @@ def _read_backbone(path: Path, mtime_ns: int, size: int) -> Backbone:
     return Backbone(path=path, backbone_id=backbone_id_for(path.read_bytes()))
 
 
+class BackboneUnavailable(Exception):
+    """A model needs a backbone this installation does not have."""
+
+    def __init__(self, backbone_id: str, available: list[str]) -> None:
+        super().__init__(f"backbone {backbone_id!r} is not available (available: {', '.join(available)})")
+        self.backbone_id = backbone_id
+        self.available = available
+
+
+def _known(path: Path) -> Backbone:
+    stat = path.stat()
+    return _read_backbone(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+def find_backbone(backbone_id: str, cache_dir: Path | None = None) -> Backbone:
+    """The backbone whose id is ``backbone_id``: the current one, or an earlier conversion kept
+    beside it (``efficientnet-lite0-v<N>.onnx`` in the same folder; each file is hashed once).
+    A model keeps the id of the backbone it was trained on, and only that backbone's features
+    fit its head."""
+    current = ensure_backbone(cache_dir)
+    if backbone_id == current.backbone_id:
+        return current
+    others = [
+        _known(path) for path in sorted(current.path.parent.glob(f"{MODEL_NAME}-v*.onnx")) if path != current.path
+    ]
+    for other in others:
+        if other.backbone_id == backbone_id:
+            return other
+    raise BackboneUnavailable(backbone_id or "(none named)", [current.backbone_id, *(o.backbone_id for o in others)])
+
+
 def ensure_backbone(cache_dir: Path | None = None, progress: bool = False) -> Backbone:
     """The converted backbone, converting and caching it on first use."""
     directory = (cache_dir or default_cache_dir()).expanduser()
@@ -113,8 +144,7 @@ def ensure_backbone(cache_dir: Path | None = None, progress: bool = False) -> Ba
         _write_atomically(path, convert(progress=progress))
     elif progress:
         print(f"already converted: {path.name}", file=sys.stderr, flush=True)
-    stat = path.stat()
-    return _read_backbone(path, stat.st_mtime_ns, stat.st_size)
+    return _known(path)
 
 
 def build_backbone_main(argv: Sequence[str] | None = None) -> int:
