@@ -89,7 +89,7 @@ def artefact(tmp_path_factory: pytest.TempPathFactory) -> TrainedArtefact:
 def test_aws_loop_puts_the_reviewed_image_in_the_next_manifest(
     artefact: TrainedArtefact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(classify_usecase, "_cache", None)  # models read through these ports (S3)
+    monkeypatch.setattr(classify_usecase, "_serving", None)  # nothing loaded yet in this process
     with aws_ports(monkeypatch, tmp_path / "data") as ports, running_server(ports, "aws") as server:
         launched = train_and_launch(server, make_trainable_task(Api(server.url, server.token)))
         deliver_artefact(server, launched.model["id"], artefact.archive_for(launched.model, launched.trainable.labels))
