@@ -107,7 +107,7 @@ export async function renderTaskClassify(container, { taskId }, scope) {
   const keep = h("input", { id: keepId, type: "checkbox" });
   const keepField = h(
     "div",
-    { class: "field checkbox" },
+    { class: "field check" },
     keep,
     h("label", { for: keepId }, "Keep the images for review (store_images): the unsure ones come first on the Review tab"),
   );
