@@ -127,6 +127,7 @@ def test_depth_bomb_json_bodies_answer_400_on_every_route(api: Api) -> None:
     assert api.get(f"task/{task['id']}")["name"] == "Target"
 
 
+@pytest.mark.slow  # a 50 MP image decoded and thumbnailed
 def test_the_largest_accepted_png_uploads_and_the_server_keeps_serving(api: Api) -> None:
     data = huge_rgba_png()
     assert len(data) < 400_000

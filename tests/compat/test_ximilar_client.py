@@ -55,6 +55,7 @@ def test_an_unsupported_filter_is_refused_not_ignored(compat: CompatServer) -> N
     assert "'mark-real' is not supported by this server" in refused["detail"]
 
 
+@pytest.mark.slow  # trains a real model
 def test_train_poll_classify_and_store_images(compat: CompatServer) -> None:
     client = compat.client()
     task, _ = client.create_task("Cats and coffee")

@@ -47,6 +47,9 @@ from tests.flow.artefacts import (
 from tests.flow.conftest import TrainableTask, make_trainable_task
 from tests.photos import photo
 
+# Trains a real model once per process (the artefact fixture): make test runs it, make test-fast does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def artefact(tmp_path_factory: pytest.TempPathFactory) -> TrainedArtefact:

@@ -228,6 +228,7 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
 
 
+@pytest.mark.slow  # a `kestrel serve` process that starts its worker pools
 def test_serve_on_an_empty_folder_prints_a_working_token(data_dir: str, serve_process: list[ServeProcess]) -> None:
     serving = ServeProcess(data_dir)
     serve_process.append(serving)

@@ -22,6 +22,9 @@ from kestrel.local.execution import GatewayStopping
 from kestrel.local.gateway import Route, make_server
 from tests.conftest import RunningServer, local_settings, running_server
 
+# Starts pools of worker processes and waits out their time limits: make test runs it, make test-fast does not.
+pytestmark = pytest.mark.slow
+
 HANDLERS = "tests.local.pool_handlers"
 
 
