@@ -29,6 +29,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from bench.training_scale import training_scale
 from bench.tuning import measure_tuning, tuning_report
 from kestrel.config import Limits, Settings
 from kestrel.local.worker import LocalWorker
+from kestrel.ports import Ports
 from kestrel.store.accounts import create_token, ensure_owner
 from tests.api.http import Api
 from tests.conftest import build_ports, running_server
@@ -72,16 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite docs/benchmarks.md from docs/benchmarks.json only"
     )
-    parser.add_argument(
-        "--only", choices=["pool", "heads", "similar"], help="measure this part alone, merged into the last record"
-    )
+    parser.add_argument("--only", choices=sorted(PARTS), help="measure this part alone, merged into the last record")
     args = parser.parse_args(argv)
-    if args.only == "pool":
-        return only_pool(args.quick)
-    if args.only == "similar":
-        return only_similar(args.quick)
-    if args.only == "heads":
-        return only_heads(args.quick)
+    if args.only:
+        return only_part(args.only, args.quick)
     if args.report_only:
         results = json.loads(RESULTS.read_text())
         write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
@@ -143,57 +139,57 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def only_pool(quick: bool) -> int:
-    """The pool study alone, on a small task, merged into docs/benchmarks.json and the report."""
+def only_part(name: str, quick: bool) -> int:
+    """One study alone (``--only NAME``), in a data folder of its own, merged into the last record
+    (docs/benchmarks.json) and the report."""
     results = json.loads(RESULTS.read_text())
+    kept = results.get(name, {}).get("conclusion")  # written by hand after a run; a new run keeps it
+    with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
+        results[name] = PARTS[name](results, Path(tmp), quick)
+    if kept:
+        results[name]["conclusion"] = kept
+    results[name]["command"] = f"python -m bench.run --only {name}" + (" --quick" if quick else "")
+    results[name]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
+    say(f"wrote the {name} figures into {REPORT}")
+    return 0
+
+
+def _pool_part(results: dict[str, Any], tmp: Path, quick: bool) -> dict[str, Any]:
+    """The pool study on a small task."""
     floor_ms = results["latency"]["batch 1"]["backbone (onnxruntime, preprocessed input)"]["median_ms"]
     image = photo("chelsea", 480)
-    with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        ports = build_ports(Settings(runtime="local", data_dir=data_dir, table="", bucket="", limits=Limits()))
-        with running_server(ports, "local") as server:
-            task_id = small_task(Api(server.url, server.token), LocalWorker(ports, poll_seconds=0.1))
-            token = server.token
-        other_token, _ = create_token(ports.items, ensure_owner(ports.items, "bench-other@example.com"), "bench")
-        levels = (1, 4) if quick else (1, 2, 4, 8, 16)
-        seconds = 2.0 if quick else 8.0
-        log = Path(tmp) / "server.log"
-        results["pool"] = pool_study(data_dir, log, (token, other_token), task_id, image, levels, seconds, floor_ms)
-    results["pool"]["command"] = "python -m bench.run --only pool" + (" --quick" if quick else "")
-    results["pool"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
-    say(f"wrote the pool study into {REPORT}")
-    return 0
+    data_dir = tmp / "data"
+    ports = _local_ports(data_dir)
+    with running_server(ports, "local") as server:
+        task_id = small_task(Api(server.url, server.token), LocalWorker(ports, poll_seconds=0.1))
+        token = server.token
+    other_token, _ = create_token(ports.items, ensure_owner(ports.items, "bench-other@example.com"), "bench")
+    levels = (1, 4) if quick else (1, 2, 4, 8, 16)
+    seconds = 2.0 if quick else 8.0
+    return pool_study(data_dir, tmp / "server.log", (token, other_token), task_id, image, levels, seconds, floor_ms)
 
 
-def only_similar(quick: bool) -> int:
-    """The similarity part alone (a scenes task trained here), merged into the last record."""
-    results = json.loads(RESULTS.read_text())
-    with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
-        ports = build_ports(
-            Settings(runtime="local", data_dir=Path(tmp) / "data", table="", bucket="", limits=Limits())
-        )
-        with running_server(ports, "local") as server:
-            results["similar"] = similar_bench(
-                Api(server.url, server.token), LocalWorker(ports, poll_seconds=0.1), None, quick
-            )
-    results["similar"]["command"] = "python -m bench.run --only similar" + (" --quick" if quick else "")
-    results["similar"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
-    say(f"wrote the similarity figures into {REPORT}")
-    return 0
+def _similar_part(results: dict[str, Any], tmp: Path, quick: bool) -> dict[str, Any]:
+    """The similarity search (a scenes task trained here)."""
+    ports = _local_ports(tmp / "data")
+    with running_server(ports, "local") as server:
+        return similar_bench(Api(server.url, server.token), LocalWorker(ports, poll_seconds=0.1), None, quick)
 
 
-def only_heads(quick: bool) -> int:
-    """The heads study alone (its own data folder), merged into docs/benchmarks.json and the report."""
-    results = json.loads(RESULTS.read_text())
-    with tempfile.TemporaryDirectory(prefix="kestrel-bench-") as tmp:
-        results["heads"] = heads_study(Path(tmp) / "heads", quick)
-    results["heads"]["command"] = "python -m bench.run --only heads" + (" --quick" if quick else "")
-    results["heads"]["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    write_report(results, results.get("command", "make bench"), SCENES, tuning_report(results["tuning"]))
-    say(f"wrote the heads study into {REPORT}")
-    return 0
+def _heads_part(results: dict[str, Any], tmp: Path, quick: bool) -> dict[str, Any]:
+    return heads_study(tmp / "heads", quick)
+
+
+def _local_ports(data_dir: Path) -> Ports:
+    return build_ports(Settings(runtime="local", data_dir=data_dir, table="", bucket="", limits=Limits()))
+
+
+PARTS: dict[str, Callable[[dict[str, Any], Path, bool], dict[str, Any]]] = {
+    "pool": _pool_part,
+    "similar": _similar_part,
+    "heads": _heads_part,
+}
 
 
 if __name__ == "__main__":

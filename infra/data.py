@@ -37,18 +37,7 @@ class Data(Construct):
         # A new logical id: the layout-1 table ("Items") had a local index, which DynamoDB cannot
         # remove from a table, so layout 2 lives in a new one (docs/operations.md, "Upgrading to
         # the partition layout").
-        self.table = dynamodb.Table(
-            self,
-            "ItemsV2",
-            partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=not settings.is_dev,
-            removal_policy=keep,
-        )
+        self.table = self._items_table("ItemsV2", settings, keep)
         # A *global* index: no item collection is capped at 10 GB, and a list's partition is the
         # list (sharded where it grows with the images), not the owner.
         self.table.add_global_secondary_index(
@@ -121,14 +110,11 @@ class Data(Construct):
             removal_policy=RemovalPolicy.RETAIN,  # customer images survive a stack deletion
         )
 
-    def _legacy_table(self, settings: Settings) -> dynamodb.Table:
-        """The layout-1 table exactly as it was deployed (same id, keys, local index), so that
-        CloudFormation leaves it and its data alone; retained on every stage. Nothing reads it
-        but ``kestrel table migrate``; ``-c legacyTable=drop`` takes it out of the stack (it is
-        then kept in the account, to delete by hand)."""
-        table = dynamodb.Table(
+    def _items_table(self, construct_id: str, settings: Settings, removal: RemovalPolicy) -> dynamodb.Table:
+        """An item table: (pk, sk) strings, on demand, point-in-time recovery, protected outside dev."""
+        return dynamodb.Table(
             self,
-            "Items",
+            construct_id,
             partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -136,8 +122,15 @@ class Data(Construct):
                 point_in_time_recovery_enabled=True
             ),
             deletion_protection=not settings.is_dev,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=removal,
         )
+
+    def _legacy_table(self, settings: Settings) -> dynamodb.Table:
+        """The layout-1 table exactly as it was deployed (same id, keys, local index), so that
+        CloudFormation leaves it and its data alone; retained on every stage. Nothing reads it
+        but ``kestrel table migrate``; ``-c legacyTable=drop`` takes it out of the stack (it is
+        then kept in the account, to delete by hand)."""
+        table = self._items_table("Items", settings, RemovalPolicy.RETAIN)
         table.add_local_secondary_index(
             index_name=LEGACY_ORD_INDEX,
             sort_key=dynamodb.Attribute(name=ORD, type=dynamodb.AttributeType.STRING),

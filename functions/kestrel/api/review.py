@@ -3,6 +3,7 @@ person's decision on one image (labels, or skip), and what the next version gain
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -87,14 +88,7 @@ def review_summary(task_id: str) -> ReviewSummaryOut:
     scope = RequestScope(router)
     task = get_task(scope.ports.items, scope.space, task_id)
     found = review.summary(scope.ports.items, scope.space, task)
-    return ReviewSummaryOut(
-        task_id=task.id,
-        queued=found.queued,
-        reviewed=found.reviewed,
-        skipped=found.skipped,
-        last_version=found.last_version,
-        reviewed_since_last_version=found.reviewed_since_last_version,
-    )
+    return ReviewSummaryOut(task_id=task.id, **asdict(found))
 
 
 @router.post(
@@ -113,10 +107,4 @@ def decide(task_id: str, image_id: str, body: ReviewDecision) -> ReviewDecisionO
         decision = review.skip_image(store, space, task, image_id)
     else:
         decision = review.review_image(store, space, task, image_id, body.label_ids or [])
-    return ReviewDecisionOut(
-        image_id=decision.image_id,
-        task_id=task.id,
-        status=decision.status,
-        label_ids=decision.label_ids,
-        decided=decision.decided,
-    )
+    return ReviewDecisionOut(task_id=task.id, **asdict(decision))

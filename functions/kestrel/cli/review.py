@@ -104,16 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Nothing to review in {task['name']!r}: classify with store_images to fill the queue.")
     else:
         header = ("#", "IMAGE ID", "UNCERTAINTY", "SUGGESTION", "BEST", "PROB", "SECOND", "PROB")
-        keys = (
-            "rank",
-            "image_id",
-            "uncertainty",
-            "suggestion",
-            "best_label",
-            "best_prob",
-            "second_label",
-            "second_prob",
-        )
+        keys = CSV_COLUMNS[: len(header)]  # the CSV's first columns, in its order
         cells = ([row[key] or "-" for key in keys] for row in shown)  # "-": not classified yet
         print(render_table(header, cells, right=(0, 2, 5, 7)))
         print()
