@@ -84,6 +84,7 @@ def _body(world: World, method: str, path: str) -> dict[str, Any] | None:
         ("POST", "training-image/{image_id}/remove-label"): {"label_id": ids["label_id"]},
         ("POST", "training-image/update"): {"images": [ids["image_id"]], "mark-test": True},
         ("POST", "task/{task_id}/review/{image_id}"): {"label_ids": [ids["label_id"]]},
+        ("POST", "task/{task_id}/similar"): {"records": [{"training_image_id": ids["image_id"]}]},
         ("POST", "training-image"): {"base64": "", "labels": [ids["label_id"]]},
         ("PUT", "task/{task_id}"): {"name": "stolen"},
         ("PATCH", "task/{task_id}"): {"name": "stolen"},
