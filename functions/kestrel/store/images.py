@@ -19,7 +19,7 @@ from kestrel.domain.entities import (
 )
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
 from kestrel.ports.blobs import BlobStore
-from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_meta_data
 from kestrel.store.keys import Space
@@ -60,12 +60,9 @@ def image_from_item(item: Item) -> TrainingImage:
 
 def image_item(image: TrainingImage) -> Item:
     """The stored form of ``image`` (what ``image_from_item`` reads back)."""
-    pk, sk = keys.image_key(keys.space_of(image), image.id)
+    space = keys.space_of(image)
     return {
-        PK: pk,
-        SK: sk,
-        LIST: keys.image_list(keys.space_of(image), image.id),
-        ORD: keys.image_ord(image.created, image.id),
+        **keys.placement(space, keys.image_key(space, image.id), keys.image_ord(image.created, image.id)),
         "id": image.id,
         "owner_id": image.owner_id,
         "workspace": keys.space_of(image).workspace_id,
@@ -210,16 +207,13 @@ def add_image(
 
 
 def _label_writes(space: Space, image: TrainingImage, label_id: str, adding: bool) -> list[Put | Update | Delete]:
-    membership_pk, membership_sk = keys.membership_key(space, label_id, image.id)
+    membership = keys.membership_key(space, label_id, image.id)
     label_key = keys.label_key(space, label_id)
     if adding:
         return [
             Put(
                 {
-                    PK: membership_pk,
-                    SK: membership_sk,
-                    LIST: keys.membership_list(space, label_id, image.id),
-                    ORD: keys.membership_ord(label_id, image.created, image.id),
+                    **keys.placement(space, membership, keys.membership_ord(label_id, image.created, image.id)),
                     "image_id": image.id,
                     "label_id": label_id,
                 }
@@ -227,7 +221,7 @@ def _label_writes(space: Space, image: TrainingImage, label_id: str, adding: boo
             Update(label_key, increment={"images_count": 1}, condition=Condition(exists=True)),
         ]
     return [
-        Delete((membership_pk, membership_sk)),
+        Delete(membership),
         Update(label_key, increment={"images_count": -1}, condition=Condition(exists=True)),
     ]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kestrel.domain.entities import default_workspace_id
-from kestrel.ports.items import Key
+from kestrel.ports.items import LIST, ORD, PK, SK, Item, Key
 
 
 def owner_pk(owner_id: str) -> str:
@@ -124,7 +124,20 @@ def list_of(space: Space, sk: str) -> str | None:
     if kind == "M":
         label_id, _, image_id = rest.partition("#")
         return membership_list(space, label_id, image_id)
+    if kind == "R":
+        return review_list(space, rest.partition("#")[2])
     return None  # H# (content marker), N# (version pointer): read by key only
+
+
+def placement(space: Space, key: Key, ord_value: str) -> Item:
+    """Where an item of the workspace is stored and listed: its key, the list its sort key puts it
+    in (``list_of``: the one place that decides), and its order there."""
+    pk, sk = key
+    placed: Item = {PK: pk, SK: sk, ORD: ord_value}
+    list_key = list_of(space, sk)
+    if list_key is not None:
+        placed[LIST] = list_key
+    return placed
 
 
 #: The kinds keyed by their own id (``own_key``); what else is in ``O#<owner>`` stays there.

@@ -8,7 +8,7 @@ from typing import Any
 
 from kestrel.domain.entities import Label, LabelType, default_workspace_id, new_id, now_iso
 from kestrel.domain.errors import Conflict, InvalidInput, NotFound
-from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.ports.items import ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
@@ -55,12 +55,9 @@ def labels_by_id(store: ItemStore, space: Space, label_ids: set[str]) -> dict[st
 
 
 def label_item(label: Label, negative_for_task: str | None = None) -> Item:
-    pk, sk = keys.label_key(Space(label.owner_id, label.workspace_id), label.id)
+    space = Space(label.owner_id, label.workspace_id)
     return {
-        PK: pk,
-        SK: sk,
-        LIST: keys.label_list(Space(label.owner_id, label.workspace_id)),
-        ORD: keys.label_ord(label.created, label.id),
+        **keys.placement(space, keys.label_key(space, label.id), keys.label_ord(label.created, label.id)),
         "id": label.id,
         "owner_id": label.owner_id,
         "workspace": label.workspace_id,

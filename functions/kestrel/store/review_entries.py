@@ -35,13 +35,10 @@ def enqueue(
 ) -> bool:
     """Queue a stored image for review in ``task_id``. Classified again while still queued, it
     takes the newer prediction and its place; once reviewed or skipped it stays so (False)."""
-    pk, sk = keys.review_key(space, image_id, task_id)
+    key = keys.review_key(space, image_id, task_id)
     position = sort_key(uncertainty)
     item: Item = {
-        PK: pk,
-        SK: sk,
-        LIST: keys.review_list(space, task_id),
-        ORD: keys.review_ord(task_id, QUEUED, position, image_id),
+        **keys.placement(space, key, keys.review_ord(task_id, QUEUED, position, image_id)),
         "task_id": task_id,
         "image_id": image_id,
         "status": QUEUED,
@@ -57,7 +54,7 @@ def enqueue(
             return False
     newer = {name: item[name] for name in (ORD, "uncertainty", "prediction", "queued")}
     try:
-        store.update(Update((pk, sk), set=newer, condition=Condition(equals={"status": QUEUED})))
+        store.update(Update(key, set=newer, condition=Condition(equals={"status": QUEUED})))
     except ConditionFailed:  # decided (or gone) meanwhile: that stands
         return False
     return True

@@ -18,7 +18,7 @@ from kestrel.domain.entities import (
     now_iso,
 )
 from kestrel.domain.errors import InvalidInput, NotFound
-from kestrel.ports.items import LIST, ORD, PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
+from kestrel.ports.items import PK, SK, Condition, ConditionFailed, Delete, Item, ItemStore, Put, Update
 from kestrel.store import keys
 from kestrel.store.checks import check_names
 from kestrel.store.keys import Space
@@ -51,12 +51,9 @@ def task_from_item(item: Item) -> Task:
 
 def task_item(task: Task) -> Item:
     """The stored form of ``task`` (what ``task_from_item`` reads back)."""
-    pk, sk = keys.task_key(keys.space_of(task), task.id)
+    space = keys.space_of(task)
     return {
-        PK: pk,
-        SK: sk,
-        LIST: keys.task_list(keys.space_of(task)),
-        ORD: keys.task_ord(task.created, task.id),
+        **keys.placement(space, keys.task_key(space, task.id), keys.task_ord(task.created, task.id)),
         "id": task.id,
         "owner_id": task.owner_id,
         "workspace": keys.space_of(task).workspace_id,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kestrel.domain.entities import Model, TrainStatus, default_workspace_id
 from kestrel.domain.errors import NotFound
-from kestrel.ports.items import LIST, ORD, PK, SK, Item, ItemStore
+from kestrel.ports.items import SK, Item, ItemStore
 from kestrel.store import keys
 from kestrel.store.keys import Space
 from kestrel.store.paging import Page, PageRequest, paginate
@@ -37,12 +37,9 @@ def model_from_item(item: Item) -> Model:
 def model_item(model: Model) -> Item:
     """The stored form of ``model`` (what ``model_from_item`` reads back); the lifecycle adds its
     own bookkeeping attributes (owed mails, a pending deploy) in its writes."""
-    pk, sk = keys.model_key(keys.space_of(model), model.id)
+    space = keys.space_of(model)
     return {
-        PK: pk,
-        SK: sk,
-        LIST: keys.model_list(keys.space_of(model)),
-        ORD: keys.model_ord(model.task_id, model.version),
+        **keys.placement(space, keys.model_key(space, model.id), keys.model_ord(model.task_id, model.version)),
         "id": model.id,
         "owner_id": model.owner_id,
         "workspace": keys.space_of(model).workspace_id,
