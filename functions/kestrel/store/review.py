@@ -60,12 +60,13 @@ def list_queue(store: ItemStore, space: Space, task: Task, request: PageRequest)
                 if image is not None and not labelled_for_task & set(image.get("labels") or {}):
                     yield {ORD: entry[ORD], "image": image, "entry": entry}
 
+    # Read once per request (at most UNLABELLED_SCAN images): it gives both the count and the page.
+    newest = islice(merged(store, keys.image_lists(space), IMAGE_PREFIX, None, UNLABELLED_SCAN), UNLABELLED_SCAN)
+    # No label at all, and nothing about it in this task (queued, reviewed, skipped).
+    waiting = [image for image in newest if not image.get("labels") and task.id not in (image.get(MARKS) or {})]
+
     def unpredicted(after: str | None) -> Iterator[Item]:
-        newest = merged(store, keys.image_lists(space), IMAGE_PREFIX, None, UNLABELLED_SCAN)
-        for image in islice(newest, UNLABELLED_SCAN):
-            # No label at all, and nothing about it in this task (queued, reviewed, skipped).
-            if image.get("labels") or task.id in (image.get(MARKS) or {}):
-                continue
+        for image in waiting:
             if after is None or str(image[ORD]) < after:
                 yield {ORD: image[ORD], "image": image, "entry": None}
 
@@ -77,7 +78,7 @@ def list_queue(store: ItemStore, space: Space, task: Task, request: PageRequest)
             after = None
         yield from unpredicted(after)
 
-    count = store.count(pk, queued_prefix, index="ord") + sum(1 for _ in unpredicted(None))
+    count = store.count(pk, queued_prefix, index="ord") + len(waiting)
     return paginate(walk, request, count)
 
 
