@@ -11,9 +11,7 @@ not in it until the next training, and an image deleted since is left out of the
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +27,7 @@ from kestrel.store.keys import Space
 from kestrel.store.tasks import get_task
 from kestrel.store.version_files import DESCRIPTORS_FILE, model_prefix
 from kestrel.usecases.classify import MAX_RECORDS, prepare_records, trained_version, version_head
+from kestrel.vision.byte_cache import ByteBoundedCache
 from kestrel.vision.descriptor_index import BadIndex, DescriptorIndex, Match
 from kestrel.vision.imagefile import ImageRejected
 from kestrel.vision.preprocess import preprocess
@@ -80,31 +79,19 @@ class IndexCache:
     """Descriptor indexes by blob key, least recently used out first, bounded by their bytes."""
 
     def __init__(self, max_bytes: int = INDEX_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._indexes: OrderedDict[str, DescriptorIndex] = OrderedDict()
-        self._lock = threading.Lock()
-        self.loads = 0
+        self._cache = ByteBoundedCache[DescriptorIndex](max_bytes)
+
+    @property
+    def loads(self) -> int:
+        return self._cache.loads
 
     @property
     def nbytes(self) -> int:
-        with self._lock:
-            return sum(index.nbytes for index in self._indexes.values())
+        return self._cache.bytes
 
     def get(self, key: str, load: Callable[[str], bytes]) -> DescriptorIndex:
         """The index in blob ``key``, read with ``load`` when it is not kept (BlobNotFound: none)."""
-        with self._lock:
-            index = self._indexes.get(key)
-            if index is not None:
-                self._indexes.move_to_end(key)
-                return index
-        index = DescriptorIndex.from_bytes(load(key))
-        with self._lock:
-            self.loads += 1
-            if index.nbytes <= self.max_bytes:
-                self._indexes[key] = index
-                while sum(kept.nbytes for kept in self._indexes.values()) > self.max_bytes:
-                    self._indexes.popitem(last=False)
-        return index
+        return self._cache.get(key, lambda: DescriptorIndex.from_bytes(load(key)))
 
 
 _indexes = IndexCache()

@@ -7,7 +7,6 @@ cache costs the read of its head file (kilobytes), not a whole model file (12.8 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,62 +14,12 @@ import numpy as np
 import onnxruntime as ort
 
 from kestrel.vision.backbone import Backbone, find_backbone
+from kestrel.vision.byte_cache import ByteBoundedCache
 from kestrel.vision.heads import ServedHead, descriptors
 from kestrel.vision.session import create_session
 
-
-class HeadCache:
-    """Heads by key (a version's blob prefix), least recently used out first once their
-    :attr:`ServedHead.nbytes` together pass ``max_bytes``. One load per key even when many
-    requests ask at once."""
-
-    def __init__(self, max_bytes: int) -> None:
-        if max_bytes < 1:
-            raise ValueError(f"the head cache needs a positive size in bytes, not {max_bytes}")
-        self.max_bytes = max_bytes
-        self.bytes = 0  # the cached heads' nbytes together
-        self.loads = 0  # heads read and parsed (for tests and metrics)
-        self._heads: OrderedDict[str, ServedHead] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-
-    def __len__(self) -> int:
-        return len(self._heads)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._heads
-
-    def get(self, key: str, load: Callable[[], ServedHead]) -> ServedHead:
-        with self._lock:
-            head = self._heads.get(key)
-            if head is not None:
-                self._heads.move_to_end(key)
-                return head
-            loading = self._loading.setdefault(key, threading.Lock())
-        with loading:
-            with self._lock:
-                if key in self._heads:
-                    return self._heads[key]
-            try:
-                head = load()
-            finally:
-                with self._lock:
-                    self._loading.pop(key, None)
-            with self._lock:
-                self.loads += 1
-                self._keep(key, head)
-            return head
-
-    def _keep(self, key: str, head: ServedHead) -> None:
-        """Cache ``head`` and evict the oldest until the bound holds (a head alone over the
-        bound is served, not kept)."""
-        if head.nbytes > self.max_bytes:
-            return
-        self._heads[key] = head
-        self.bytes += head.nbytes
-        while self.bytes > self.max_bytes:
-            _, evicted = self._heads.popitem(last=False)
-            self.bytes -= evicted.nbytes
+#: Heads by key (a version's blob prefix), bounded by their :attr:`ServedHead.nbytes`.
+HeadCache = ByteBoundedCache[ServedHead]
 
 
 class Backbones:
