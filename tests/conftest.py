@@ -28,15 +28,16 @@ from kestrel.config import Limits, MailSettings, Settings, TrainingSettings
 from kestrel.local.gateway import GatewayServer, make_server
 from kestrel.local.powertools import quiet_local_powertools
 from kestrel.store.accounts import create_token, ensure_owner
-from tests import moto_speed
 from tests.soak import record
 
 # The tests run the handlers locally, in this process and in gateway workers: Powertools is set
 # up for the local runtime here, explicitly, as `kestrel serve` does (no EMF lines on stdout, where
 # the CLI tests read the CLI's output).
 quiet_local_powertools()
-# moto without its two costs that grow with a test's size (tests/moto_speed.py): same outcomes.
-moto_speed.install()
+
+# moto without three costs that grow with a test's size, outcomes unchanged (docs/testing.md);
+# `-p no:tests.moto_speed` runs moto as it comes, to compare.
+pytest_plugins = ["tests.moto_speed"]
 
 OWNER_A = "owner-a@example.com"
 AWS_REGION = "us-east-1"

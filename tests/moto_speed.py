@@ -1,7 +1,8 @@
 """Two costs of moto that grow with the test, not with what it checks; removed, outcomes unchanged.
 
-Profiled with py-spy on tests/flow and tests/api (docs/development.md, "Test speed"), they were
-about a quarter of the suite's CPU time:
+A pytest plugin (``pytest_plugins`` in tests/conftest.py; ``-p no:tests.moto_speed`` leaves moto
+as it comes). Profiled with py-spy on tests/flow and tests/api (docs/testing.md), these
+were about a quarter of the suite's CPU time:
 
 - **A DynamoDB transaction deep-copied the whole table, once per item it names** (moto 5.2's
   rollback snapshot for all-or-nothing). An upload is a transaction of a few items, so each upload
@@ -22,6 +23,7 @@ about a quarter of the suite's CPU time:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import botocore.loaders
@@ -124,10 +126,14 @@ def _load_file_once(self: botocore.loaders.JSONFileLoader, file_path: str) -> An
     return _parsed[file_path]
 
 
-def install() -> None:
-    """The three changes, for the rest of the process (idempotent)."""
-    dynamodb_models.copy = _CopyExceptTables()  # type: ignore[assignment]
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    AttributePicker.__call__ = _pick  # type: ignore[method-assign]
-    if botocore.loaders.JSONFileLoader.load_file is not _load_file_once:
-        botocore.loaders.JSONFileLoader.load_file = _load_file_once  # type: ignore[method-assign]
+def pytest_configure(config: object) -> None:
+    install()
+
+
+def install(patch: Callable[[Any, str, Any], None] = setattr) -> None:
+    """The three changes, for the rest of the process (or until ``patch``, e.g. a monkeypatch's
+    ``setattr``, undoes them)."""
+    patch(dynamodb_models, "copy", _CopyExceptTables())
+    patch(DynamoDBBackend, "transact_write_items", _transact_write_items)
+    patch(AttributePicker, "__call__", _pick)
+    patch(botocore.loaders.JSONFileLoader, "load_file", _load_file_once)

@@ -65,8 +65,16 @@ def writes(last: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_patch_is_installed_by_the_suite() -> None:
+def test_the_patch_is_installed_by_the_suite(request: pytest.FixtureRequest) -> None:
+    if not request.config.pluginmanager.has_plugin("tests.moto_speed"):
+        pytest.skip("run with -p no:tests.moto_speed: moto as it comes")
     assert DynamoDBBackend.transact_write_items is moto_speed._transact_write_items
+
+
+@pytest.fixture(autouse=True)
+def _installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Also under -p no:tests.moto_speed (then only for the test): these tests check the changes.
+    moto_speed.install(monkeypatch.setattr)
 
 
 def test_a_transaction_cancelled_by_its_last_condition_changes_nothing(dynamodb: Any) -> None:
