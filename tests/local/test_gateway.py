@@ -177,6 +177,15 @@ def test_the_handler_gets_an_api_gateway_proxy_event_and_a_lambda_context(
     assert plain["queryStringParameters"] is None and plain["multiValueQueryStringParameters"] is None
 
 
+def test_the_gateway_s_time_limit_is_the_one_the_handler_s_context_counts_down(
+    serve: Callable[..., RunningServer],
+) -> None:
+    # timeout_seconds was once stored and never used: every handler got API Gateway's 29 s.
+    server = serve(timeout_seconds=3)
+    context = echoed(server.request("GET", "recognition/v2/label/"))["context"]
+    assert 0 < context["remaining_ms"] <= 3_000
+
+
 def test_text_bodies_arrive_as_text_and_binary_ones_as_base64(serve: Callable[..., RunningServer]) -> None:
     server = serve()
     as_json = echoed(server.request("POST", "recognition/v2/task/", json={"name": "é"}))["event"]

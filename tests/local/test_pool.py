@@ -164,6 +164,7 @@ def test_a_handler_past_the_time_limit_is_a_504_and_its_worker_is_replaced(ports
         pool.warm_up()  # the time limit is for the handler, not for this machine's cold start
         held = server.request("GET", f"recognition/v2/hold/?started={tmp_path / 'first'}&release={release}")
         assert held.status_code == 504 and "time limit" in held.json()["detail"]
+        assert not release.exists()  # stopped by the 3 s limit, not let go by the handler's own 60 s
         first = int((tmp_path / "first").read_text())
         assert first not in pool.worker_pids()  # stopped, not reused
         release.write_text("go")

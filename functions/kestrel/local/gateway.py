@@ -221,7 +221,7 @@ class Gateway:
             return json_response(404, {"detail": f"No function serves {path}"})
         route = function.route
         context = LocalLambdaContext.for_function(
-            route.function_name, route.memory_mb, str(uuid.uuid4()), TIMEOUT_SECONDS
+            route.function_name, route.memory_mb, str(uuid.uuid4()), self.timeout_seconds
         )
         try:
             result = function.invoke(event, context)
