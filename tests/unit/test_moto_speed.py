@@ -65,6 +65,18 @@ def writes(last: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def c_holds(number: str) -> dict[str, Any]:
+    """A condition check that item c's n is ``number``."""
+    return {
+        "ConditionCheck": {
+            "TableName": TABLE,
+            "Key": key("c"),
+            "ConditionExpression": "n = :n",
+            "ExpressionAttributeValues": {":n": {"N": number}},
+        }
+    }
+
+
 def test_the_patch_is_installed_by_the_suite(request: pytest.FixtureRequest) -> None:
     if not request.config.pluginmanager.has_plugin("tests.moto_speed"):
         pytest.skip("run with -p no:tests.moto_speed: moto as it comes")
@@ -79,16 +91,8 @@ def _installed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_transaction_cancelled_by_its_last_condition_changes_nothing(dynamodb: Any) -> None:
     before = everything(dynamodb)
-    failing_check = {
-        "ConditionCheck": {
-            "TableName": TABLE,
-            "Key": key("c"),
-            "ConditionExpression": "n = :other",
-            "ExpressionAttributeValues": {":other": {"N": "42"}},
-        }
-    }
     with pytest.raises(ClientError) as refused:
-        dynamodb.transact_write_items(TransactItems=writes(failing_check))
+        dynamodb.transact_write_items(TransactItems=writes(c_holds("42")))  # c holds 3
     assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
     assert everything(dynamodb) == before
 
@@ -103,15 +107,7 @@ def test_a_transaction_refused_as_invalid_midway_changes_nothing(dynamodb: Any) 
 
 
 def test_a_transaction_that_succeeds_changes_every_item_it_names(dynamodb: Any) -> None:
-    passing_check = {
-        "ConditionCheck": {
-            "TableName": TABLE,
-            "Key": key("c"),
-            "ConditionExpression": "n = :three",
-            "ExpressionAttributeValues": {":three": {"N": "3"}},
-        }
-    }
-    dynamodb.transact_write_items(TransactItems=writes(passing_check))
+    dynamodb.transact_write_items(TransactItems=writes(c_holds("3")))
     assert [(item["sk"]["S"], item["n"]["N"]) for item in everything(dynamodb)] == [
         ("a", "2"),
         ("c", "3"),
