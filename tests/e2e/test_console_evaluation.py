@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from tests.api.http import Api
 from tests.e2e.conftest import Console
+from tests.flow.conftest import make_trainable_task
 from tests.photos import distinct_photos, photo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -24,12 +25,8 @@ WITH_INTERVAL = re.compile("\\d+ % \\(\\d+\u2013\\d+ %\\)")
 
 def test_misclassified_test_images_are_shown_with_what_they_were_taken_for(console: Console) -> None:
     api = Api(console.url, console.server.token)
-    task = api.create_task("With mistakes")
-    cat, coffee = api.create_label("cat"), api.create_label("coffee")
-    for label, sample in ((cat, "chelsea"), (coffee, "coffee")):
-        api.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]})
-        for data in distinct_photos(20, sample, side=64):
-            api.upload(data, labels=[label["id"]])
+    trainable = make_trainable_task(api, name="With mistakes")
+    task, (cat, _) = trainable.task, trainable.labels
     # Photos of coffee labelled "cat" and kept for evaluation: the model will call them coffee.
     wrong = [api.upload(data, labels=[cat["id"]], test_image=True)["id"] for data in distinct_photos(23, "coffee")[20:]]
     model = api.post(f"task/{task['id']}/train/", status=201)
@@ -118,7 +115,6 @@ def test_a_truncated_card_is_read_whole_and_mails_not_sent_are_shown(
     from kestrel.store.accounts import authenticate
     from kestrel.store.keys import Space
     from kestrel.store.version_files import CARD_FILE, model_prefix
-    from tests.flow.conftest import make_trainable_task
 
     def refused(mail: Mail) -> None:
         raise OSError("the SMTP server is gone")

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from tests.api.http import Api
 from tests.e2e.conftest import Console
+from tests.flow.conftest import make_trainable_task
 from tests.photos import distinct_photos, photo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -31,12 +32,8 @@ def _wait_trained(api: Api, model_id: str) -> None:
 
 def test_similar_training_images_under_classify_results_and_in_the_data_tab(console: Console, tmp_path: Path) -> None:
     api = Api(console.url, console.server.token)
-    task = api.create_task("Cats and coffee")
-    cat, coffee = api.create_label("cat"), api.create_label("coffee")
-    for label, sample in ((cat, "chelsea"), (coffee, "coffee")):
-        api.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]})
-        for data in distinct_photos(20, sample, side=64):
-            api.upload(data, labels=[label["id"]])
+    trainable = make_trainable_task(api)  # "Cats and coffee": 20 photos of each
+    task, (cat, _) = trainable.task, trainable.labels
     # A photo of coffee labelled "cat" by mistake: its nearest images are coffee.
     mislabelled = api.upload(distinct_photos(21, "coffee", side=64)[20], labels=[cat["id"]])
     model = api.post(f"task/{task['id']}/train/", status=201)

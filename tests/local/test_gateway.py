@@ -217,16 +217,21 @@ def test_binary_responses_and_repeated_headers_reach_the_client(serve: Callable[
     assert response.headers["x-amzn-RequestId"]
 
 
+def function_answering(server: RunningServer) -> Callable[[str], str]:
+    """The name of the function that answers a POST to a path (the stubs echo their context)."""
+
+    def function(path: str) -> str:
+        return str(echoed(server.request("POST", path, json={}))["context"]["function_name"])
+
+    return function
+
+
 def test_routes_go_to_their_function_by_prefix(serve: Callable[..., RunningServer]) -> None:
     routes = [
         Route.of("/recognition/v2/classify", "stub-classify", echo, 2048),
         Route.of("/", "stub-api", echo),
     ]
-    server = serve(routes=routes)
-
-    def function(path: str) -> str:
-        return str(echoed(server.request("POST", path, json={}))["context"]["function_name"])
-
+    function = function_answering(serve(routes=routes))
     assert function("recognition/v2/classify") == "stub-classify"
     assert function("recognition/v2/classify/") == "stub-classify"
     assert function("recognition/v2/classifier/") == "stub-api"
@@ -236,11 +241,7 @@ def test_routes_go_to_their_function_by_prefix(serve: Callable[..., RunningServe
 def test_similarity_search_goes_to_the_classify_function(serve: Callable[..., RunningServer]) -> None:
     [classify] = [route for route in default_routes() if route.function_name == "kestrel-classify"]
     routes = [replace(classify, handler=echo), Route.of("/", "stub-api", echo)]
-    server = serve(routes=routes)
-
-    def function(path: str) -> str:
-        return str(echoed(server.request("POST", path, json={}))["context"]["function_name"])
-
+    function = function_answering(serve(routes=routes))
     # One pool of workers for both paths (the model cache is shared), as on AWS one Lambda.
     assert function("recognition/v2/task/3f2c/similar/") == "kestrel-classify"
     assert function("recognition/v2/task/3f2c/similar") == "kestrel-classify"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from kestrel.domain.entities import now_iso
+from kestrel.ports.items import Key
 from kestrel.store import keys
 from kestrel.store.keys import Space
 
@@ -15,18 +16,23 @@ OTHER = "3f1c2b9e-0000-4000-8000-000000000002"
 SPACE = Space.default_of(OWNER)  # the default workspace lives in the owner's partition
 
 
+def every_entity_key(space: Space) -> list[Key]:
+    """One key of each kind of entity a workspace holds."""
+    return [
+        keys.task_key(space, "t1"),
+        keys.label_key(space, "l1"),
+        keys.image_key(space, "i1"),
+        keys.content_key(space, "ab" * 32),
+        keys.membership_key(space, "l1", "i1"),
+        keys.model_key(space, "m1"),
+        keys.model_version_key(space, "t1", 1),
+    ]
+
+
 def test_everything_an_owner_has_is_keyed_under_the_owners_prefix() -> None:
     pk = keys.owner_pk(OWNER)
     in_partition = [keys.owner_key(OWNER), keys.token_ref_key(OWNER, "t1"), keys.workspace_key(OWNER, "w")]
-    own = [
-        keys.task_key(SPACE, "x"),
-        keys.label_key(SPACE, "x"),
-        keys.image_key(SPACE, "x"),
-        keys.content_key(SPACE, "ab" * 32),
-        keys.membership_key(SPACE, "l", "i"),
-        keys.model_key(SPACE, "x"),
-        keys.model_version_key(SPACE, "t", 1),
-    ]
+    own = every_entity_key(SPACE)
     assert {key[0] for key in in_partition} == {pk}  # a few items, bounded
     assert all(key[0].startswith(f"{pk}#") for key in own)  # each in a partition of its own
     assert keys.owner_pk(OTHER) != pk
@@ -114,15 +120,7 @@ def test_another_workspace_has_its_own_partition() -> None:
 
 def test_each_entity_of_a_workspace_has_a_partition_of_its_own() -> None:
     """No partition (item collection) grows with the customer: one entity per partition."""
-    entity_keys = [
-        keys.task_key(SPACE, "t1"),
-        keys.label_key(SPACE, "l1"),
-        keys.image_key(SPACE, "i1"),
-        keys.content_key(SPACE, "ab" * 32),
-        keys.membership_key(SPACE, "l1", "i1"),
-        keys.model_key(SPACE, "m1"),
-        keys.model_version_key(SPACE, "t1", 1),
-    ]
+    entity_keys = every_entity_key(SPACE)
     partitions = [pk for pk, _ in entity_keys]
     assert len(set(partitions)) == len(partitions)
     assert keys.owner_pk(OWNER) not in partitions

@@ -13,6 +13,7 @@ from kestrel.ports.items import LIST, ORD, PK, SK, Item, ItemStore
 from kestrel.store.paging import (
     Page,
     PageRequest,
+    Walk,
     check_page_exists,
     decode_cursor,
     encode_cursor,
@@ -171,16 +172,21 @@ def sharded(store: ItemStore) -> ItemStore:
     return store
 
 
-def test_a_merged_walk_pages_through_every_shard_in_order(sharded: ItemStore) -> None:
-    lists = [f"SHARD#{shard}" for shard in range(4)]
-    request = PageRequest(page=1, page_size=7)
+def _every_page(fetch: Walk, page_size: int, count: int) -> list[int]:
+    """The numbers of every item, page after page from the first, each page's cursor to the next."""
+    request = PageRequest(page=1, page_size=page_size)
     seen: list[int] = []
     while True:
-        page = paginate(lambda after, limit: merged(sharded, lists, "S#", after, limit), request, count=40)
+        page = paginate(fetch, request, count=count)
         seen += _numbers(page)
         if page.next_after is None:
-            break
-        request = PageRequest(page=page.page + 1, page_size=7, after=page.next_after)
+            return seen
+        request = PageRequest(page=page.page + 1, page_size=page_size, after=page.next_after)
+
+
+def test_a_merged_walk_pages_through_every_shard_in_order(sharded: ItemStore) -> None:
+    lists = [f"SHARD#{shard}" for shard in range(4)]
+    seen = _every_page(lambda after, limit: merged(sharded, lists, "S#", after, limit), page_size=7, count=40)
     assert seen == list(range(39, -1, -1))  # newest first, none twice, none lost
     deep = paginate(lambda after, limit: merged(sharded, lists, "S#", after, limit), PageRequest(3, 7), count=40)
     assert _numbers(deep) == list(range(25, 18, -1))  # ?page=3 without a cursor: the same page
@@ -194,13 +200,6 @@ def test_a_merge_reads_on_from_a_list_that_holds_most_of_the_page(store: ItemSto
     for n in range(40):
         store.put({PK: f"K#{n}", SK: "K", LIST: "SKEW#0" if n % 10 else "SKEW#1", ORD: f"K#{n:03d}", "n": n})
     lists = ["SKEW#0", "SKEW#1", "SKEW#2", "SKEW#3"]  # 36 items, 4 items, none, none
-    request = PageRequest(page=1, page_size=9)
-    seen: list[int] = []
-    while True:
-        page = paginate(lambda after, limit: merged(store, lists, "K#", after, limit), request, count=40)
-        seen += _numbers(page)
-        if page.next_after is None:
-            break
-        request = PageRequest(page=page.page + 1, page_size=9, after=page.next_after)
+    seen = _every_page(lambda after, limit: merged(store, lists, "K#", after, limit), page_size=9, count=40)
     assert seen == list(range(39, -1, -1))
     assert [int(item["n"]) for item in merged(store, lists, "K#", None, 25)][:25] == list(range(39, 14, -1))
